@@ -1,0 +1,394 @@
+//! Input records: the small, owned, ordered form every source converts Kubernetes
+//! objects into. They keep only the fields the translation reads, derive `Ord` (the
+//! dataflow consolidates on it) and serde (records cross timely workers).
+//!
+//! Values that the Gateway API CRDs' schema would already reject never get here: the
+//! source refuses the object. Values that are well-formed but unsupported or invalid
+//! by the spec's rules (an unknown filter, a bad regex, an unsupported protocol) are
+//! kept as data, so the pipeline can report them in status.
+
+use serde::{Deserialize, Serialize};
+
+/// Namespace and name of an object. Cluster-scoped objects have an empty namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+    pub fn cluster(name: impl Into<String>) -> Self {
+        Self { namespace: String::new(), name: name.into() }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// The kinds of object the pipeline reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    ReferenceGrant,
+    Service,
+    EndpointSlice,
+    Namespace,
+}
+
+impl Kind {
+    /// The Kubernetes `kind` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::GatewayClass => "GatewayClass",
+            Kind::Gateway => "Gateway",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Namespace => "Namespace",
+        }
+    }
+}
+
+/// Identity of an object: what a delete names, and what a replace retracts.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectId {
+    pub kind: Kind,
+    pub key: ObjectKey,
+}
+
+/// Metadata the translation reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Meta {
+    pub key: ObjectKey,
+    pub generation: i64,
+    /// RFC 3339 creation timestamp as the API server writes it (`...Z`, so it sorts
+    /// as text); empty when unknown (e.g. a manifest file).
+    pub creation: String,
+}
+
+/// One input object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Object {
+    GatewayClass(GatewayClass),
+    Gateway(Gateway),
+    HttpRoute(HttpRoute),
+    ReferenceGrant(ReferenceGrant),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Namespace(Namespace),
+}
+
+impl Object {
+    pub fn id(&self) -> ObjectId {
+        let (kind, key) = match self {
+            Object::GatewayClass(o) => (Kind::GatewayClass, ObjectKey::cluster(&o.name)),
+            Object::Gateway(o) => (Kind::Gateway, o.meta.key.clone()),
+            Object::HttpRoute(o) => (Kind::HttpRoute, o.meta.key.clone()),
+            Object::ReferenceGrant(o) => (Kind::ReferenceGrant, o.key.clone()),
+            Object::Service(o) => (Kind::Service, o.key.clone()),
+            Object::EndpointSlice(o) => (Kind::EndpointSlice, o.key.clone()),
+            Object::Namespace(o) => (Kind::Namespace, ObjectKey::cluster(&o.name)),
+        };
+        ObjectId { kind, key }
+    }
+}
+
+/// A change as a source emits it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Change {
+    /// Insert, or replace the object with the same identity.
+    Apply(Object),
+    /// Remove the object; deleting an unknown object is a no-op.
+    Delete(ObjectId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GatewayClass {
+    pub name: String,
+    pub controller_name: String,
+    pub generation: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Gateway {
+    pub meta: Meta,
+    pub class_name: String,
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Listener {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Lower-cased; `*.example.com` for wildcards.
+    pub hostname: Option<String>,
+    pub allowed_namespaces: FromNamespaces,
+    /// Empty: the protocol's default kinds.
+    pub allowed_kinds: Vec<GroupKind>,
+    /// TLS settings, for HTTPS listeners (terminated at Envoy).
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    Http,
+    Https,
+    Tls,
+    Tcp,
+    Udp,
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ListenerTls {
+    pub mode_terminate: bool,
+    pub certificate_refs: Vec<SecretRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FromNamespaces {
+    Same,
+    All,
+    Selector(LabelSelector),
+}
+
+/// A Kubernetes label selector; `match_labels` entries are `In` requirements with one
+/// value. An empty selector selects everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LabelSelector {
+    pub requirements: Vec<Requirement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Requirement {
+    pub key: String,
+    pub op: SelectorOp,
+    pub values: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SelectorOp {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupKind {
+    /// Empty for the core group.
+    pub group: String,
+    pub kind: String,
+}
+
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HttpRoute {
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
+    /// Lower-cased.
+    pub hostnames: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub group: String,
+    pub kind: String,
+    /// `None`: the route's namespace.
+    pub namespace: Option<String>,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Rule {
+    pub name: Option<String>,
+    /// Never empty: the source fills the spec's default (`PathPrefix /`).
+    pub matches: Vec<RouteMatch>,
+    pub filters: Vec<Filter>,
+    pub backends: Vec<BackendRef>,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    pub headers: Vec<ValueMatch>,
+    pub query: Vec<ValueMatch>,
+    /// Upper-case HTTP method.
+    pub method: Option<String>,
+}
+
+impl Default for RouteMatch {
+    fn default() -> Self {
+        Self { path: PathMatch::Prefix("/".into()), headers: vec![], query: vec![], method: None }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    Regex(String),
+}
+
+/// A header or query-parameter match.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ValueMatch {
+    pub name: String,
+    pub value: String,
+    pub regex: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Filter {
+    RequestHeaders(HeaderModifier),
+    ResponseHeaders(HeaderModifier),
+    Redirect(Redirect),
+    UrlRewrite(UrlRewrite),
+    Mirror(Mirror),
+    /// A filter type this implementation does not support (e.g. `ExtensionRef`,
+    /// `CORS`): the rule is reported and answers 500.
+    Unsupported(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HeaderModifier {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Redirect {
+    /// `http` or `https`.
+    pub scheme: Option<String>,
+    pub hostname: Option<String>,
+    pub path: Option<PathModifier>,
+    pub port: Option<u16>,
+    /// 301, 302 (default), 303, 307 or 308.
+    pub status_code: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PathModifier {
+    ReplaceFullPath(String),
+    ReplacePrefixMatch(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UrlRewrite {
+    pub hostname: Option<String>,
+    pub path: Option<PathModifier>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Mirror {
+    pub backend: BackendRef,
+    /// Fraction of requests mirrored, as numerator / denominator; `None`: all.
+    pub fraction: Option<(u32, u32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BackendRef {
+    pub group: String,
+    pub kind: String,
+    /// `None`: the route's namespace.
+    pub namespace: Option<String>,
+    pub name: String,
+    pub port: Option<u16>,
+    pub weight: u32,
+    pub filters: Vec<Filter>,
+}
+
+/// Durations in milliseconds; `Some(0)` disables the timeout.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timeouts {
+    pub request_ms: Option<u64>,
+    pub backend_request_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReferenceGrant {
+    pub key: ObjectKey,
+    pub from: Vec<GrantFrom>,
+    pub to: Vec<GrantTo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GrantFrom {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GrantTo {
+    pub group: String,
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Service {
+    pub key: ObjectKey,
+    pub ports: Vec<ServicePort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServicePort {
+    /// Empty for a single unnamed port.
+    pub name: String,
+    pub port: u16,
+    /// `spec.ports[].appProtocol`, e.g. `kubernetes.io/h2c`.
+    pub app_protocol: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EndpointSlice {
+    pub key: ObjectKey,
+    /// The `kubernetes.io/service-name` label.
+    pub service_name: Option<String>,
+    pub ports: Vec<EndpointPort>,
+    /// Addresses of ready endpoints only, sorted.
+    pub addresses: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EndpointPort {
+    /// Empty for an unnamed port; matches `ServicePort::name`.
+    pub name: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Namespace {
+    pub name: String,
+    /// Sorted by key.
+    pub labels: Vec<(String, String)>,
+}

@@ -1,0 +1,4 @@
+//! Sinks for Sluice: pipeline output encoded as Envoy xDS resources, printed as
+//! proto3 JSON, and served over ADS.
+
+pub mod state;
