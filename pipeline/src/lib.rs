@@ -2,11 +2,39 @@
 //! out, maintained incrementally by a differential dataflow.
 //!
 //! ```text
-//!  Change (apply/delete) @ t ──► inputs ──► joins (attach, select, resolve) ──► Output @ t
+//!  sources ── Change (apply/delete) @ t ──► Pipeline::apply ──► Delta @ t ──► sinks
+//!                                          (timely workers)
 //! ```
 //!
 //! This crate knows nothing of Kubernetes client types, gRPC or Envoy protos: sources
-//! convert objects into [`model`] records, sinks turn [`ir`] records into xDS.
+//! convert objects into [`model`] records, sinks turn [`ir`] records into xDS. The
+//! dataflow itself is in [`dataflow`]; its semantic pieces are plain functions
+//! ([`hostname`], [`precedence`], [`gateway`], [`routes`]) so they can be tested
+//! alone.
 
+mod attach;
+mod backends;
+pub mod dataflow;
+mod driver;
+pub mod fixtures;
+pub mod gateway;
+pub mod hostname;
 pub mod ir;
 pub mod model;
+pub mod precedence;
+pub mod routes;
+mod select;
+
+pub use driver::{Pipeline, PipelineConfig, DEFAULT_CONTROLLER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not start timely workers: {0}")]
+    Timely(String),
+    #[error("a dataflow worker stopped")]
+    WorkerGone,
+    #[error("dataflow worker failed: {0}")]
+    Worker(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

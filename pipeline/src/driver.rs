@@ -1,0 +1,187 @@
+//! Running the dataflow: timely workers on dedicated threads, fed one logical time
+//! at a time.
+//!
+//! [`Pipeline::apply`] takes the changes of one logical time, turns them into
+//! record updates (a replace retracts the previous record, a delete retracts it,
+//! repeated applies of an identical object are no-ops), runs every worker until the
+//! dataflow's frontier has passed that time, and returns the consolidated net output
+//! changes. A caller therefore only ever sees complete times.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::input::Input;
+use timely::worker::Worker;
+use timely::WorkerConfig;
+
+use crate::dataflow::translate;
+use crate::ir::{Delta, Output};
+use crate::model::{Change, Object, ObjectId};
+use crate::{Error, Result};
+
+/// The default `controllerName` Sluice answers for.
+pub const DEFAULT_CONTROLLER: &str = "sluice.dev/gateway-controller";
+
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub workers: usize,
+    pub controller_name: String,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self { workers: 1, controller_name: DEFAULT_CONTROLLER.to_string() }
+    }
+}
+
+enum Command {
+    Step { time: u64, updates: Vec<(Object, isize)> },
+}
+
+struct WorkerReport {
+    time: u64,
+    updates: Vec<(Output, isize)>,
+}
+
+/// A running translation pipeline.
+pub struct Pipeline {
+    commands: Vec<Sender<Command>>,
+    reports: Receiver<std::result::Result<WorkerReport, String>>,
+    guards: Option<timely::communication::initialize::WorkerGuards<()>>,
+    objects: BTreeMap<ObjectId, Object>,
+    next_time: u64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("workers", &self.commands.len()).field("time", &self.next_time).finish()
+    }
+}
+
+type Inbox = Arc<Mutex<Vec<Option<Receiver<Command>>>>>;
+
+impl Pipeline {
+    pub fn new(config: PipelineConfig) -> Result<Self> {
+        let workers = config.workers.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| channel()).unzip();
+        let inbox: Inbox = Arc::new(Mutex::new(receivers.into_iter().map(Some).collect()));
+        let (report_tx, reports) = channel();
+        let report_tx = Mutex::new(report_tx);
+        let controller = config.controller_name;
+        let timely_config = timely::Config {
+            communication: timely::CommunicationConfig::Process(workers),
+            worker: WorkerConfig::default(),
+        };
+        let guards = timely::execute(timely_config, move |worker| {
+            let rx = inbox.lock().ok().and_then(|mut v| v.get_mut(worker.index()).and_then(Option::take));
+            let tx = report_tx.lock().map(|t| t.clone());
+            if let (Some(rx), Ok(tx)) = (rx, tx) {
+                run_worker(worker, rx, tx, controller.clone());
+            }
+        })
+        .map_err(Error::Timely)?;
+        Ok(Self { commands: senders, reports, guards: Some(guards), objects: BTreeMap::new(), next_time: 0 })
+    }
+
+    /// The current objects, as the changes so far left them.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.objects.values()
+    }
+
+    /// The next logical time `apply` will use.
+    pub fn time(&self) -> u64 {
+        self.next_time
+    }
+
+    /// Apply one logical time's changes; returns the net output changes.
+    pub fn apply(&mut self, changes: impl IntoIterator<Item = Change>) -> Result<Delta> {
+        let updates = self.record_updates(changes);
+        self.step(updates)
+    }
+
+    fn record_updates(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<(Object, isize)> {
+        let mut updates = vec![];
+        for change in changes {
+            match change {
+                Change::Apply(obj) => {
+                    let id = obj.id();
+                    if let Some(old) = self.objects.insert(id, obj.clone()) {
+                        updates.push((old, -1));
+                    }
+                    updates.push((obj, 1));
+                }
+                Change::Delete(id) => {
+                    if let Some(old) = self.objects.remove(&id) {
+                        updates.push((old, -1));
+                    }
+                }
+            }
+        }
+        consolidate(&mut updates);
+        updates
+    }
+
+    fn step(&mut self, updates: Vec<(Object, isize)>) -> Result<Delta> {
+        let time = self.next_time;
+        self.next_time += 1;
+        let mut updates = Some(updates);
+        for tx in &self.commands {
+            let batch = updates.take().unwrap_or_default();
+            tx.send(Command::Step { time, updates: batch }).map_err(|_| Error::WorkerGone)?;
+        }
+        let mut out = vec![];
+        for _ in 0..self.commands.len() {
+            let report = self.reports.recv().map_err(|_| Error::WorkerGone)?.map_err(Error::Worker)?;
+            debug_assert_eq!(report.time, time);
+            out.extend(report.updates);
+        }
+        consolidate(&mut out);
+        Ok(Delta { time, updates: out })
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.commands.clear(); // workers see their inbox close and return
+        if let Some(guards) = self.guards.take() {
+            drop(guards.join());
+        }
+    }
+}
+
+fn run_worker(
+    worker: &mut Worker,
+    commands: Receiver<Command>,
+    reports: Sender<std::result::Result<WorkerReport, String>>,
+    controller: String,
+) {
+    let captured: Rc<RefCell<Vec<(Output, isize)>>> = Rc::default();
+    let sink = captured.clone();
+    let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, objects) = scope.new_collection::<Object, isize>();
+        let (probe, _) = translate(objects, controller)
+            .inspect_batch(move |_time, batch| {
+                sink.borrow_mut().extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
+            })
+            .probe();
+        (input, probe)
+    });
+    while let Ok(Command::Step { time, updates }) = commands.recv() {
+        for (obj, diff) in updates {
+            input.update(obj, diff);
+        }
+        input.advance_to(time + 1);
+        input.flush();
+        while probe.less_than(input.time()) {
+            worker.step();
+        }
+        let updates = std::mem::take(&mut *captured.borrow_mut());
+        if reports.send(Ok(WorkerReport { time, updates })).is_err() {
+            return;
+        }
+    }
+}
