@@ -1,0 +1,111 @@
+//! Gateway and its listeners.
+
+use gateway_api::gateways::{
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutesNamespaces,
+    GatewayListenersAllowedRoutesNamespacesFrom as From, GatewayListenersTls,
+    GatewayListenersTlsMode,
+};
+use sluice_pipeline::model::{
+    self, FromNamespaces, GATEWAY_GROUP, GroupKind, Listener, ListenerTls, Object, Protocol,
+    SecretRef,
+};
+
+use super::{ConvertError, Result, ToModel, each, meta, port, selector::label_selector};
+
+impl ToModel for Gateway {
+    type Model = model::Gateway;
+
+    fn to_object(&self) -> Result<Object> {
+        self.to_model().map(Object::Gateway)
+    }
+
+    fn to_model(&self) -> Result<model::Gateway> {
+        let gateway = self;
+        Ok(model::Gateway {
+            meta: meta::namespaced_meta(&gateway.metadata)?,
+            class_name: gateway.spec.gateway_class_name.clone(),
+            listeners: each("spec.listeners", Some(&gateway.spec.listeners), listener)?,
+        })
+    }
+}
+
+fn listener(l: &GatewayListeners) -> Result<Listener> {
+    let routes = l.allowed_routes.as_ref();
+    let allowed_kinds = routes
+        .and_then(|r| r.kinds.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|k| GroupKind {
+            group: k.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
+            kind: k.kind.clone(),
+        })
+        .collect();
+    let allowed_namespaces = from_namespaces(routes.and_then(|r| r.namespaces.as_ref()))
+        .map_err(|e| e.within("allowedRoutes.namespaces"))?;
+    Ok(Listener {
+        name: l.name.clone(),
+        port: port("port", l.port)?,
+        protocol: protocol(&l.protocol),
+        hostname: l.hostname.as_ref().map(|h| h.to_ascii_lowercase()),
+        allowed_namespaces,
+        allowed_kinds,
+        tls: l.tls.as_ref().map(tls),
+    })
+}
+
+/// A listener protocol; names outside the core set are kept for status reporting.
+pub(crate) fn protocol(text: &str) -> Protocol {
+    match text {
+        "HTTP" => Protocol::Http,
+        "HTTPS" => Protocol::Https,
+        "TLS" => Protocol::Tls,
+        "TCP" => Protocol::Tcp,
+        "UDP" => Protocol::Udp,
+        other => Protocol::Other(other.to_owned()),
+    }
+}
+
+/// `allowedRoutes.namespaces`; `from` defaults to `Same`.
+fn from_namespaces(ns: Option<&GatewayListenersAllowedRoutesNamespaces>) -> Result<FromNamespaces> {
+    let from = ns.and_then(|n| n.from.as_ref()).unwrap_or(&From::Same);
+    Ok(match from {
+        From::Same => FromNamespaces::Same,
+        From::All => FromNamespaces::All,
+        From::Selector => {
+            let Some(sel) = ns.and_then(|n| n.selector.as_ref()) else {
+                return Err(ConvertError::new(
+                    "selector",
+                    "required when from is Selector",
+                ));
+            };
+            let expressions = sel
+                .match_expressions
+                .iter()
+                .flatten()
+                .map(|e| (e.key.as_str(), e.operator.as_str(), e.values.as_deref()));
+            let selector = label_selector(sel.match_labels.as_ref(), expressions)
+                .map_err(|e| e.within("selector"))?;
+            FromNamespaces::Selector(selector)
+        }
+    })
+}
+
+/// Listener TLS; `mode` defaults to `Terminate`, certificate refs to core `Secret`.
+fn tls(tls: &GatewayListenersTls) -> ListenerTls {
+    let certificate_refs = tls
+        .certificate_refs
+        .iter()
+        .flatten()
+        .map(|r| SecretRef {
+            group: r.group.clone().unwrap_or_default(),
+            kind: r.kind.clone().unwrap_or_else(|| "Secret".to_owned()),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        })
+        .collect();
+    let mode_terminate = !matches!(tls.mode, Some(GatewayListenersTlsMode::Passthrough));
+    ListenerTls {
+        mode_terminate,
+        certificate_refs,
+    }
+}

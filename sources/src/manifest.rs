@@ -1,0 +1,145 @@
+//! Kubernetes YAML manifests: multi-document files and directories of them.
+//!
+//! ```text
+//!  file text ─split─▶ documents (with start lines) ─YAML─▶ Value ─dispatch─▶ Object
+//!                                        │                              │
+//!                                  syntax error: Error          anything else: Warning
+//! ```
+//!
+//! A YAML syntax error stops the file (the rest of the stream cannot be trusted)
+//! and is an [`Error::Yaml`] with its line and column. A well-formed document that
+//! cannot become a record — an unknown kind, a field of the wrong type, a value the
+//! CRD schema forbids — is skipped with one [`Warning`], and every other document
+//! still loads.
+
+mod dispatch;
+mod split;
+mod unknown_filters;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize as _;
+use sluice_pipeline::model::Object;
+
+use crate::{Error, Result};
+
+/// What a manifest source read: the records, and the documents it skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub objects: Vec<Object>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Parsed {
+    fn extend(&mut self, other: Parsed) {
+        self.objects.extend(other.objects);
+        self.warnings.extend(other.warnings);
+    }
+}
+
+/// A document that was skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Warning {
+    /// The file (or other origin) the document came from.
+    pub origin: String,
+    /// 1-based line where the document starts.
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.origin, self.line, self.message)
+    }
+}
+
+/// Parses a multi-document YAML stream; `origin` names it in warnings and errors.
+pub fn parse_manifests(text: &str, origin: &str) -> Result<Parsed> {
+    let mut parsed = Parsed::default();
+    for document in split::documents(text) {
+        let stream = serde_yaml_ng::Deserializer::from_str(document.text);
+        for deserializer in stream {
+            let value = serde_yaml_ng::Value::deserialize(deserializer)
+                .map_err(|e| yaml_error(origin, document.first_line, &e))?;
+            let at = dispatch::At {
+                origin,
+                line: document.start_line,
+            };
+            parsed.extend(dispatch::document(&at, value));
+        }
+    }
+    Ok(parsed)
+}
+
+/// A syntax error, located in the whole file rather than in its document.
+fn yaml_error(origin: &str, first_line: usize, error: &serde_yaml_ng::Error) -> Error {
+    let (line, column) = match error.location() {
+        Some(l) => (first_line + l.line() - 1, l.column()),
+        None => (first_line, 0),
+    };
+    // The message may repeat the location relative to the document; drop it.
+    let message = error.to_string();
+    let message = match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    Error::Yaml {
+        origin: origin.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Reads files and directories (recursively: files ending `.yaml` or `.yml`), in
+/// the order given and each directory in sorted order.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Parsed> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files)?;
+    }
+    let mut parsed = Parsed::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| io(&file, source))?;
+        parsed.extend(parse_manifests(&text, &file.display().to_string())?);
+    }
+    Ok(parsed)
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let metadata = std::fs::metadata(path).map_err(|source| io(path, source))?;
+    if !metadata.is_dir() {
+        files.push(path.to_owned());
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|source| io(path, source))? {
+        entries.push(entry.map_err(|source| io(path, source))?.path());
+    }
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect_files(&entry, files)?;
+        } else if is_manifest(&entry) {
+            files.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,135 @@
+//! From one YAML document to a record, or to the warning that says why not.
+
+use gateway_api::{
+    gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute,
+    referencegrants::ReferenceGrant,
+};
+use k8s_openapi::api::{
+    core::v1::{Namespace, Service},
+    discovery::v1::EndpointSlice,
+};
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+use sluice_pipeline::model::{Object, ObjectKey};
+
+use super::{Parsed, Warning, unknown_filters};
+use crate::convert::{ToModel, meta::DEFAULT_NAMESPACE};
+
+/// Where a document starts, for warnings.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct At<'a> {
+    pub origin: &'a str,
+    pub line: usize,
+}
+
+impl At<'_> {
+    fn warning(&self, message: String) -> Warning {
+        Warning {
+            origin: self.origin.to_owned(),
+            line: self.line,
+            message,
+        }
+    }
+}
+
+const GATEWAY_VERSIONS: [&str; 2] = [
+    "gateway.networking.k8s.io/v1",
+    "gateway.networking.k8s.io/v1beta1",
+];
+
+/// The records of one document: none (empty), one, or a `List`'s items.
+pub(super) fn document(at: &At<'_>, value: Value) -> Parsed {
+    let mut parsed = Parsed::default();
+    if value.is_null() {
+        return parsed;
+    }
+    let api_version = text(&value, "apiVersion");
+    let kind = text(&value, "kind");
+    if api_version == "v1" && kind == "List" {
+        let items = value
+            .get("items")
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        for item in items {
+            parsed.extend(document(at, item));
+        }
+        return parsed;
+    }
+    match object(&value, api_version, kind) {
+        Some(Ok(object)) => parsed.objects.push(object),
+        Some(Err(error)) => {
+            parsed
+                .warnings
+                .push(at.warning(format!("skipped {}: {error}", describe(&value))));
+        }
+        None => {
+            let message = format!("skipped {}: unsupported apiVersion/kind", describe(&value));
+            parsed.warnings.push(at.warning(message));
+        }
+    }
+    parsed
+}
+
+/// The record of a document of a known kind; `None` for any other kind.
+fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object, String>> {
+    let gateway = GATEWAY_VERSIONS.contains(&api_version);
+    Some(match (kind, api_version) {
+        ("GatewayClass", _) if gateway => convert::<GatewayClass>(value.clone()),
+        ("Gateway", _) if gateway => convert::<Gateway>(value.clone()),
+        ("HTTPRoute", _) if gateway => http_route(value.clone()),
+        ("ReferenceGrant", _) if gateway => convert::<ReferenceGrant>(value.clone()),
+        ("Service", "v1") => convert::<Service>(value.clone()),
+        ("Namespace", "v1") => convert::<Namespace>(value.clone()),
+        ("EndpointSlice", "discovery.k8s.io/v1") => convert::<EndpointSlice>(value.clone()),
+        _ => return None,
+    })
+}
+
+/// Deserializes the typed Kubernetes object, then converts it.
+fn convert<T: DeserializeOwned + ToModel>(value: Value) -> Result<Object, String> {
+    let typed: T = serde_yaml_ng::from_value(value).map_err(|e| e.to_string())?;
+    typed.to_object().map_err(|e| e.to_string())
+}
+
+/// An HTTPRoute, keeping filter types the typed route cannot hold as unsupported.
+fn http_route(mut value: Value) -> Result<Object, String> {
+    let stash = unknown_filters::take(&mut value);
+    let route: HttpRoute = serde_yaml_ng::from_value(value).map_err(|e| e.to_string())?;
+    let mut route = route.to_model().map_err(|e| e.to_string())?;
+    unknown_filters::restore(&mut route, stash);
+    Ok(Object::HttpRoute(route))
+}
+
+/// `Kind namespace/name` of a document, for warnings.
+fn describe(value: &Value) -> String {
+    let kind = match text(value, "kind") {
+        "" => "document without kind",
+        kind => kind,
+    };
+    let metadata = value.get("metadata");
+    let field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_str);
+    let name = field("name").unwrap_or("<no name>");
+    let key = match field("namespace") {
+        Some(namespace) => ObjectKey::new(namespace, name),
+        None if is_cluster_scoped(kind) => ObjectKey::cluster(name),
+        None => ObjectKey::new(DEFAULT_NAMESPACE, name),
+    };
+    format!("{kind} {key}")
+}
+
+fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "GatewayClass"
+            | "Namespace"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "CustomResourceDefinition"
+    )
+}
+
+/// A top-level string field, empty when absent or not a string.
+fn text<'a>(value: &'a Value, field: &str) -> &'a str {
+    value.get(field).and_then(Value::as_str).unwrap_or_default()
+}
