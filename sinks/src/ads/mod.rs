@@ -1,0 +1,237 @@
+//! The ADS server: Envoy's `AggregatedDiscoveryService`, both the state-of-the-world
+//! (`StreamAggregatedResources`) and the incremental (`DeltaAggregatedResources`)
+//! variants, serving Listener, RouteConfiguration, Cluster and
+//! ClusterLoadAssignment from an [`XdsHub`].
+//!
+//! ```text
+//!  translator ──publish──▶ XdsHub (watch per gateway) ──▶ stream task ──bounded──▶ tonic ──▶ Envoy
+//!                                                          (sotw | delta
+//!                                                           state machine)
+//! ```
+//!
+//! # Which Gateway a proxy serves
+//! Read from the node of the stream's first request: the node metadata field
+//! `sluice.dev/gateway` (a string, `namespace/name`), or else `node.cluster` of the
+//! form `namespace/name`. A first request without a usable node ends the stream
+//! with `InvalidArgument` naming what is missing. A bootstrap:
+//!
+//! ```yaml
+//! node:
+//!   id: gw-7f9c-abcde            # any unique id, e.g. the pod name
+//!   cluster: infra/public        # fallback: namespace/name of the Gateway
+//!   metadata:
+//!     sluice.dev/gateway: infra/public
+//! dynamic_resources:
+//!   ads_config:
+//!     api_type: GRPC             # or DELTA_GRPC
+//!     transport_api_version: V3
+//!     grpc_services: [{ envoy_grpc: { cluster_name: sluice } }]
+//!   cds_config: { ads: {}, resource_api_version: V3 }
+//!   lds_config: { ads: {}, resource_api_version: V3 }
+//! static_resources:
+//!   clusters:
+//!   - name: sluice
+//!     type: STRICT_DNS
+//!     typed_extension_protocol_options:
+//!       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+//!         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+//!         explicit_http_config: { http2_protocol_options: {} }
+//!     load_assignment:
+//!       cluster_name: sluice
+//!       endpoints: [{ lb_endpoints: [{ endpoint: { address:
+//!         { socket_address: { address: sluice.sluice-system, port_value: 18000 } } } }] }]
+//! ```
+//!
+//! # Contract
+//! - A stream sees only its gateway's resources, and is pushed to only when the hub
+//!   publishes (complete logical times). An unchanged resource is never re-sent.
+//! - Every update goes out in warming order ([`warming::WARMING_ORDER`]): new or
+//!   changed clusters, endpoints, listeners, routes, then cluster and endpoint
+//!   removals. A proxy never gets a route before the clusters it names.
+//! - ACK/NACK: a request with `error_detail` for the latest nonce of its type is a
+//!   NACK: logged with Envoy's message, counted in [`AdsStats::nacks`], and the
+//!   rejected version is not resent. A request with a stale nonce is ignored
+//!   (incremental subscription changes excepted, see [`delta`]).
+//! - Each resource is encoded once upstream; a response copies its bytes into an
+//!   `Any` (envoy-types' `Any::value` is a `Vec<u8>`), it never re-encodes.
+//! - A slow proxy holds a bounded buffer and skips intermediate states; requests
+//!   for unknown types are logged and ignored; malformed requests end the stream
+//!   with a gRPC error.
+
+pub mod delta;
+pub mod node;
+pub mod sotw;
+pub mod stream;
+pub mod subscription;
+pub mod warming;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::state::XdsHub;
+
+pub use node::{GATEWAY_METADATA_KEY, gateway_of};
+
+/// Errors of the ADS server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the first discovery request has no node")]
+    MissingNode,
+    #[error(
+        "node {node:?} names no gateway: no metadata field `sluice.dev/gateway`, and its \
+         cluster {cluster:?} is not of the form namespace/name"
+    )]
+    NoGateway { node: String, cluster: String },
+    #[error(
+        "node {node:?}: `sluice.dev/gateway` in its {field} is not a string namespace/name: {value}"
+    )]
+    BadGatewayRef {
+        node: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error("ADS transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("ADS listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::MissingNode | Error::NoGateway { .. } | Error::BadGatewayRef { .. } => {
+                Status::invalid_argument(e.to_string())
+            }
+            Error::Transport(_) | Error::Io(_) => Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// Counters shared by all streams of one server.
+#[derive(Debug, Default)]
+pub struct AdsStats {
+    nacks: AtomicU64,
+    responses: AtomicU64,
+    active_streams: AtomicU64,
+}
+
+impl AdsStats {
+    /// Responses proxies rejected.
+    pub fn nacks(&self) -> u64 {
+        self.nacks.load(Ordering::Relaxed)
+    }
+
+    /// Responses sent (each has its own nonce).
+    pub fn responses(&self) -> u64 {
+        self.responses.load(Ordering::Relaxed)
+    }
+
+    /// Streams open now.
+    pub fn active_streams(&self) -> u64 {
+        self.active_streams.load(Ordering::Relaxed)
+    }
+}
+
+/// The ADS gRPC service over one hub.
+#[derive(Debug, Clone)]
+pub struct AdsServer {
+    hub: Arc<XdsHub>,
+    stats: Arc<AdsStats>,
+}
+
+impl AdsServer {
+    pub fn new(hub: Arc<XdsHub>) -> Self {
+        Self {
+            hub,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The counters; keep a handle before [`Self::into_service`].
+    pub fn stats(&self) -> Arc<AdsStats> {
+        self.stats.clone()
+    }
+
+    /// Proxies' rejections so far.
+    pub fn nacks(&self) -> u64 {
+        self.stats.nacks()
+    }
+
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
+        AggregatedDiscoveryServiceServer::new(self)
+    }
+
+    /// Serves on an already bound listener (e.g. `127.0.0.1:0`) until `shutdown`.
+    pub async fn serve_on(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        Server::builder()
+            .tcp_nodelay(true)
+            // Find dead proxies, so their streams end and release their state.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(self.into_service())
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Serves ADS for `hub` on `addr` until `shutdown` completes.
+pub async fn serve(
+    hub: Arc<XdsHub>,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    AdsServer::new(hub).serve_on(listener, shutdown).await
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let requests = request.into_inner();
+        Ok(Response::new(stream::spawn::<sotw::Sotw>(
+            self.hub.clone(),
+            self.stats.clone(),
+            requests,
+        )))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let requests = request.into_inner();
+        Ok(Response::new(stream::spawn::<delta::Delta>(
+            self.hub.clone(),
+            self.stats.clone(),
+            requests,
+        )))
+    }
+}

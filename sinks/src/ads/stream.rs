@@ -1,0 +1,167 @@
+//! One ADS stream: read the node, follow the gateway's state in the hub, and let a
+//! protocol state machine ([`super::sotw`] or [`super::delta`]) turn requests and
+//! publications into responses.
+//!
+//! The state machines do no I/O; this driver owns the only await points. Responses
+//! go to tonic through a bounded channel, so a slow proxy holds at most
+//! [`RESPONSE_BUFFER`] responses plus one update's worth; while its driver waits,
+//! the hub's `watch` keeps only the latest state and intermediate ones are skipped.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use sluice_pipeline::model::ObjectKey;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+use tracing::{debug, info, warn};
+
+use crate::state::{GatewayResources, ResourceType, XdsHub};
+
+use super::AdsStats;
+use super::node::gateway_of;
+
+/// Responses buffered per stream between the state machine and tonic.
+pub const RESPONSE_BUFFER: usize = 8;
+
+/// What a state machine knows about its stream.
+#[derive(Debug)]
+pub struct StreamCtx {
+    pub gateway: ObjectKey,
+    pub node: String,
+    pub stats: Arc<AdsStats>,
+}
+
+impl StreamCtx {
+    /// A nonce unique among all responses of this server.
+    pub fn nonce(&self) -> String {
+        self.stats
+            .responses
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string()
+    }
+
+    /// The requested type; `None` (logged) for a type Sluice does not serve, an
+    /// error for a request without one.
+    pub fn type_of(&self, type_url: &str) -> Result<Option<ResourceType>, Status> {
+        if type_url.is_empty() {
+            return Err(Status::invalid_argument(
+                "discovery request has no type_url",
+            ));
+        }
+        let ty = ResourceType::from_type_url(type_url);
+        if ty.is_none() {
+            warn!(gateway = %self.gateway, node = %self.node, type_url, "ignoring request for a type Sluice does not serve");
+        }
+        Ok(ty)
+    }
+
+    /// Logs and counts a proxy's rejection of the response `nonce`.
+    pub fn nack(
+        &self,
+        ty: ResourceType,
+        nonce: &str,
+        detail: &envoy_types::pb::google::rpc::Status,
+    ) {
+        self.stats.nacks.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            gateway = %self.gateway,
+            node = %self.node,
+            type_url = ty.type_url(),
+            nonce,
+            code = detail.code,
+            error = %detail.message,
+            "proxy rejected configuration (NACK); it keeps its last accepted version",
+        );
+    }
+
+    /// Whether a request answering `nonce` refers to an older response than
+    /// `latest`, the last one sent for its type. A nonce for a type this stream has
+    /// not answered yet (a proxy coming from another server) is not stale.
+    pub fn is_stale(&self, ty: ResourceType, nonce: &str, latest: Option<&str>) -> bool {
+        let stale = !nonce.is_empty() && latest.is_some_and(|l| l != nonce);
+        if stale {
+            debug!(gateway = %self.gateway, node = %self.node, type_url = ty.type_url(), nonce, "stale nonce");
+        }
+        stale
+    }
+}
+
+/// A protocol variant as a state machine over requests and publications.
+pub trait Protocol: Sized + Send + 'static {
+    type Request: Send + 'static;
+    type Response: Send + 'static;
+    const NAME: &'static str;
+
+    fn node(request: &Self::Request) -> Option<&Node>;
+    fn new(ctx: StreamCtx, current: Arc<GatewayResources>) -> Self;
+    fn on_request(&mut self, request: Self::Request) -> Result<Vec<Self::Response>, Status>;
+    fn on_publish(&mut self, state: Arc<GatewayResources>) -> Vec<Self::Response>;
+}
+
+/// Starts serving one stream; the returned stream is tonic's response body.
+pub fn spawn<P: Protocol>(
+    hub: Arc<XdsHub>,
+    stats: Arc<AdsStats>,
+    requests: Streaming<P::Request>,
+) -> ReceiverStream<Result<P::Response, Status>> {
+    let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+    tokio::spawn(async move {
+        stats.active_streams.fetch_add(1, Ordering::Relaxed);
+        if let Err(status) = run::<P>(&hub, &stats, requests, &tx).await {
+            debug!(protocol = P::NAME, %status, "ADS stream ends with an error");
+            let _ = tx.send(Err(status)).await;
+        }
+        stats.active_streams.fetch_sub(1, Ordering::Relaxed);
+    });
+    ReceiverStream::new(rx)
+}
+
+type Tx<R> = mpsc::Sender<Result<R, Status>>;
+
+async fn run<P: Protocol>(
+    hub: &XdsHub,
+    stats: &Arc<AdsStats>,
+    mut requests: Streaming<P::Request>,
+    tx: &Tx<P::Response>,
+) -> Result<(), Status> {
+    let Some(first) = requests.message().await? else {
+        return Ok(());
+    };
+    let node = P::node(&first).map(|n| n.id.clone()).unwrap_or_default();
+    let gateway = gateway_of(P::node(&first))?;
+    info!(protocol = P::NAME, %gateway, node, "proxy connected");
+    let mut states = hub.subscribe(&gateway);
+    let current = states.borrow_and_update().clone();
+    let ctx = StreamCtx {
+        gateway: gateway.clone(),
+        node: node.clone(),
+        stats: stats.clone(),
+    };
+    let mut machine = P::new(ctx, current);
+    let mut out = machine.on_request(first)?;
+    loop {
+        for response in out.drain(..) {
+            if tx.send(Ok(response)).await.is_err() {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            request = requests.message() => match request? {
+                Some(request) => out = machine.on_request(request)?,
+                None => break,
+            },
+            changed = states.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let state = states.borrow_and_update().clone();
+                out = machine.on_publish(state);
+            }
+            () = tx.closed() => break,
+        }
+    }
+    info!(protocol = P::NAME, %gateway, node, "proxy disconnected");
+    Ok(())
+}

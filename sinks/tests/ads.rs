@@ -1,0 +1,838 @@
+//! The ADS server end to end over loopback gRPC: tonic clients play Envoy against
+//! a real tonic server, for both protocol variants. Checks what a proxy receives
+//! (wildcard and by-name subscriptions, only-what-changed updates, removals,
+//! reconnects), ACK/NACK and nonce handling, the warming order of one update, the
+//! isolation of gateways, and that bad clients get gRPC errors.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use envoy_types::pb::google::rpc;
+use sluice_pipeline::model::ObjectKey;
+use sluice_sinks::ads::{AdsServer, AdsStats, GATEWAY_METADATA_KEY};
+use sluice_sinks::state::{GatewayResources, Resource, ResourceType, XdsHub};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
+
+use ResourceType::{Cluster, Endpoint, Listener, Route};
+
+const WAIT: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(300);
+
+// ---- server ---------------------------------------------------------------------
+
+struct Harness {
+    hub: Arc<XdsHub>,
+    stats: Arc<AdsStats>,
+    addr: SocketAddr,
+    _shutdown: oneshot::Sender<()>,
+}
+
+async fn start() -> Harness {
+    let hub = XdsHub::new();
+    let server = AdsServer::new(hub.clone());
+    let stats = server.stats();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(server.serve_on(listener, async {
+        let _ = rx.await;
+    }));
+    Harness {
+        hub,
+        stats,
+        addr,
+        _shutdown: tx,
+    }
+}
+
+async fn client(addr: SocketAddr) -> AggregatedDiscoveryServiceClient<Channel> {
+    AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect")
+}
+
+// ---- resources ------------------------------------------------------------------
+
+fn key(gateway: &str) -> ObjectKey {
+    let (ns, name) = gateway.split_once('/').expect("namespace/name");
+    ObjectKey::new(ns, name)
+}
+
+/// A gateway state from `(type, name, body)`.
+fn state(time: u64, resources: &[(ResourceType, &str, &str)]) -> Arc<GatewayResources> {
+    let mut s = GatewayResources {
+        time,
+        ..GatewayResources::default()
+    };
+    for (ty, name, body) in resources {
+        let r = Resource::new(name.to_string(), body.as_bytes().to_vec().into());
+        s.by_type[ty.index()].insert(name.to_string(), Arc::new(r));
+    }
+    Arc::new(s)
+}
+
+fn node_by_metadata(gateway: &str) -> Node {
+    let value = Value {
+        kind: Some(Kind::StringValue(gateway.into())),
+    };
+    let metadata = Struct {
+        fields: [(GATEWAY_METADATA_KEY.to_string(), value)].into(),
+    };
+    Node {
+        id: format!("envoy-{gateway}"),
+        metadata: Some(metadata),
+        ..Node::default()
+    }
+}
+
+fn node_by_cluster(gateway: &str) -> Node {
+    Node {
+        id: format!("envoy-{gateway}"),
+        cluster: gateway.into(),
+        ..Node::default()
+    }
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+// ---- state-of-the-world proxy ---------------------------------------------------
+
+struct SotwProxy {
+    node: Option<Node>,
+    tx: mpsc::Sender<DiscoveryRequest>,
+    rx: Streaming<DiscoveryResponse>,
+}
+
+impl SotwProxy {
+    async fn connect(addr: SocketAddr, node: Option<Node>) -> Self {
+        let (tx, rx) = mpsc::channel(16);
+        let rx = client(addr)
+            .await
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .expect("open stream")
+            .into_inner();
+        Self { node, tx, rx }
+    }
+
+    async fn send(
+        &self,
+        ty: ResourceType,
+        resource_names: &[&str],
+        ack: Option<&DiscoveryResponse>,
+    ) {
+        let request = DiscoveryRequest {
+            node: self.node.clone(),
+            type_url: ty.type_url().into(),
+            resource_names: names(resource_names),
+            version_info: ack.map(|r| r.version_info.clone()).unwrap_or_default(),
+            response_nonce: ack.map(|r| r.nonce.clone()).unwrap_or_default(),
+            ..DiscoveryRequest::default()
+        };
+        self.tx.send(request).await.expect("request stream open");
+    }
+
+    async fn nack(&self, rejected: &DiscoveryResponse, last_good_version: &str) {
+        let request = DiscoveryRequest {
+            node: self.node.clone(),
+            type_url: rejected.type_url.clone(),
+            version_info: last_good_version.into(),
+            response_nonce: rejected.nonce.clone(),
+            error_detail: Some(rpc::Status {
+                code: 3,
+                message: "bad cluster c1".into(),
+                details: vec![],
+            }),
+            ..DiscoveryRequest::default()
+        };
+        self.tx.send(request).await.expect("request stream open");
+    }
+
+    async fn recv(&mut self) -> DiscoveryResponse {
+        timeout(WAIT, self.rx.message())
+            .await
+            .expect("a response in time")
+            .expect("no stream error")
+            .expect("stream open")
+    }
+
+    async fn recv_err(&mut self) -> tonic::Status {
+        match timeout(WAIT, self.rx.message())
+            .await
+            .expect("an answer in time")
+        {
+            Err(status) => status,
+            Ok(other) => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    async fn expect_quiet(&mut self) {
+        if let Ok(msg) = timeout(QUIET, self.rx.message()).await {
+            panic!("expected no response, got {msg:?}");
+        }
+    }
+}
+
+/// `(type, names)` of a SotW response, names decoded from the test bodies.
+fn sotw_summary(r: &DiscoveryResponse) -> (ResourceType, Vec<String>) {
+    let ty = ResourceType::from_type_url(&r.type_url).expect("known type");
+    let bodies = r
+        .resources
+        .iter()
+        .map(|any| {
+            assert_eq!(any.type_url, r.type_url);
+            String::from_utf8(any.value.clone()).expect("utf8 body")
+        })
+        .collect();
+    (ty, bodies)
+}
+
+// ---- incremental proxy ----------------------------------------------------------
+
+struct DeltaProxy {
+    node: Node,
+    tx: mpsc::Sender<DeltaDiscoveryRequest>,
+    rx: Streaming<DeltaDiscoveryResponse>,
+}
+
+impl DeltaProxy {
+    async fn connect(addr: SocketAddr, node: Node) -> Self {
+        let (tx, rx) = mpsc::channel(16);
+        let rx = client(addr)
+            .await
+            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .expect("open stream")
+            .into_inner();
+        Self { node, tx, rx }
+    }
+
+    async fn send(&self, request: DeltaDiscoveryRequest) {
+        let request = DeltaDiscoveryRequest {
+            node: Some(self.node.clone()),
+            ..request
+        };
+        self.tx.send(request).await.expect("request stream open");
+    }
+
+    async fn subscribe(&self, ty: ResourceType, subscribe: &[&str]) {
+        self.send(DeltaDiscoveryRequest {
+            type_url: ty.type_url().into(),
+            resource_names_subscribe: names(subscribe),
+            ..DeltaDiscoveryRequest::default()
+        })
+        .await;
+    }
+
+    async fn ack(&self, r: &DeltaDiscoveryResponse) {
+        self.send(DeltaDiscoveryRequest {
+            type_url: r.type_url.clone(),
+            response_nonce: r.nonce.clone(),
+            ..DeltaDiscoveryRequest::default()
+        })
+        .await;
+    }
+
+    async fn recv(&mut self) -> DeltaDiscoveryResponse {
+        timeout(WAIT, self.rx.message())
+            .await
+            .expect("a response in time")
+            .expect("no stream error")
+            .expect("stream open")
+    }
+
+    async fn expect_quiet(&mut self) {
+        if let Ok(msg) = timeout(QUIET, self.rx.message()).await {
+            panic!("expected no response, got {msg:?}");
+        }
+    }
+}
+
+/// `(type, upserted names, removed names)` of a delta response.
+fn delta_summary(r: &DeltaDiscoveryResponse) -> (ResourceType, Vec<String>, Vec<String>) {
+    let ty = ResourceType::from_type_url(&r.type_url).expect("known type");
+    let upserts = r.resources.iter().map(|res| res.name.clone()).collect();
+    (ty, upserts, r.removed_resources.clone())
+}
+
+// ---- state of the world ---------------------------------------------------------
+
+#[tokio::test]
+async fn sotw_wildcard_cds_and_lds_get_the_whole_set() {
+    let h = start().await;
+    h.hub.publish(
+        &key("ns/gw"),
+        state(
+            1,
+            &[
+                (Cluster, "c1", "c1"),
+                (Cluster, "c2", "c2"),
+                (Listener, "l1", "l1"),
+            ],
+        ),
+    );
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Cluster, &[], None).await;
+    let cds = p.recv().await;
+    assert_eq!(sotw_summary(&cds), (Cluster, names(&["c1", "c2"])));
+    assert!(!cds.version_info.is_empty() && !cds.nonce.is_empty());
+    p.send(Listener, &[], None).await;
+    let lds = p.recv().await;
+    assert_eq!(sotw_summary(&lds), (Listener, names(&["l1"])));
+    assert_ne!(cds.nonce, lds.nonce);
+
+    // A gateway with nothing published still answers wildcard requests.
+    let mut empty = SotwProxy::connect(h.addr, Some(node_by_cluster("ns/none"))).await;
+    empty.send(Cluster, &[], None).await;
+    assert_eq!(sotw_summary(&empty.recv().await), (Cluster, vec![]));
+}
+
+#[tokio::test]
+async fn sotw_rds_and_eds_send_the_requested_names_that_exist() {
+    let h = start().await;
+    let s = state(
+        1,
+        &[
+            (Route, "r1", "r1"),
+            (Route, "r2", "r2"),
+            (Endpoint, "e1", "e1"),
+            (Endpoint, "e2", "e2"),
+        ],
+    );
+    h.hub.publish(&key("ns/gw"), s);
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Route, &["r1"], None).await;
+    assert_eq!(sotw_summary(&p.recv().await), (Route, names(&["r1"])));
+    p.send(Endpoint, &["e2", "missing"], None).await;
+    let eds = p.recv().await;
+    assert_eq!(sotw_summary(&eds), (Endpoint, names(&["e2"])));
+
+    // Asking for one more name sends only that one; the missing one arrives when
+    // it is published.
+    p.send(Endpoint, &["e1", "e2", "missing"], Some(&eds)).await;
+    let eds = p.recv().await;
+    assert_eq!(sotw_summary(&eds), (Endpoint, names(&["e1"])));
+    p.send(Endpoint, &["e1", "e2", "missing"], Some(&eds)).await;
+    p.expect_quiet().await;
+    let s = state(
+        2,
+        &[
+            (Route, "r1", "r1"),
+            (Endpoint, "e1", "e1"),
+            (Endpoint, "e2", "e2"),
+            (Endpoint, "missing", "m"),
+        ],
+    );
+    h.hub.publish(&key("ns/gw"), s);
+    assert_eq!(sotw_summary(&p.recv().await), (Endpoint, names(&["m"])));
+    p.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn sotw_update_after_ack_sends_only_the_changed_type() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(
+        &gw,
+        state(
+            1,
+            &[
+                (Cluster, "c1", "c1"),
+                (Listener, "l1", "l1 v1"),
+                (Route, "r1", "r1"),
+            ],
+        ),
+    );
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Cluster, &[], None).await;
+    let cds = p.recv().await;
+    p.send(Cluster, &[], Some(&cds)).await;
+    p.send(Listener, &[], None).await;
+    let lds = p.recv().await;
+    p.send(Listener, &[], Some(&lds)).await;
+    p.send(Route, &["r1"], None).await;
+    let rds = p.recv().await;
+    p.send(Route, &["r1"], Some(&rds)).await;
+    p.expect_quiet().await;
+
+    // Same content in a new publication: nothing is sent.
+    h.hub.publish(
+        &gw,
+        state(
+            2,
+            &[
+                (Cluster, "c1", "c1"),
+                (Listener, "l1", "l1 v1"),
+                (Route, "r1", "r1"),
+            ],
+        ),
+    );
+    p.expect_quiet().await;
+
+    // Only the listener changes: one LDS response, with a new version.
+    h.hub.publish(
+        &gw,
+        state(
+            3,
+            &[
+                (Cluster, "c1", "c1"),
+                (Listener, "l1", "l1 v2"),
+                (Route, "r1", "r1"),
+            ],
+        ),
+    );
+    let lds2 = p.recv().await;
+    assert_eq!(sotw_summary(&lds2), (Listener, names(&["l1 v2"])));
+    assert_ne!(lds2.version_info, lds.version_info);
+    p.send(Listener, &[], Some(&lds2)).await;
+    p.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn sotw_nack_is_counted_and_not_resent_and_stale_nonces_are_ignored() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(
+        &gw,
+        state(
+            1,
+            &[
+                (Cluster, "c1", "c1"),
+                (Route, "r1", "r1"),
+                (Route, "r2", "r2"),
+            ],
+        ),
+    );
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Cluster, &[], None).await;
+    let cds = p.recv().await;
+    p.nack(&cds, "").await;
+    p.expect_quiet().await;
+    assert_eq!(h.stats.nacks(), 1);
+
+    // A republication of the rejected content does not resend it either.
+    h.hub.publish(
+        &gw,
+        state(
+            2,
+            &[
+                (Cluster, "c1", "c1"),
+                (Route, "r1", "r1"),
+                (Route, "r2", "r2"),
+            ],
+        ),
+    );
+    p.expect_quiet().await;
+
+    // A request answering an older nonce is ignored, even with new names.
+    p.send(Route, &["r1"], None).await;
+    let rds = p.recv().await;
+    p.send(Route, &["r1"], Some(&rds)).await;
+    let stale = DiscoveryResponse {
+        nonce: "not-the-latest".into(),
+        ..rds.clone()
+    };
+    p.send(Route, &["r1", "r2"], Some(&stale)).await;
+    p.expect_quiet().await;
+    // A NACK for a stale nonce is not counted.
+    p.nack(
+        &DiscoveryResponse {
+            nonce: "not-the-latest".into(),
+            ..cds.clone()
+        },
+        "",
+    )
+    .await;
+    p.expect_quiet().await;
+    assert_eq!(h.stats.nacks(), 1);
+
+    // The next change of the type is sent as usual.
+    h.hub.publish(
+        &gw,
+        state(
+            3,
+            &[
+                (Cluster, "c1", "c1 fixed"),
+                (Route, "r1", "r1"),
+                (Route, "r2", "r2"),
+            ],
+        ),
+    );
+    assert_eq!(
+        sotw_summary(&p.recv().await),
+        (Cluster, names(&["c1 fixed"]))
+    );
+}
+
+#[tokio::test]
+async fn sotw_reconnect_with_current_version_gets_nothing_new() {
+    let h = start().await;
+    h.hub
+        .publish(&key("ns/gw"), state(1, &[(Cluster, "c1", "c1")]));
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Cluster, &[], None).await;
+    let cds = p.recv().await;
+    drop(p);
+    let mut again = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    let reconnect = DiscoveryResponse {
+        nonce: String::new(),
+        ..cds
+    };
+    again.send(Cluster, &[], Some(&reconnect)).await;
+    again.expect_quiet().await;
+}
+
+/// On one update that adds a cluster, points a route at it and removes the old
+/// cluster: the new cluster set (old one still in it) first, then the route, and
+/// only then the set without the old cluster.
+#[tokio::test]
+async fn sotw_update_goes_out_in_warming_order() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(
+        &gw,
+        state(
+            1,
+            &[
+                (Cluster, "c1", "c1"),
+                (Endpoint, "c1", "e1"),
+                (Listener, "l", "l"),
+                (Route, "r", "r->c1"),
+            ],
+        ),
+    );
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    for (ty, names) in [
+        (Cluster, vec![]),
+        (Endpoint, vec!["c1", "c2"]),
+        (Listener, vec![]),
+        (Route, vec!["r"]),
+    ] {
+        p.send(ty, &names, None).await;
+        let r = p.recv().await;
+        p.send(ty, &names, Some(&r)).await;
+    }
+    p.expect_quiet().await;
+
+    h.hub.publish(
+        &gw,
+        state(
+            2,
+            &[
+                (Cluster, "c2", "c2"),
+                (Endpoint, "c2", "e2"),
+                (Listener, "l", "l"),
+                (Route, "r", "r->c2"),
+            ],
+        ),
+    );
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(sotw_summary(&p.recv().await));
+    }
+    assert_eq!(
+        got,
+        [
+            (Cluster, names(&["c1", "c2"])),
+            (Endpoint, names(&["e2"])),
+            (Route, names(&["r->c2"])),
+            (Cluster, names(&["c2"])),
+        ]
+    );
+    p.expect_quiet().await;
+}
+
+// ---- incremental ----------------------------------------------------------------
+
+#[tokio::test]
+async fn delta_sends_changes_and_removals_and_honours_initial_versions() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(
+        &gw,
+        state(
+            1,
+            &[
+                (Cluster, "c1", "c1"),
+                (Cluster, "c2", "c2"),
+                (Listener, "l1", "l1"),
+            ],
+        ),
+    );
+    let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    p.subscribe(Cluster, &[]).await;
+    let cds = p.recv().await;
+    assert_eq!(delta_summary(&cds), (Cluster, names(&["c1", "c2"]), vec![]));
+    let c1_version = cds.resources[0].version.clone();
+    p.ack(&cds).await;
+    p.subscribe(Listener, &["*"]).await;
+    let lds = p.recv().await;
+    assert_eq!(delta_summary(&lds), (Listener, names(&["l1"]), vec![]));
+    p.ack(&lds).await;
+    p.expect_quiet().await;
+
+    // c2 changes, c3 is new, l1 goes away: only those are sent.
+    h.hub.publish(
+        &gw,
+        state(
+            2,
+            &[
+                (Cluster, "c1", "c1"),
+                (Cluster, "c2", "c2 v2"),
+                (Cluster, "c3", "c3"),
+            ],
+        ),
+    );
+    let cds = p.recv().await;
+    assert_eq!(delta_summary(&cds), (Cluster, names(&["c2", "c3"]), vec![]));
+    let versions: HashMap<String, String> = cds
+        .resources
+        .iter()
+        .map(|r| (r.name.clone(), r.version.clone()))
+        .collect();
+    assert_eq!(
+        delta_summary(&p.recv().await),
+        (Listener, vec![], names(&["l1"]))
+    );
+    p.expect_quiet().await;
+
+    // c1 is deleted: it shows in removed_resources.
+    h.hub.publish(
+        &gw,
+        state(3, &[(Cluster, "c2", "c2 v2"), (Cluster, "c3", "c3")]),
+    );
+    assert_eq!(
+        delta_summary(&p.recv().await),
+        (Cluster, vec![], names(&["c1"]))
+    );
+    drop(p);
+
+    // Reconnect knowing c2 (current), c3 (an old version) and c1 (gone).
+    let mut again = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    let initial = HashMap::from([
+        ("c1".to_string(), c1_version),
+        ("c2".to_string(), versions["c2"].clone()),
+        ("c3".to_string(), "stale".to_string()),
+    ]);
+    again
+        .send(DeltaDiscoveryRequest {
+            type_url: Cluster.type_url().into(),
+            initial_resource_versions: initial,
+            ..DeltaDiscoveryRequest::default()
+        })
+        .await;
+    assert_eq!(
+        delta_summary(&again.recv().await),
+        (Cluster, names(&["c3"]), vec![])
+    );
+    assert_eq!(
+        delta_summary(&again.recv().await),
+        (Cluster, vec![], names(&["c1"]))
+    );
+    again.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn delta_by_name_subscribe_unsubscribe_and_missing_names() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub
+        .publish(&gw, state(1, &[(Route, "r1", "r1"), (Route, "r2", "r2")]));
+    let mut p = DeltaProxy::connect(h.addr, node_by_cluster("ns/gw")).await;
+    p.subscribe(Route, &["r1", "nope"]).await;
+    let rds = p.recv().await;
+    assert_eq!(
+        delta_summary(&rds),
+        (Route, names(&["r1"]), names(&["nope"]))
+    );
+    p.ack(&rds).await;
+    p.send(DeltaDiscoveryRequest {
+        type_url: Route.type_url().into(),
+        resource_names_subscribe: names(&["r2"]),
+        resource_names_unsubscribe: names(&["r1"]),
+        ..DeltaDiscoveryRequest::default()
+    })
+    .await;
+    let rds = p.recv().await;
+    assert_eq!(delta_summary(&rds), (Route, names(&["r2"]), vec![]));
+    p.ack(&rds).await;
+    // r1 is no longer wanted: its change is not sent.
+    h.hub.publish(
+        &gw,
+        state(2, &[(Route, "r1", "r1 v2"), (Route, "r2", "r2")]),
+    );
+    p.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn delta_nack_is_counted_and_not_resent() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(&gw, state(1, &[(Cluster, "c1", "c1")]));
+    let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    p.subscribe(Cluster, &[]).await;
+    let cds = p.recv().await;
+    p.send(DeltaDiscoveryRequest {
+        type_url: cds.type_url.clone(),
+        response_nonce: cds.nonce.clone(),
+        error_detail: Some(rpc::Status {
+            code: 3,
+            message: "bad cluster c1".into(),
+            details: vec![],
+        }),
+        ..DeltaDiscoveryRequest::default()
+    })
+    .await;
+    p.expect_quiet().await;
+    assert_eq!(h.stats.nacks(), 1);
+    h.hub.publish(&gw, state(2, &[(Cluster, "c1", "c1")]));
+    p.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn delta_update_goes_out_in_warming_order() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(
+        &gw,
+        state(
+            1,
+            &[
+                (Cluster, "c1", "c1"),
+                (Endpoint, "c1", "e1"),
+                (Route, "r", "r->c1"),
+            ],
+        ),
+    );
+    let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    for (ty, names) in [
+        (Cluster, vec![]),
+        (Endpoint, vec!["c1", "c2"]),
+        (Route, vec!["r"]),
+    ] {
+        p.subscribe(ty, &names).await;
+        let r = p.recv().await;
+        p.ack(&r).await;
+    }
+    p.expect_quiet().await;
+    h.hub.publish(
+        &gw,
+        state(
+            2,
+            &[
+                (Cluster, "c2", "c2"),
+                (Endpoint, "c2", "e2"),
+                (Route, "r", "r->c2"),
+            ],
+        ),
+    );
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(delta_summary(&p.recv().await));
+    }
+    assert_eq!(
+        got,
+        [
+            (Cluster, names(&["c2"]), vec![]),
+            (Endpoint, names(&["c2"]), vec![]),
+            (Route, names(&["r"]), vec![]),
+            (Cluster, vec![], names(&["c1"])),
+            (Endpoint, vec![], names(&["c1"])),
+        ]
+    );
+    p.expect_quiet().await;
+}
+
+// ---- many gateways, bad clients -------------------------------------------------
+
+#[tokio::test]
+async fn proxies_of_different_gateways_see_only_their_own() {
+    let h = start().await;
+    h.hub
+        .publish(&key("a/gw"), state(1, &[(Cluster, "ca", "ca")]));
+    h.hub
+        .publish(&key("b/gw"), state(1, &[(Cluster, "cb", "cb")]));
+    let mut a = SotwProxy::connect(h.addr, Some(node_by_metadata("a/gw"))).await;
+    let mut b = DeltaProxy::connect(h.addr, node_by_cluster("b/gw")).await;
+    a.send(Cluster, &[], None).await;
+    b.subscribe(Cluster, &[]).await;
+    let cds_a = a.recv().await;
+    assert_eq!(sotw_summary(&cds_a), (Cluster, names(&["ca"])));
+    let cds_b = b.recv().await;
+    assert_eq!(delta_summary(&cds_b), (Cluster, names(&["cb"]), vec![]));
+    a.send(Cluster, &[], Some(&cds_a)).await;
+    b.ack(&cds_b).await;
+
+    h.hub
+        .publish(&key("a/gw"), state(2, &[(Cluster, "ca", "ca v2")]));
+    assert_eq!(sotw_summary(&a.recv().await), (Cluster, names(&["ca v2"])));
+    b.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn unusable_node_is_invalid_argument() {
+    let h = start().await;
+    let mut p = SotwProxy::connect(h.addr, None).await;
+    p.send(Cluster, &[], None).await;
+    let status = p.recv_err().await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("no node"), "{}", status.message());
+
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_cluster("not-a-gateway"))).await;
+    p.send(Cluster, &[], None).await;
+    let status = p.recv_err().await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains(GATEWAY_METADATA_KEY),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn garbage_requests_are_ignored_or_rejected_without_harm() {
+    let h = start().await;
+    h.hub
+        .publish(&key("ns/gw"), state(1, &[(Cluster, "c1", "c1")]));
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    let unknown = DiscoveryRequest {
+        node: p.node.clone(),
+        type_url: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into(),
+        resource_names: names(&["x"]),
+        response_nonce: "garbage".into(),
+        ..DiscoveryRequest::default()
+    };
+    p.tx.send(unknown).await.expect("send");
+    p.expect_quiet().await;
+    p.send(Cluster, &[], None).await;
+    assert_eq!(sotw_summary(&p.recv().await), (Cluster, names(&["c1"])));
+    p.tx.send(DiscoveryRequest {
+        node: p.node.clone(),
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .expect("send");
+    assert_eq!(p.recv_err().await.code(), Code::InvalidArgument);
+
+    // The server still serves others.
+    let mut q = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    q.send(Cluster, &[], None).await;
+    assert_eq!(sotw_summary(&q.recv().await), (Cluster, names(&["c1"])));
+}
