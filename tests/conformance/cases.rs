@@ -1,0 +1,253 @@
+//! The case files (`cases/<Name>.json`) as typed data, and the one table that says
+//! which cases this runner does not drive, and why.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Cases left out, with the reason printed on their `SKIP` line.
+///
+/// Everything else named `HTTPRoute*` or `Gateway*` is in scope. The README lists this
+/// table verbatim; keep it sorted.
+pub const SKIPPED: &[(&str, &str)] = &[
+    ("GatewayClassObservedGenerationBump", "mutates the GatewayClass mid-test"),
+    ("GatewayFrontendClientCertificateValidation", "needs HTTPS listeners and client certificates (mTLS)"),
+    ("GatewayFrontendClientCertificateValidationInsecureFallback", "needs HTTPS listeners and client certificates (mTLS)"),
+    ("GatewayFrontendInvalidDefaultClientCertificateValidation", "needs HTTPS listeners and client certificates (mTLS)"),
+    ("GatewayInfrastructure", "checks generated Kubernetes resources, not HTTP or status (SKIPPED in INDEX.md)"),
+    ("GatewayInvalidFrontendClientCertificateValidation", "needs HTTPS listeners and client certificates (mTLS)"),
+    ("GatewayInvalidTLSBackendConfiguration", "needs BackendTLSPolicy"),
+    ("GatewayInvalidTLSConfiguration", "needs HTTPS listeners (certificateRefs)"),
+    ("GatewayModifyListeners", "mutates the Gateway mid-test"),
+    ("GatewayObservedGenerationBump", "mutates the Gateway mid-test"),
+    ("GatewaySecretInvalidReferenceGrant", "needs HTTPS listeners (certificateRefs)"),
+    ("GatewaySecretMissingReferenceGrant", "needs HTTPS listeners (certificateRefs)"),
+    ("GatewaySecretReferenceGrantAllInNamespace", "needs HTTPS listeners (certificateRefs)"),
+    ("GatewaySecretReferenceGrantSpecific", "needs HTTPS listeners (certificateRefs)"),
+    ("GatewayStaticAddresses", "patches spec.addresses mid-test (SKIPPED in INDEX.md)"),
+    ("GatewayTLSBackendClientCertificate", "needs BackendTLSPolicy"),
+    ("GatewayWithAttachedRoutes", "needs HTTPS listeners (status of an unresolved certificateRef)"),
+    ("HTTPRouteBackendProtocolWebSocket", "WebSocket exchange (partial in INDEX.md)"),
+    ("HTTPRouteCORS", "needs CORS"),
+    ("HTTPRouteHTTPSListener", "needs HTTPS listeners"),
+    ("HTTPRouteHTTPSListenerDetectMisdirectedRequests", "needs HTTPS listeners"),
+    ("HTTPRouteObservedGenerationBump", "mutates the HTTPRoute mid-test"),
+    ("HTTPRouteRedirectPortAndScheme", "needs HTTPS listeners"),
+    ("HTTPRouteReferenceGrant", "deletes a ReferenceGrant mid-test (partial in INDEX.md)"),
+    ("HTTPRouteRequestPercentageMirror", "statistical mirror distribution (partial in INDEX.md)"),
+    ("HTTPRouteRetry", "needs retries"),
+    ("HTTPRouteRetryConnectionError", "needs retries"),
+    ("HTTPRouteRetryWithTimeouts", "needs retries"),
+    ("HTTPRouteWeight", "statistical weight distribution (partial in INDEX.md)"),
+];
+
+/// Why `case` is not driven, if it is not.
+pub fn skip_reason(case: &Case) -> Option<String> {
+    if let Some((_, reason)) = SKIPPED.iter().find(|(name, _)| *name == case.name) {
+        return Some((*reason).to_string());
+    }
+    if !(case.name.starts_with("HTTPRoute") || case.name.starts_with("Gateway")) {
+        return Some("not an HTTPRoute or Gateway case".into());
+    }
+    if case.requests.is_empty() && case.statuses.is_empty() {
+        return Some("no requests and no status checks".into());
+    }
+    None
+}
+
+/// Every `cases/*.json` under `dir`, sorted by file name.
+pub fn load_all(dir: &Path) -> anyhow::Result<Vec<Case>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("cases"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    pub name: String,
+    pub manifests: Vec<String>,
+    #[serde(default)]
+    pub requests: Vec<RequestCase>,
+    #[serde(default)]
+    pub statuses: Vec<StatusCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct GatewayKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for GatewayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RequestCase {
+    pub name: String,
+    pub gateway: RequestGateway,
+    pub scheme: String,
+    pub request: Request,
+    pub expected_request: Option<ExpectedRequest>,
+    pub response: Response,
+    pub redirect: Option<Redirect>,
+    #[serde(default)]
+    pub backend: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub mirrored_to: Option<Vec<Mirror>>,
+    pub request_id_query_param: Option<String>,
+    pub backend_set_response_headers: Option<BTreeMap<String, String>>,
+    pub expect_failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RequestGateway {
+    pub namespace: String,
+    pub name: String,
+    pub listener: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl RequestGateway {
+    pub fn key(&self) -> GatewayKey {
+        GatewayKey { namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Request {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub protocol: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExpectedRequest {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub method: String,
+    pub path: String,
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Response {
+    #[serde(default)]
+    pub status_codes: Vec<u16>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub absent_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Redirect {
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Mirror {
+    pub name: String,
+    pub namespace: String,
+}
+
+/// One status expectation; which fields are set depends on `check`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusCheck {
+    pub check: String,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub parent: Option<ParentExpectation>,
+    pub conditions: Option<Vec<Condition>>,
+    /// `"all"` or a list of listener names.
+    pub listeners: Option<serde_json::Value>,
+    pub listener_conditions: Option<Vec<Condition>>,
+    #[serde(default)]
+    pub address_required: bool,
+    pub listener_status: Option<Vec<ListenerExpectation>>,
+    pub parents: Option<Vec<RouteParentExpectation>>,
+    #[serde(default)]
+    pub namespace_required: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ParentExpectation {
+    pub name: String,
+    pub namespace: String,
+    #[serde(rename = "sectionName")]
+    pub section_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Condition {
+    #[serde(rename = "type", alias = "Type")]
+    pub type_: String,
+    #[serde(alias = "Status")]
+    pub status: String,
+    /// `None` or empty: any reason.
+    #[serde(alias = "Reason")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListenerExpectation {
+    pub name: String,
+    pub attached_routes: i64,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default)]
+    pub supported_kinds: Vec<KindExpectation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KindExpectation {
+    pub group: Option<String>,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RouteParentExpectation {
+    pub parent_ref: ParentRefExpectation,
+    pub controller_name: String,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParentRefExpectation {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub section_name: Option<String>,
+}

@@ -1,0 +1,227 @@
+//! An in-process stand-in for upstream's `echo-basic` backend: it answers every request
+//! with a JSON description of the request it saw, as the conformance README's echo
+//! contract says, and keeps the "Echoing back request made to ..." log in memory so
+//! mirror checks can read it.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// What a backend pod knows about itself.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub namespace: String,
+    pub pod: String,
+}
+
+impl Identity {
+    pub fn new(namespace: &str, deployment: &str) -> Self {
+        Identity {
+            namespace: namespace.to_string(),
+            pod: pod_name(deployment),
+        }
+    }
+}
+
+/// `<deployment>-<hash>-<hash>`, stable for a given deployment name.
+fn pod_name(deployment: &str) -> String {
+    let hash = deployment
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = (0..5)
+        .map(|i| ALPHABET[((hash >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
+        .collect();
+    format!("{deployment}-{:010x}-{suffix}", hash >> 24)
+}
+
+/// A running echo server; aborts its tasks when dropped.
+#[derive(Debug)]
+pub struct EchoServer {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EchoServer {
+    /// Binds 127.0.0.1:0 and serves HTTP/1.1 and prior-knowledge h2c on it.
+    pub async fn start(identity: Identity) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared { identity, log: log.clone() });
+        let task = tokio::spawn(accept_loop(listener, shared));
+        Ok(EchoServer { addr, log, task })
+    }
+
+    /// The log lines so far, as upstream's echo server writes them.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    identity: Identity,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, remote, req).await) }
+            });
+            // A connection error is the client's business (Envoy resets idle ones).
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    if let Ok(mut log) = shared.log.lock() {
+        log.push(format!("Echoing back request made to {uri} to client ({remote})"));
+    }
+    if let Some(code) = req.uri().path().strip_prefix("/status/") {
+        let status = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok());
+        return plain(status.unwrap_or(StatusCode::BAD_REQUEST), "");
+    }
+    if req.uri().path() == "/health" {
+        return plain(StatusCode::OK, "OK");
+    }
+    if let Some(delay) = query_param(req.uri().query(), "delay").and_then(|d| parse_duration(&d)) {
+        tokio::time::sleep(delay).await;
+    }
+    let body = echo_body(&shared.identity, &uri, &req);
+    let set_headers = set_header_pairs(&req);
+    // Drain the request body so h2 streams end cleanly.
+    let _ = req.into_body().collect().await;
+    let mut response = plain(StatusCode::OK, &body.to_string());
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    for (name, value) in set_headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.append(n, v);
+        }
+    }
+    response
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+}
+
+fn echo_body(id: &Identity, uri: &str, req: &Request<Incoming>) -> serde_json::Value {
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        if name == hyper::header::HOST {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers.entry(canonical_header(name.as_str())).or_default().push(value);
+    }
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .unwrap_or_default();
+    let proto = match req.version() {
+        hyper::Version::HTTP_2 => "HTTP/2.0",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    json!({
+        "path": uri,
+        "host": host,
+        "method": req.method().as_str(),
+        "proto": proto,
+        "headers": headers,
+        "httpPort": "3000",
+        "namespace": id.namespace,
+        "ingress": "",
+        "service": "",
+        "pod": id.pod,
+    })
+}
+
+/// Go's `textproto.CanonicalMIMEHeaderKey`: `x-foo-bar` → `X-Foo-Bar`.
+pub fn canonical_header(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let out = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            upper = c == '-';
+            out
+        })
+        .collect()
+}
+
+/// `X-Echo-Set-Header: a:b,c:d` → [(a, b), (c, d)].
+fn set_header_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.headers()
+        .get_all("x-echo-set-header")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|kv| {
+            let (k, v) = kv.trim().split_once(':')?;
+            (!k.is_empty()).then(|| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A Go duration such as `1s`, `500ms`, `1.5s`, `2m`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds.min(120.0)))
+}
+

@@ -1,0 +1,228 @@
+//! A check of the harness without sluice: echo backends and EndpointSlices from the
+//! base manifests, the ADS bootstrap validated by Envoy, and a static Envoy config that
+//! routes, mirrors and redirects, driven through the same request checks as the cases.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::cases::{Case, GatewayKey, RequestCase};
+use crate::{Running, manifests, processes, requests};
+
+/// Runs the self-test; `true` if anything failed.
+pub async fn run(cases_dir: &Path) -> bool {
+    let mut failed = 0;
+    let mut report = |name: &str, result: Result<(), String>| match result {
+        Ok(()) => println!("PASS selftest {name}"),
+        Err(e) => {
+            println!("FAIL selftest {name}: {e}");
+            failed += 1;
+        }
+    };
+    let dir = crate::case_dir("selftest");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let case = Case { name: "selftest".into(), manifests: vec![], requests: vec![], statuses: vec![] };
+    let mut docs = match manifests::load(cases_dir, &case) {
+        Ok(docs) => docs,
+        Err(e) => {
+            report("manifests", Err(format!("{e:#}")));
+            return true;
+        }
+    };
+    let mut running = Running::default();
+    report("backends", crate::start_backends(&mut running, &mut docs).await);
+    report("endpointslices", check_slices(&docs, &running));
+    let _ = manifests::write(&dir.join("manifests"), &docs);
+    let envoy = match tokio::task::block_in_place(|| processes::envoy_binary(&crate::workspace())) {
+        Ok(envoy) => envoy,
+        Err(e) => {
+            report("envoy install", Err(format!("{e:#}")));
+            return true;
+        }
+    };
+    report("ads bootstrap validates", validate_bootstrap(&envoy, &dir));
+    let port = match processes::free_port() {
+        Ok(port) => port,
+        Err(e) => {
+            report("free port", Err(e.to_string()));
+            return true;
+        }
+    };
+    let config = static_config(&running, port);
+    let started = tokio::task::block_in_place(|| processes::start_envoy(&envoy, &dir, "static", &config));
+    let admin = match started {
+        Ok(envoy) => {
+            let admin = envoy.admin;
+            running.envoys.insert(GatewayKey { namespace: "selftest".into(), name: "static".into() }, envoy);
+            admin
+        }
+        Err(e) => {
+            report("envoy start", Err(format!("{e:#}")));
+            return true;
+        }
+    };
+    report("envoy live", crate::wait_live(admin).await);
+    let target = requests::Target { socket: SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), port)), spec_port: 80 };
+    for (name, rc, should_pass) in request_cases() {
+        let result = requests::run(&rc, &target, &|ns, n| running.backend(ns, n)).await;
+        let result = match (result, should_pass) {
+            (Ok(()), true) => Ok(()),
+            (Err(e), false) => {
+                println!("  (expected failure: {e})");
+                Ok(())
+            }
+            (Ok(()), false) => Err("passed but should have failed".into()),
+            (Err(e), true) => Err(e),
+        };
+        report(name, result);
+    }
+    println!("selftest: {failed} failed");
+    failed > 0
+}
+
+fn check_slices(docs: &[Value], running: &Running) -> Result<(), String> {
+    let backend = running.backend("gateway-conformance-infra", "infra-backend-v1").ok_or("no infra-backend-v1")?;
+    let slice = docs
+        .iter()
+        .find(|d| {
+            manifests::kind(d) == "EndpointSlice"
+                && d.pointer("/metadata/labels/kubernetes.io~1service-name") == Some(&json!("infra-backend-v1"))
+        })
+        .ok_or("no EndpointSlice for infra-backend-v1")?;
+    let ports: Vec<(String, u64)> = slice["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (manifests::str_at(p, "/name").to_string(), p["port"].as_u64().unwrap_or_default()))
+        .collect();
+    let port = u64::from(backend.addr.port());
+    let want: Vec<(String, u64)> =
+        ["first-port", "second-port", "third-port"].iter().map(|n| (n.to_string(), port)).collect();
+    if ports != want {
+        return Err(format!("ports {ports:?}, expected {want:?}"));
+    }
+    if slice["endpoints"] != json!([{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]) {
+        return Err(format!("endpoints {}", slice["endpoints"]));
+    }
+    Ok(())
+}
+
+fn validate_bootstrap(envoy: &Path, dir: &Path) -> Result<(), String> {
+    let key = GatewayKey { namespace: "gateway-conformance-infra".into(), name: "same-namespace".into() };
+    let path = dir.join("ads-bootstrap.json");
+    let text = serde_json::to_vec_pretty(&processes::bootstrap(&key, "selftest", 18000)).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    let output = Command::new(envoy)
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default().to_string())
+    }
+}
+
+fn cluster(name: &str, port: u16, h2: bool) -> Value {
+    let mut cluster = json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+            "socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
+    });
+    if h2 {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        });
+    }
+    cluster
+}
+
+fn static_config(running: &Running, port: u16) -> Value {
+    let echo_port = |name: &str| running.backend("gateway-conformance-infra", name).map_or(0, |b| b.addr.port());
+    let routes = json!([
+        {"match": {"prefix": "/redirect"}, "redirect": {"host_redirect": "example.org", "response_code": "FOUND"}},
+        {"match": {"prefix": "/h2c"}, "route": {"cluster": "h2c"}},
+        {"match": {"prefix": "/mirror"}, "route": {"cluster": "v1", "request_mirror_policies": [{"cluster": "v2"}]}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "v1"}},
+    ]);
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "http",
+                "address": {"socket_address": {"address": "127.0.0.2", "port_value": port}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "http",
+                        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+                        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                    },
+                }]}],
+            }],
+            "clusters": [
+                cluster("v1", echo_port("infra-backend-v1"), false),
+                cluster("v2", echo_port("infra-backend-v2"), false),
+                cluster("h2c", echo_port("infra-backend-v1"), true),
+            ],
+        },
+    })
+}
+
+fn request_case(path: &str, extra: Value) -> RequestCase {
+    let mut rc = json!({
+        "name": path,
+        "gateway": {"namespace": "selftest", "name": "static", "listener": null},
+        "scheme": "http",
+        "request": {"host": "", "method": "GET", "path": path, "headers": {}},
+        "expected_request": null,
+        "response": {"status": 200, "status_codes": [200], "headers": {}, "absent_headers": []},
+        "redirect": null,
+        "backend": "infra-backend-v1",
+        "namespace": "gateway-conformance-infra",
+    });
+    if let (Some(rc), Some(extra)) = (rc.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            rc.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(rc).expect("a well-formed self-test request")
+}
+
+fn request_cases() -> Vec<(&'static str, RequestCase, bool)> {
+    vec![
+        ("echo and headers", request_case("/echo?x=1", json!({
+            "request": {"host": "example.com", "method": "GET", "path": "/echo?x=1", "headers": {"X-Test": "a"}},
+            "backend_set_response_headers": {"X-Resp": "r"},
+            "response": {"status_codes": [200], "headers": {"X-Resp": "r"}, "absent_headers": ["X-Absent"]},
+        })), true),
+        ("h2c to Envoy and upstream", request_case("/h2c", json!({
+            "request": {"host": "", "method": "GET", "path": "/h2c", "headers": {}, "protocol": "H2C_PRIOR_KNOWLEDGE"},
+        })), true),
+        ("mirror log", request_case("/mirror", json!({
+            "mirrored_to": [{"name": "infra-backend-v2", "namespace": "gateway-conformance-infra", "percent": null}],
+            "request_id_query_param": "gateway-api-conformance-request-id",
+        })), true),
+        ("redirect", request_case("/redirect", json!({
+            "response": {"status_codes": [302], "headers": {}, "absent_headers": []},
+            "redirect": {"scheme": null, "host": "example.org", "port": null, "path": null},
+            "backend": "",
+        })), true),
+        ("wrong backend is caught", request_case("/", json!({"backend": "infra-backend-v2"})), false),
+        ("missing mirror is caught", request_case("/", json!({
+            "mirrored_to": [{"name": "infra-backend-v2", "namespace": "gateway-conformance-infra", "percent": null}],
+            "request_id_query_param": "gateway-api-conformance-request-id",
+        })), false),
+    ]
+}
