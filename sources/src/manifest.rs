@@ -80,18 +80,35 @@ fn yaml_error(origin: &str, first_line: usize, error: &serde_yaml_ng::Error) -> 
         Some(l) => (first_line + l.line() - 1, l.column()),
         None => (first_line, 0),
     };
-    // The message may repeat the location relative to the document; drop it.
-    let message = error.to_string();
-    let message = match message.find(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message,
-    };
+    let message = relocate(&error.to_string(), first_line - 1);
+    // The location already leads the message; drop its repetition.
+    let message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
     Error::Yaml {
         origin: origin.to_owned(),
         line,
         column,
         message,
     }
+}
+
+/// Shifts every `line N` in a parser message by `offset` lines.
+fn relocate(message: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("line ") {
+        let (before, after) = rest.split_at(i + "line ".len());
+        out.push_str(before);
+        let digits = after
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(after.len());
+        match after[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads files and directories (recursively: files ending `.yaml` or `.yml`), in

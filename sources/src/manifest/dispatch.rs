@@ -64,7 +64,10 @@ pub(super) fn document(at: &At<'_>, value: Value) -> Parsed {
                 .push(at.warning(format!("skipped {}: {error}", describe(&value))));
         }
         None => {
-            let message = format!("skipped {}: unsupported apiVersion/kind", describe(&value));
+            let message = format!(
+                "skipped {}: apiVersion {api_version:?} kind {kind:?} is not read by Sluice",
+                describe(&value)
+            );
             parsed.warnings.push(at.warning(message));
         }
     }
@@ -103,12 +106,13 @@ fn http_route(mut value: Value) -> Result<Object, String> {
 
 /// `Kind namespace/name` of a document, for warnings.
 fn describe(value: &Value) -> String {
+    let metadata = value.get("metadata");
+    let field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_str);
     let kind = match text(value, "kind") {
+        "" if field("name").is_none() => return "a document without kind or name".to_owned(),
         "" => "document without kind",
         kind => kind,
     };
-    let metadata = value.get("metadata");
-    let field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_str);
     let name = field("name").unwrap_or("<no name>");
     let key = match field("namespace") {
         Some(namespace) => ObjectKey::new(namespace, name),

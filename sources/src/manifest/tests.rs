@@ -44,10 +44,10 @@ fn unknown_kinds_warn_once_each() {
     assert_eq!(
         warnings,
         vec![
-            "f.yaml:1: skipped Deployment infra/web: unsupported apiVersion/kind",
-            "f.yaml:5: skipped TLSRoute default/t: unsupported apiVersion/kind",
-            "f.yaml:9: skipped Sevrice default/typo: unsupported apiVersion/kind",
-            "f.yaml:13: skipped document without kind default/nokind: unsupported apiVersion/kind",
+            "f.yaml:1: skipped Deployment infra/web: apiVersion \"apps/v1\" kind \"Deployment\" is not read by Sluice",
+            "f.yaml:5: skipped TLSRoute default/t: apiVersion \"gateway.networking.k8s.io/v1alpha2\" kind \"TLSRoute\" is not read by Sluice",
+            "f.yaml:9: skipped Sevrice default/typo: apiVersion \"v1\" kind \"Sevrice\" is not read by Sluice",
+            "f.yaml:13: skipped document without kind default/nokind: apiVersion \"\" kind \"\" is not read by Sluice",
         ]
     );
 }
@@ -69,6 +69,15 @@ fn malformed_yaml_is_an_error_at_its_line() {
     assert_eq!((origin.as_str(), *line), ("bad.yaml", 9), "{error}");
     assert!(*column > 0 && !message.is_empty(), "{error}");
     assert!(error.to_string().starts_with("bad.yaml:9:"), "{error}");
+    // Lines in the parser's own context are file lines too, not document lines.
+    assert!(!message.contains(" at line 9 column"), "{error}");
+    let error = parse_manifests(&format!("{SERVICE}---\n[a, b\n"), "f").expect_err("rejects");
+    assert!(
+        error
+            .to_string()
+            .contains("while parsing a flow sequence at line 6"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -134,4 +143,25 @@ fn filter_types_outside_the_enum_are_unsupported() {
         rule.backends[0].filters,
         vec![Filter::Unsupported("Frobnicate".into())]
     );
+}
+
+#[test]
+fn load_paths_walks_directories_in_order() {
+    let dir = std::env::temp_dir().join(format!("sluice-sources-load-{}", std::process::id()));
+    let write = |path: &str, text: &str| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    let svc = |name: &str| SERVICE.replace("name: svc", &format!("name: {name}"));
+    write("b.yml", &svc("b"));
+    write("a/z.yaml", &svc("az"));
+    write("notes.txt", "not: yaml: at all");
+    write("c.yaml", "");
+    let parsed = super::load_paths(std::slice::from_ref(&dir)).expect("loads");
+    let names: Vec<String> = parsed.objects.iter().map(|o| o.id().key.name).collect();
+    assert_eq!(names, vec!["az", "b"]);
+    let missing = super::load_paths(&[dir.join("missing.yaml")]).expect_err("missing file");
+    assert!(matches!(missing, Error::Io { .. }), "{missing}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }

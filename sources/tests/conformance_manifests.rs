@@ -1,0 +1,72 @@
+//! Every Gateway API conformance manifest loads without an error: the upstream
+//! suite's YAML is the widest real-world input we have, so a document it contains
+//! must at worst be skipped with a warning (Deployments, TLSRoutes, ...), never
+//! stop the load. Reads `../shared/gateway-api` at run time; skips when absent.
+
+use std::path::{Path, PathBuf};
+
+use sluice_pipeline::model::Object;
+use sluice_sources::{Parsed, parse_manifests};
+
+fn manifests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gateway-api/conformance/manifests")
+}
+
+/// The suite's placeholders, filled in as the suite itself would.
+fn fill_placeholders(text: &str) -> String {
+    text.replace("{GATEWAY_CLASS_NAME}", "sluice")
+        .replace("{GATEWAY_CONTROLLER_NAME}", "sluice.dev/gateway-controller")
+}
+
+fn manifest_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = vec![dir.join("base/manifests.yaml")];
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
+        .expect("tests directory is readable")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    tests.sort();
+    files.extend(tests);
+    files
+}
+
+fn load(file: &Path) -> Parsed {
+    let text = std::fs::read_to_string(file).expect("manifest is readable");
+    let origin = file.display().to_string();
+    match parse_manifests(&fill_placeholders(&text), &origin) {
+        Ok(parsed) => parsed,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+#[test]
+fn every_conformance_manifest_loads() {
+    let dir = manifests_dir();
+    if !dir.is_dir() {
+        println!("skipped: {} not found", dir.display());
+        return;
+    }
+    let (mut gateways, mut routes, mut warnings) = (0, 0, 0);
+    for file in manifest_files(&dir) {
+        let parsed = load(&file);
+        for warning in &parsed.warnings {
+            println!("{warning}");
+        }
+        warnings += parsed.warnings.len();
+        gateways += parsed
+            .objects
+            .iter()
+            .filter(|o| matches!(o, Object::Gateway(_)))
+            .count();
+        routes += parsed
+            .objects
+            .iter()
+            .filter(|o| matches!(o, Object::HttpRoute(_)))
+            .count();
+    }
+    println!("{gateways} Gateways, {routes} HTTPRoutes, {warnings} warnings");
+    assert!(
+        gateways > 0 && routes > 0,
+        "{gateways} Gateways, {routes} HTTPRoutes"
+    );
+}
