@@ -1,0 +1,71 @@
+//! One Envoy Listener per Gateway port, with an HttpConnectionManager whose routes
+//! come over RDS (through ADS) under the listener's own name.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, SocketAddress, address, socket_address::PortSpecifier,
+};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+};
+use envoy_types::util::pack_any;
+use sluice_pipeline::ir::ListenerIr;
+
+use super::{EncodeConfig, ads_config_source};
+
+pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
+
+/// The Listener for `ir`: binds `address_for(gateway):port+port_offset`.
+pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
+    let name = ir.name();
+    let hcm = http_connection_manager(&name);
+    let socket = SocketAddress {
+        address: config.address_for(&ir.gateway).to_owned(),
+        port_specifier: Some(PortSpecifier::PortValue(config.bind_port(ir.port))),
+        ..Default::default()
+    };
+    Listener {
+        name,
+        address: Some(Address {
+            address: Some(address::Address::SocketAddress(socket)),
+        }),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: HCM_FILTER.to_owned(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// HTTP connection manager reading RouteConfiguration `route_config_name` over ADS.
+pub fn http_connection_manager(route_config_name: &str) -> HttpConnectionManager {
+    use http_connection_manager::{RouteSpecifier, StripPortMode, UpgradeConfig};
+    let router = HttpFilter {
+        name: ROUTER_FILTER.to_owned(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+            Router::default(),
+        ))),
+        ..Default::default()
+    };
+    HttpConnectionManager {
+        // Stat names use `.` as separator; keep the `/` of the name out of them.
+        stat_prefix: route_config_name.replace('/', "_"),
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: route_config_name.to_owned(),
+        })),
+        http_filters: vec![router],
+        // Gateway API hostname matching ignores the port of the Host header.
+        strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
+        upgrade_configs: vec![UpgradeConfig {
+            upgrade_type: "websocket".to_owned(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}

@@ -1,0 +1,317 @@
+//! Pipeline deltas → per-gateway xDS resource sets, re-encoding only what changed.
+//!
+//! ```text
+//! Delta (keyed) ─▶ Listener        ─▶ listeners[(gw, port)]          ─┐
+//!                  VirtualHost     ─▶ tables[(gw, port)].vhosts[host] ─┤ dirty gateways
+//!                  GatewayCluster  ─▶ members[gw] / holders[cluster]  ─┤ ─▶ rebuild their
+//!                  Cluster         ─▶ clusters[name]      (shared)    ─┤    GatewayResources
+//!                  Endpoints       ─▶ endpoints[name]     (shared)    ─┘
+//! ```
+//!
+//! Virtual hosts are cached as encoded bytes per `(gateway, port, hostname)`; a
+//! RouteConfiguration is re-assembled from them (see [`crate::encode::route`]).
+//! Clusters and ClusterLoadAssignments are encoded once per cluster name and the
+//! same `Arc<Resource>` goes into every gateway that holds the cluster, so an
+//! endpoint change costs one encode and touches only the gateways holding it.
+//! Status outputs are not xDS and are ignored here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use prost::Message;
+use prost::bytes::Bytes;
+use sluice_pipeline::ir::{Delta, KeyedChange, Output, listener_name};
+use sluice_pipeline::model::ObjectKey;
+
+use crate::Result;
+use crate::encode::{self, EncodeConfig};
+use crate::state::{GatewayResources, Resource, ResourceType};
+
+type Port = (ObjectKey, u16);
+
+/// One `(gateway, port)`'s route table.
+#[derive(Debug, Default)]
+struct RouteTable {
+    /// Encoded VirtualHost per hostname (sorted: the RouteConfiguration's order).
+    vhosts: BTreeMap<String, Bytes>,
+    /// The assembled RouteConfiguration.
+    encoded: Option<Arc<Resource>>,
+}
+
+/// Keeps the encoded state of every gateway and turns deltas into new
+/// [`GatewayResources`] for the gateways they affect.
+#[derive(Debug)]
+pub struct Translator {
+    config: EncodeConfig,
+    listeners: BTreeMap<Port, Arc<Resource>>,
+    tables: BTreeMap<Port, RouteTable>,
+    /// Gateway → clusters its proxies need, and the reverse.
+    members: BTreeMap<ObjectKey, BTreeSet<String>>,
+    holders: BTreeMap<String, BTreeSet<ObjectKey>>,
+    clusters: BTreeMap<String, Arc<Resource>>,
+    endpoints: BTreeMap<String, Arc<Resource>>,
+    /// Empty assignments for held clusters with no `Endpoints` output.
+    empty_endpoints: BTreeMap<String, Arc<Resource>>,
+    /// The last set published per gateway.
+    published: BTreeMap<ObjectKey, Arc<GatewayResources>>,
+    /// Resources encoded so far (a counter for tests and metrics).
+    encoded: u64,
+}
+
+/// What one delta touched, gathered before gateways are rebuilt.
+#[derive(Debug, Default)]
+struct Dirty {
+    gateways: BTreeSet<ObjectKey>,
+    tables: BTreeSet<Port>,
+    /// Clusters whose Cluster or endpoints changed: their holders are dirty.
+    clusters: BTreeSet<String>,
+}
+
+impl Translator {
+    pub fn new(config: EncodeConfig) -> Self {
+        Self {
+            config,
+            listeners: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            members: BTreeMap::new(),
+            holders: BTreeMap::new(),
+            clusters: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            empty_endpoints: BTreeMap::new(),
+            published: BTreeMap::new(),
+            encoded: 0,
+        }
+    }
+
+    /// Applies one delta (a complete logical time) and returns the new full
+    /// resource set of exactly the gateways whose resources changed. A gateway
+    /// whose last resource went away is returned once with an empty set.
+    pub fn apply(&mut self, delta: &Delta) -> Result<BTreeMap<ObjectKey, Arc<GatewayResources>>> {
+        let mut dirty = Dirty::default();
+        for (_, change) in delta.keyed() {
+            match change {
+                KeyedChange::Added(new) | KeyedChange::Changed { new, .. } => {
+                    self.upsert(&new, &mut dirty);
+                }
+                KeyedChange::Removed(old) => self.remove(&old, &mut dirty),
+            }
+        }
+        for port in std::mem::take(&mut dirty.tables) {
+            self.assemble_table(&port);
+        }
+        for cluster in &dirty.clusters {
+            if let Some(gateways) = self.holders.get(cluster) {
+                dirty.gateways.extend(gateways.iter().cloned());
+            }
+        }
+        let (holders, endpoints) = (&self.holders, &self.endpoints);
+        self.empty_endpoints
+            .retain(|c, _| holders.contains_key(c) && !endpoints.contains_key(c));
+
+        let mut changed = BTreeMap::new();
+        for gateway in dirty.gateways {
+            if let Some(state) = self.rebuild(&gateway, delta.time) {
+                changed.insert(gateway, state);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The last published set of every gateway that has resources.
+    pub fn gateways(&self) -> impl Iterator<Item = (&ObjectKey, &Arc<GatewayResources>)> {
+        self.published.iter()
+    }
+
+    /// How many resources (virtual hosts included) were encoded so far.
+    pub fn encoded_resources(&self) -> u64 {
+        self.encoded
+    }
+
+    fn upsert(&mut self, output: &Output, dirty: &mut Dirty) {
+        match output {
+            Output::Listener(l) => {
+                let resource = self.encode(l.name(), &encode::listener::listener(&self.config, l));
+                self.listeners.insert((l.gateway.clone(), l.port), resource);
+                // A listener always has its (maybe empty) route configuration.
+                self.tables.entry((l.gateway.clone(), l.port)).or_default();
+                dirty.tables.insert((l.gateway.clone(), l.port));
+                dirty.gateways.insert(l.gateway.clone());
+            }
+            Output::VirtualHost(v) => {
+                self.encoded += 1;
+                let bytes = Bytes::from(encode::route::virtual_host(v).encode_to_vec());
+                let port = (v.gateway.clone(), v.port);
+                self.tables
+                    .entry(port.clone())
+                    .or_default()
+                    .vhosts
+                    .insert(v.hostname.clone(), bytes);
+                dirty.tables.insert(port);
+                dirty.gateways.insert(v.gateway.clone());
+            }
+            Output::GatewayCluster { gateway, cluster } => {
+                self.members
+                    .entry(gateway.clone())
+                    .or_default()
+                    .insert(cluster.clone());
+                self.holders
+                    .entry(cluster.clone())
+                    .or_default()
+                    .insert(gateway.clone());
+                dirty.gateways.insert(gateway.clone());
+            }
+            Output::Cluster(c) => {
+                let resource = self.encode(c.name.clone(), &encode::cluster::cluster(c));
+                self.clusters.insert(c.name.clone(), resource);
+                dirty.clusters.insert(c.name.clone());
+            }
+            Output::Endpoints(e) => {
+                let cla = encode::cluster::load_assignment(&e.cluster, &e.endpoints);
+                let resource = self.encode(e.cluster.clone(), &cla);
+                self.endpoints.insert(e.cluster.clone(), resource);
+                dirty.clusters.insert(e.cluster.clone());
+            }
+            Output::GatewayStatus(_) | Output::RouteStatus(_) => {}
+        }
+    }
+
+    fn remove(&mut self, output: &Output, dirty: &mut Dirty) {
+        match output {
+            Output::Listener(l) => {
+                self.listeners.remove(&(l.gateway.clone(), l.port));
+                dirty.tables.insert((l.gateway.clone(), l.port));
+                dirty.gateways.insert(l.gateway.clone());
+            }
+            Output::VirtualHost(v) => {
+                let port = (v.gateway.clone(), v.port);
+                if let Some(table) = self.tables.get_mut(&port) {
+                    table.vhosts.remove(&v.hostname);
+                }
+                dirty.tables.insert(port);
+                dirty.gateways.insert(v.gateway.clone());
+            }
+            Output::GatewayCluster { gateway, cluster } => {
+                remove_from(&mut self.members, gateway, cluster);
+                remove_from(&mut self.holders, cluster, gateway);
+                dirty.gateways.insert(gateway.clone());
+            }
+            Output::Cluster(c) => {
+                self.clusters.remove(&c.name);
+                dirty.clusters.insert(c.name.clone());
+            }
+            Output::Endpoints(e) => {
+                self.endpoints.remove(&e.cluster);
+                dirty.clusters.insert(e.cluster.clone());
+            }
+            Output::GatewayStatus(_) | Output::RouteStatus(_) => {}
+        }
+    }
+
+    /// Re-assembles a route table's RouteConfiguration from its cached virtual
+    /// hosts; drops the table once it has neither listener nor virtual hosts.
+    fn assemble_table(&mut self, port: &Port) {
+        let has_listener = self.listeners.contains_key(port);
+        let Some(table) = self.tables.get_mut(port) else {
+            return;
+        };
+        if !has_listener && table.vhosts.is_empty() {
+            self.tables.remove(port);
+            return;
+        }
+        let name = listener_name(&port.0, port.1);
+        let body = encode::route::route_configuration_bytes(
+            &name,
+            table.vhosts.values().map(|b| b.as_ref()),
+        );
+        table.encoded = Some(Arc::new(Resource::new(name, Bytes::from(body))));
+    }
+
+    /// The gateway's full set now; `None` when it equals the published one.
+    fn rebuild(&mut self, gateway: &ObjectKey, time: u64) -> Option<Arc<GatewayResources>> {
+        let mut state = GatewayResources {
+            time,
+            ..Default::default()
+        };
+        let ports = self.listeners.range(port_range(gateway));
+        for ((gw, port), listener) in ports {
+            insert(&mut state, ResourceType::Listener, listener);
+            let route = self
+                .tables
+                .get(&(gw.clone(), *port))
+                .and_then(|t| t.encoded.as_ref());
+            if let Some(route) = route {
+                insert(&mut state, ResourceType::Route, route);
+            }
+        }
+        let members: Vec<String> = self
+            .members
+            .get(gateway)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for cluster in &members {
+            // A membership without its Cluster output yet: nothing to serve.
+            let Some(resource) = self.clusters.get(cluster) else {
+                continue;
+            };
+            insert(&mut state, ResourceType::Cluster, resource);
+            let cla = match self.endpoints.get(cluster) {
+                Some(cla) => cla.clone(),
+                None => self.empty_load_assignment(cluster),
+            };
+            insert(&mut state, ResourceType::Endpoint, &cla);
+        }
+
+        let previous = self.published.get(gateway);
+        if previous.is_some_and(|p| p.by_type == state.by_type) {
+            return None;
+        }
+        let empty = state.by_type.iter().all(BTreeMap::is_empty);
+        if empty && previous.is_none() {
+            return None;
+        }
+        let state = Arc::new(state);
+        if empty {
+            self.published.remove(gateway);
+        } else {
+            self.published.insert(gateway.clone(), state.clone());
+        }
+        Some(state)
+    }
+
+    fn empty_load_assignment(&mut self, cluster: &str) -> Arc<Resource> {
+        if let Some(cla) = self.empty_endpoints.get(cluster) {
+            return cla.clone();
+        }
+        let cla = self.encode(
+            cluster.to_owned(),
+            &encode::cluster::load_assignment(cluster, &[]),
+        );
+        self.empty_endpoints.insert(cluster.to_owned(), cla.clone());
+        cla
+    }
+
+    fn encode(&mut self, name: String, message: &impl Message) -> Arc<Resource> {
+        self.encoded += 1;
+        Arc::new(Resource::new(name, Bytes::from(message.encode_to_vec())))
+    }
+}
+
+fn insert(state: &mut GatewayResources, ty: ResourceType, resource: &Arc<Resource>) {
+    state.by_type[ty.index()].insert(resource.name.clone(), resource.clone());
+}
+
+/// All `(gateway, port)` keys of one gateway.
+fn port_range(gateway: &ObjectKey) -> std::ops::RangeInclusive<Port> {
+    (gateway.clone(), 0)..=(gateway.clone(), u16::MAX)
+}
+
+fn remove_from<K: Ord, V: Ord>(map: &mut BTreeMap<K, BTreeSet<V>>, key: &K, value: &V) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(value);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
