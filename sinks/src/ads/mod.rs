@@ -51,18 +51,18 @@
 //! - ACK/NACK: a request with `error_detail` for the latest nonce of its type is a
 //!   NACK: logged with Envoy's message, counted in [`AdsStats::nacks`], and the
 //!   rejected version is not resent. A request with a stale nonce is ignored
-//!   (incremental subscription changes excepted, see [`delta`]).
+//!   (incremental subscription changes excepted: they are applied).
 //! - Each resource is encoded once upstream; a response copies its bytes into an
 //!   `Any` (envoy-types' `Any::value` is a `Vec<u8>`), it never re-encodes.
 //! - A slow proxy holds a bounded buffer and skips intermediate states; requests
 //!   for unknown types are logged and ignored; malformed requests end the stream
 //!   with a gRPC error.
 
-pub mod delta;
+mod delta;
 pub mod node;
-pub mod sotw;
-pub mod stream;
-pub mod subscription;
+mod sotw;
+mod stream;
+mod subscription;
 pub mod warming;
 
 use std::future::Future;

@@ -57,7 +57,7 @@ pub const WARMING_ORDER: [Phase; 6] = [
 
 /// What a proxy holds of one resource: the resource itself (state of the world)
 /// or only its version (incremental, where a reconnecting proxy tells versions).
-pub trait Held {
+pub(crate) trait Held {
     fn is(&self, resource: &Arc<Resource>) -> bool;
 }
 
@@ -75,7 +75,7 @@ impl Held for String {
 
 /// One type's difference between what the proxy holds and what it wants now.
 #[derive(Debug, Default)]
-pub struct Diff {
+pub(crate) struct Diff {
     /// Wanted resources the proxy lacks or holds in another version, by name.
     pub upserts: Vec<(String, Arc<Resource>)>,
     /// Held names that no longer exist.
