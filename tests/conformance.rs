@@ -12,7 +12,8 @@
 //! Run with `cargo test --test conformance`; `SLUICE_CONFORMANCE_FILTER=Redirect` runs
 //! the cases whose name contains `Redirect`. `SLUICE_CONFORMANCE_SELFTEST=1` checks the
 //! harness itself (echo backends, EndpointSlices, Envoy) against a static Envoy config,
-//! without sluice. Logs of each case land in `target/conformance/<case>/`.
+//! without sluice. `SLUICE_BIN` runs another `sluice` binary (a release build, say).
+//! Logs of each case land in `target/conformance/<case>/`.
 
 #[path = "conformance/cases.rs"]
 mod cases;
@@ -80,14 +81,20 @@ async fn run_all() -> bool {
     let filter = std::env::var("SLUICE_CONFORMANCE_FILTER").unwrap_or_default();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut envoy = None;
-    for (index, case) in cases.iter().filter(|c| c.name.contains(&filter)).enumerate() {
+    for (index, case) in cases
+        .iter()
+        .filter(|c| c.name.contains(&filter))
+        .enumerate()
+    {
         if let Some(reason) = cases::skip_reason(case) {
             println!("SKIP {}: {reason}", case.name);
             skipped += 1;
             continue;
         }
         if envoy.is_none() {
-            envoy = Some(tokio::task::block_in_place(|| processes::envoy_binary(&workspace())));
+            envoy = Some(tokio::task::block_in_place(|| {
+                processes::envoy_binary(&workspace())
+            }));
         }
         let result = match &envoy {
             Some(Ok(binary)) => run_case(&cases_dir, case, index, binary).await,
@@ -127,7 +134,9 @@ impl Running {
     /// The echo server behind a Deployment or Service name.
     fn backend(&self, namespace: &str, name: &str) -> Option<&EchoServer> {
         let key = (namespace.to_string(), name.to_string());
-        self.backends.get(&key).or_else(|| self.services.get(&key).and_then(|d| self.backends.get(d)))
+        self.backends
+            .get(&key)
+            .or_else(|| self.services.get(&key).and_then(|d| self.backends.get(d)))
     }
 }
 
@@ -138,7 +147,8 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
     let mut docs = manifests::load(cases_dir, case).map_err(|e| format!("{e:#}"))?;
     let mut running = Running::default();
     start_backends(&mut running, &mut docs).await?;
-    manifests::write(&dir.join("manifests"), &docs).map_err(|e| format!("writing manifests: {e:#}"))?;
+    manifests::write(&dir.join("manifests"), &docs)
+        .map_err(|e| format!("writing manifests: {e:#}"))?;
 
     let gateways = manifests::gateways(&docs);
     let addresses: Vec<(GatewayKey, Ipv4Addr)> = gateways
@@ -171,25 +181,38 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
     };
     let mut sluice = processes::start_sluice(&config).map_err(|e| format!("{e:#}"))?;
     let xds = SocketAddr::from(([127, 0, 0, 1], xds_port));
-    tokio::task::block_in_place(|| processes::wait_for_port(xds, SLUICE_START_DEADLINE, &mut sluice))
-        .map_err(|e| format!("{e:#}{}", last_line(&sluice_log)))?;
+    tokio::task::block_in_place(|| {
+        processes::wait_for_port(xds, SLUICE_START_DEADLINE, &mut sluice)
+    })
+    .map_err(|e| format!("{e:#}{}", last_line(&sluice_log)))?;
     running.sluice = Some(sluice);
 
     for key in gateways.iter().map(|g| &g.key).filter(|k| used.contains(k)) {
         let node_id = format!("{key}/{}/{}", case.name, std::process::id());
         let label = format!("{}.{}", key.namespace, key.name);
         let started = tokio::task::block_in_place(|| {
-            processes::start_envoy(envoy, &dir, &label, &processes::bootstrap(key, &node_id, xds_port))
+            processes::start_envoy(
+                envoy,
+                &dir,
+                &label,
+                &processes::bootstrap(key, &node_id, xds_port),
+            )
         })
         .map_err(|e| format!("{e:#}"))?;
         running.envoys.insert(key.clone(), started);
     }
 
     check_statuses(case, &docs, &status_file).await?;
-    let request_gateways: BTreeSet<GatewayKey> = case.requests.iter().map(|r| r.gateway.key()).collect();
+    let request_gateways: BTreeSet<GatewayKey> =
+        case.requests.iter().map(|r| r.gateway.key()).collect();
     for key in &request_gateways {
-        let envoy = running.envoys.get(key).ok_or_else(|| format!("Gateway {key} is not in the manifests"))?;
-        wait_live(envoy.admin).await.map_err(|e| format!("envoy for {key}: {e}"))?;
+        let envoy = running
+            .envoys
+            .get(key)
+            .ok_or_else(|| format!("Gateway {key} is not in the manifests"))?;
+        wait_live(envoy.admin)
+            .await
+            .map_err(|e| format!("envoy for {key}: {e}"))?;
     }
     for rc in &case.requests {
         let target = target_for(rc, &gateways, &addresses, offset)?;
@@ -198,24 +221,36 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
     if let Some(sluice) = running.sluice.as_mut()
         && let Some(status) = sluice.exited()
     {
-        return Err(format!("sluice exited ({status}) during the case{}", last_line(&sluice_log)));
+        return Err(format!(
+            "sluice exited ({status}) during the case{}",
+            last_line(&sluice_log)
+        ));
     }
     Ok(())
 }
 
 /// One echo server per Deployment, and EndpointSlices pointing at them.
-async fn start_backends(running: &mut Running, docs: &mut Vec<serde_json::Value>) -> Result<(), String> {
+async fn start_backends(
+    running: &mut Running,
+    docs: &mut Vec<serde_json::Value>,
+) -> Result<(), String> {
     for d in manifests::deployments(docs) {
         let server = EchoServer::start(Identity::new(&d.namespace, &d.name))
             .await
             .map_err(|e| format!("echo backend {}/{}: {e:#}", d.namespace, d.name))?;
-        running.backends.insert((d.namespace.clone(), d.name.clone()), server);
+        running
+            .backends
+            .insert((d.namespace.clone(), d.name.clone()), server);
     }
     running.services = manifests::service_backends(docs)
         .into_iter()
         .map(|(svc, d)| (svc, (d.namespace, d.name)))
         .collect();
-    let ports = running.backends.iter().map(|(k, s)| (k.clone(), s.addr.port())).collect();
+    let ports = running
+        .backends
+        .iter()
+        .map(|(k, s)| (k.clone(), s.addr.port()))
+        .collect();
     let slices = manifests::endpoint_slices(docs, &ports);
     docs.extend(slices);
     Ok(())
@@ -224,14 +259,20 @@ async fn start_backends(running: &mut Running, docs: &mut Vec<serde_json::Value>
 /// Gateways that requests go to or that status checks name.
 fn used_gateways(case: &Case) -> BTreeSet<GatewayKey> {
     let from_requests = case.requests.iter().map(|r| r.gateway.key());
-    let from_statuses = case.statuses.iter().filter_map(|s| match (s.kind.as_deref(), &s.parent) {
-        (Some("Gateway"), _) => Some(GatewayKey {
-            namespace: s.namespace.clone().unwrap_or_default(),
-            name: s.name.clone().unwrap_or_default(),
-        }),
-        (_, Some(p)) => Some(GatewayKey { namespace: p.namespace.clone(), name: p.name.clone() }),
-        _ => None,
-    });
+    let from_statuses = case
+        .statuses
+        .iter()
+        .filter_map(|s| match (s.kind.as_deref(), &s.parent) {
+            (Some("Gateway"), _) => Some(GatewayKey {
+                namespace: s.namespace.clone().unwrap_or_default(),
+                name: s.name.clone().unwrap_or_default(),
+            }),
+            (_, Some(p)) => Some(GatewayKey {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+            }),
+            _ => None,
+        });
     from_requests.chain(from_statuses).collect()
 }
 
@@ -243,19 +284,43 @@ fn target_for(
     offset: u16,
 ) -> Result<requests::Target, String> {
     let key = rc.gateway.key();
-    let gateway = gateways.iter().find(|g| g.key == key).ok_or_else(|| format!("no Gateway {key}"))?;
-    let ip = addresses.iter().find(|(k, _)| *k == key).map(|(_, ip)| *ip).ok_or("no address")?;
+    let gateway = gateways
+        .iter()
+        .find(|g| g.key == key)
+        .ok_or_else(|| format!("no Gateway {key}"))?;
+    let ip = addresses
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, ip)| *ip)
+        .ok_or("no address")?;
     let listener_port = match &rc.gateway.listener {
         None => gateway.listeners.first().map(|(_, port)| *port),
-        Some(name) => gateway.listeners.iter().find(|(n, _)| n == name).map(|(_, port)| *port),
+        Some(name) => gateway
+            .listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, port)| *port),
     };
-    let spec_port = rc.gateway.port.or(listener_port).ok_or_else(|| format!("no listener port on {key}"))?;
-    let real = spec_port.checked_add(offset).ok_or("port + offset overflows")?;
-    Ok(requests::Target { socket: SocketAddr::from((ip, real)), spec_port })
+    let spec_port = rc
+        .gateway
+        .port
+        .or(listener_port)
+        .ok_or_else(|| format!("no listener port on {key}"))?;
+    let real = spec_port
+        .checked_add(offset)
+        .ok_or("port + offset overflows")?;
+    Ok(requests::Target {
+        socket: SocketAddr::from((ip, real)),
+        spec_port,
+    })
 }
 
 /// Polls the status file until every status check of the case holds.
-async fn check_statuses(case: &Case, docs: &[serde_json::Value], file: &Path) -> Result<(), String> {
+async fn check_statuses(
+    case: &Case,
+    docs: &[serde_json::Value],
+    file: &Path,
+) -> Result<(), String> {
     let start = Instant::now();
     let mut last_error = String::from("status file never written");
     while start.elapsed() < STATUS_DEADLINE {
@@ -284,7 +349,10 @@ fn generation_of(docs: &[serde_json::Value], c: &cases::StatusCheck) -> i64 {
                 && Some(manifests::str_at(d, "/metadata/name")) == c.name.as_deref()
                 && Some(manifests::str_at(d, "/metadata/namespace")) == c.namespace.as_deref()
         })
-        .and_then(|d| d.pointer("/metadata/generation").and_then(serde_json::Value::as_i64))
+        .and_then(|d| {
+            d.pointer("/metadata/generation")
+                .and_then(serde_json::Value::as_i64)
+        })
         .unwrap_or(1)
 }
 
@@ -293,7 +361,13 @@ async fn wait_live(admin: SocketAddr) -> Result<(), String> {
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < ENVOY_LIVE_DEADLINE {
-        let out = requests::Outgoing { method: "GET", host: "admin", path: "/ready", headers: vec![], h2c: false };
+        let out = requests::Outgoing {
+            method: "GET",
+            host: "admin",
+            path: "/ready",
+            headers: vec![],
+            h2c: false,
+        };
         match requests::send_raw(admin, &out).await {
             Ok(body) if body.trim() == "LIVE" => return Ok(()),
             Ok(body) => last = body.trim().to_string(),
@@ -301,13 +375,20 @@ async fn wait_live(admin: SocketAddr) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("admin /ready did not say LIVE within {ENVOY_LIVE_DEADLINE:?} (last: {last})"))
+    Err(format!(
+        "admin /ready did not say LIVE within {ENVOY_LIVE_DEADLINE:?} (last: {last})"
+    ))
 }
 
 /// `": <last non-empty line of log>"`, for failure messages.
 fn last_line(log: &Path) -> String {
     std::fs::read_to_string(log)
         .ok()
-        .and_then(|text| text.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim())))
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| format!(": {}", l.trim()))
+        })
         .unwrap_or_default()
 }

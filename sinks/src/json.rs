@@ -47,3 +47,90 @@ pub fn resource_to_json(ty: ResourceType, body: &[u8]) -> Result<serde_json::Val
     }
     Ok(serde_json::Value::Object(out))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Checks that encoded resources print as config_dump-style JSON: snake_case
+    //! field names, `"@type"` first, and nested `Any`s (the listener's
+    //! HttpConnectionManager, the router filter, a cluster's protocol options)
+    //! expanded rather than failing.
+    use prost::Message;
+    use sluice_pipeline::ir::{ClusterIr, ListenerIr};
+    use sluice_pipeline::model::ObjectKey;
+
+    use super::*;
+    use crate::encode::{EncodeConfig, cluster, listener};
+
+    #[test]
+    fn listener_with_hcm_prints_snake_case() {
+        let ir = ListenerIr {
+            gateway: ObjectKey::new("infra", "gw"),
+            port: 80,
+        };
+        let body = listener::listener(&EncodeConfig::default(), &ir).encode_to_vec();
+        let json = resource_to_json(ResourceType::Listener, &body).expect("prints");
+
+        assert_eq!(
+            json.as_object()
+                .and_then(|o| o.keys().next())
+                .map(String::as_str),
+            Some("@type")
+        );
+        assert_eq!(json["@type"], ResourceType::Listener.type_url());
+        assert_eq!(json["name"], "infra/gw/80");
+        assert_eq!(json["address"]["socket_address"]["port_value"], 80);
+        let hcm = &json["filter_chains"][0]["filters"][0]["typed_config"];
+        assert_eq!(
+            hcm["@type"],
+            "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+        );
+        assert_eq!(hcm["stat_prefix"], "infra_gw_80");
+        assert_eq!(hcm["rds"]["route_config_name"], "infra/gw/80");
+        assert_eq!(hcm["rds"]["config_source"]["resource_api_version"], "V3");
+        assert_eq!(hcm["strip_any_host_port"], true);
+        assert_eq!(hcm["upgrade_configs"][0]["upgrade_type"], "websocket");
+        assert_eq!(
+            hcm["http_filters"][0]["typed_config"]["@type"],
+            "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+        );
+        let text = json.to_string();
+        assert!(
+            !text.contains("statPrefix") && !text.contains("filterChains"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cluster_with_protocol_options_prints() {
+        let ir = ClusterIr {
+            name: "ns/svc:80".into(),
+            service: ObjectKey::new("ns", "svc"),
+            port: 80,
+            app_protocol: Some(cluster::H2C_APP_PROTOCOL.into()),
+        };
+        let body = cluster::cluster(&ir).encode_to_vec();
+        let json = resource_to_json(ResourceType::Cluster, &body).expect("prints");
+        assert_eq!(json["type"], "EDS");
+        assert_eq!(json["connect_timeout"], "2s");
+        let options = &json["typed_extension_protocol_options"][cluster::HTTP_PROTOCOL_OPTIONS];
+        assert!(
+            options["explicit_http_config"]["http2_protocol_options"].is_object(),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn bytes_of_another_type_are_an_error() {
+        let err = resource_to_json(ResourceType::Route, &[0xff, 0xff, 0xff]).expect_err("garbage");
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    ty: ResourceType::Route,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -1,11 +1,11 @@
 //! Pipeline deltas → per-gateway xDS resource sets, re-encoding only what changed.
 //!
 //! ```text
-//! Delta (keyed) ─▶ Listener        ─▶ listeners[(gw, port)]          ─┐
-//!                  VirtualHost     ─▶ tables[(gw, port)].vhosts[host] ─┤ dirty gateways
-//!                  GatewayCluster  ─▶ members[gw] / holders[cluster]  ─┤ ─▶ rebuild their
-//!                  Cluster         ─▶ clusters[name]      (shared)    ─┤    GatewayResources
-//!                  Endpoints       ─▶ endpoints[name]     (shared)    ─┘
+//! Delta ─▶ Listener       ─▶ listeners[(gw, port)]           ─┐
+//!          VirtualHost    ─▶ tables[(gw, port)].vhosts[host] ─┤ dirty gateways
+//!          GatewayCluster ─▶ members[gw], holders[cluster]   ─┤ ─▶ rebuild their
+//!          Cluster        ─▶ clusters[name]       (shared)   ─┤    GatewayResources
+//!          Endpoints      ─▶ endpoints[name]      (shared)   ─┘
 //! ```
 //!
 //! Virtual hosts are cached as encoded bytes per `(gateway, port, hostname)`; a
@@ -313,5 +313,300 @@ fn remove_from<K: Ord, V: Ord>(map: &mut BTreeMap<K, BTreeSet<V>>, key: &K, valu
         if set.is_empty() {
             map.remove(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Checks that the translator re-encodes only what a delta changed and
+    //! publishes only the gateways it affects: an endpoint change costs one encode
+    //! and replaces one resource, clusters are shared between gateways, a held
+    //! cluster always has an assignment, route tables equal a from-scratch
+    //! encoding, and a gateway that loses everything is published empty once.
+    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use sluice_pipeline::ir::{
+        Action, ClusterIr, EndpointsIr, GatewayStatus, ListenerIr, RouteIr, VirtualHostIr,
+    };
+    use sluice_pipeline::model::{HeaderModifier, PathMatch, RouteMatch, Timeouts};
+
+    use super::*;
+
+    fn gw(name: &str) -> ObjectKey {
+        ObjectKey::new("infra", name)
+    }
+
+    fn listener(g: &str, port: u16) -> Output {
+        Output::Listener(ListenerIr {
+            gateway: gw(g),
+            port,
+        })
+    }
+
+    fn vhost(g: &str, hostname: &str, clusters: &[&str]) -> Output {
+        let routes = clusters
+            .iter()
+            .map(|c| RouteIr {
+                name: format!("ns/r/{c}"),
+                matcher: RouteMatch {
+                    path: PathMatch::Prefix(format!("/{c}")),
+                    ..Default::default()
+                },
+                action: Action::Forward {
+                    backends: vec![sluice_pipeline::ir::WeightedBackend {
+                        cluster: Some((*c).to_owned()),
+                        weight: 1,
+                        filters: vec![],
+                    }],
+                    rewrite: None,
+                },
+                request_headers: HeaderModifier::default(),
+                response_headers: HeaderModifier::default(),
+                mirrors: vec![],
+                timeouts: Timeouts::default(),
+            })
+            .collect();
+        Output::VirtualHost(VirtualHostIr {
+            gateway: gw(g),
+            port: 80,
+            hostname: hostname.to_owned(),
+            routes,
+        })
+    }
+
+    fn member(g: &str, cluster: &str) -> Output {
+        Output::GatewayCluster {
+            gateway: gw(g),
+            cluster: cluster.to_owned(),
+        }
+    }
+
+    fn cluster(name: &str) -> Output {
+        Output::Cluster(ClusterIr {
+            name: name.to_owned(),
+            service: ObjectKey::new("ns", name),
+            port: 80,
+            app_protocol: None,
+        })
+    }
+
+    fn endpoints(cluster: &str, ips: &[&str]) -> Output {
+        Output::Endpoints(EndpointsIr {
+            cluster: cluster.to_owned(),
+            endpoints: ips.iter().map(|ip| ((*ip).to_owned(), 8080)).collect(),
+        })
+    }
+
+    fn delta(time: u64, added: Vec<Output>, removed: Vec<Output>) -> Delta {
+        let updates = added
+            .into_iter()
+            .map(|o| (o, 1))
+            .chain(removed.into_iter().map(|o| (o, -1)))
+            .collect();
+        Delta { time, updates }
+    }
+
+    /// g1 holds c1 and c2, g2 holds c2; both clusters have endpoints.
+    fn two_gateways() -> (Translator, BTreeMap<ObjectKey, Arc<GatewayResources>>) {
+        let mut t = Translator::new(EncodeConfig::default());
+        let initial = delta(
+            1,
+            vec![
+                listener("g1", 80),
+                listener("g2", 80),
+                vhost("g1", "a.example.com", &["c1", "c2"]),
+                vhost("g2", "*", &["c2"]),
+                member("g1", "c1"),
+                member("g1", "c2"),
+                member("g2", "c2"),
+                cluster("c1"),
+                cluster("c2"),
+                endpoints("c1", &["10.0.0.1"]),
+                endpoints("c2", &["10.0.0.2"]),
+            ],
+            vec![],
+        );
+        let published = t.apply(&initial).expect("applies");
+        (t, published)
+    }
+
+    /// Resources of `new` that are not the very same `Arc` as in `old`.
+    fn replaced(old: &GatewayResources, new: &GatewayResources) -> Vec<(ResourceType, String)> {
+        let mut out = vec![];
+        for ty in ResourceType::ALL {
+            for (name, r) in new.get(ty) {
+                if !old.get(ty).get(name).is_some_and(|o| Arc::ptr_eq(o, r)) {
+                    out.push((ty, name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn initial_sets_are_complete() {
+        let (_, published) = two_gateways();
+        let g1 = &published[&gw("g1")];
+        assert_eq!(g1.time, 1);
+        let names = |ty| g1.get(ty).keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(ResourceType::Listener), ["infra/g1/80"]);
+        assert_eq!(names(ResourceType::Route), ["infra/g1/80"]);
+        assert_eq!(names(ResourceType::Cluster), ["c1", "c2"]);
+        assert_eq!(names(ResourceType::Endpoint), ["c1", "c2"]);
+        assert_eq!(published[&gw("g2")].get(ResourceType::Cluster).len(), 1);
+    }
+
+    #[test]
+    fn endpoint_change_encodes_and_replaces_one_resource() {
+        let (mut t, before) = two_gateways();
+        let encodes = t.encoded_resources();
+        let change = delta(
+            2,
+            vec![endpoints("c1", &["10.0.0.1", "10.0.0.3"])],
+            vec![endpoints("c1", &["10.0.0.1"])],
+        );
+        let published = t.apply(&change).expect("applies");
+
+        assert_eq!(
+            t.encoded_resources() - encodes,
+            1,
+            "one ClusterLoadAssignment encoded"
+        );
+        assert_eq!(
+            published.keys().collect::<Vec<_>>(),
+            [&gw("g1")],
+            "only c1's holder"
+        );
+        let g1 = &published[&gw("g1")];
+        assert_eq!(g1.time, 2);
+        assert_eq!(
+            replaced(&before[&gw("g1")], g1),
+            [(ResourceType::Endpoint, "c1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn clusters_and_endpoints_are_shared_between_gateways() {
+        let (mut t, published) = two_gateways();
+        for ty in [ResourceType::Cluster, ResourceType::Endpoint] {
+            let a = &published[&gw("g1")].get(ty)["c2"];
+            let b = &published[&gw("g2")].get(ty)["c2"];
+            assert!(Arc::ptr_eq(a, b), "{ty:?} c2 is one shared resource");
+        }
+        // A change to c2 reaches both holders with the same new resource.
+        let change = delta(
+            2,
+            vec![endpoints("c2", &["10.0.0.9"])],
+            vec![endpoints("c2", &["10.0.0.2"])],
+        );
+        let published = t.apply(&change).expect("applies");
+        assert_eq!(published.len(), 2);
+        let a = &published[&gw("g1")].get(ResourceType::Endpoint)["c2"];
+        let b = &published[&gw("g2")].get(ResourceType::Endpoint)["c2"];
+        assert!(Arc::ptr_eq(a, b));
+    }
+
+    #[test]
+    fn held_cluster_without_endpoints_gets_an_empty_assignment() {
+        let (mut t, _) = two_gateways();
+        let published = t
+            .apply(&delta(2, vec![], vec![endpoints("c2", &["10.0.0.2"])]))
+            .expect("applies");
+        assert_eq!(published.len(), 2);
+        let cla = &published[&gw("g2")].get(ResourceType::Endpoint)["c2"];
+        let expected = encode::cluster::load_assignment("c2", &[]).encode_to_vec();
+        assert_eq!(cla.body.as_ref(), expected.as_slice());
+    }
+
+    #[test]
+    fn vhost_change_reencodes_one_vhost_and_the_table_matches_a_fresh_encoding() {
+        let (mut t, before) = two_gateways();
+        let encodes = t.encoded_resources();
+        let change = delta(2, vec![vhost("g1", "b.example.com", &["c1"])], vec![]);
+        let published = t.apply(&change).expect("applies");
+        assert_eq!(
+            t.encoded_resources() - encodes,
+            1,
+            "only the new virtual host"
+        );
+        let g1 = &published[&gw("g1")];
+        assert_eq!(
+            replaced(&before[&gw("g1")], g1),
+            [(ResourceType::Route, "infra/g1/80".to_owned())]
+        );
+
+        let fresh = RouteConfiguration {
+            name: "infra/g1/80".to_owned(),
+            virtual_hosts: ["a.example.com", "b.example.com"]
+                .iter()
+                .zip([&["c1", "c2"][..], &["c1"][..]])
+                .map(|(h, cs)| match vhost("g1", h, cs) {
+                    Output::VirtualHost(v) => encode::route::virtual_host(&v),
+                    _ => unreachable!(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let route = &g1.get(ResourceType::Route)["infra/g1/80"];
+        assert_eq!(route.body.as_ref(), fresh.encode_to_vec().as_slice());
+    }
+
+    #[test]
+    fn listener_without_vhosts_has_an_empty_route_table() {
+        let mut t = Translator::new(EncodeConfig::default());
+        let published = t
+            .apply(&delta(1, vec![listener("g", 8080)], vec![]))
+            .expect("applies");
+        let route = &published[&gw("g")].get(ResourceType::Route)["infra/g/8080"];
+        let decoded = RouteConfiguration::decode(route.body.as_ref()).expect("decodes");
+        assert!(decoded.virtual_hosts.is_empty());
+    }
+
+    #[test]
+    fn gateway_losing_everything_is_published_empty_once() {
+        let (mut t, _) = two_gateways();
+        let gone = delta(
+            2,
+            vec![],
+            vec![
+                listener("g2", 80),
+                vhost("g2", "*", &["c2"]),
+                member("g2", "c2"),
+            ],
+        );
+        let published = t.apply(&gone).expect("applies");
+        assert_eq!(published.keys().collect::<Vec<_>>(), [&gw("g2")]);
+        assert!(published[&gw("g2")].by_type.iter().all(BTreeMap::is_empty));
+        assert_eq!(
+            t.gateways().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            [gw("g1")]
+        );
+
+        // Later deltas do not mention it again.
+        let later = delta(
+            3,
+            vec![endpoints("c2", &["10.0.0.7"])],
+            vec![endpoints("c2", &["10.0.0.2"])],
+        );
+        let published = t.apply(&later).expect("applies");
+        assert_eq!(published.keys().collect::<Vec<_>>(), [&gw("g1")]);
+    }
+
+    #[test]
+    fn status_and_no_op_deltas_publish_nothing() {
+        let (mut t, _) = two_gateways();
+        let status = Output::GatewayStatus(GatewayStatus {
+            gateway: gw("g1"),
+            generation: 1,
+            conditions: vec![],
+            listeners: vec![],
+        });
+        assert!(
+            t.apply(&delta(2, vec![status], vec![]))
+                .expect("applies")
+                .is_empty()
+        );
+        // Re-adding an identical cluster encodes it but changes no gateway's set.
+        let same = delta(3, vec![cluster("c1")], vec![]);
+        assert!(t.apply(&same).expect("applies").is_empty());
     }
 }

@@ -12,35 +12,101 @@ use serde::Deserialize;
 /// Everything else named `HTTPRoute*` or `Gateway*` is in scope. The README lists this
 /// table verbatim; keep it sorted.
 pub const SKIPPED: &[(&str, &str)] = &[
-    ("GatewayClassObservedGenerationBump", "mutates the GatewayClass mid-test"),
-    ("GatewayFrontendClientCertificateValidation", "needs HTTPS listeners and client certificates (mTLS)"),
-    ("GatewayFrontendClientCertificateValidationInsecureFallback", "needs HTTPS listeners and client certificates (mTLS)"),
-    ("GatewayFrontendInvalidDefaultClientCertificateValidation", "needs HTTPS listeners and client certificates (mTLS)"),
-    ("GatewayInfrastructure", "checks generated Kubernetes resources, not HTTP or status (SKIPPED in INDEX.md)"),
-    ("GatewayInvalidFrontendClientCertificateValidation", "needs HTTPS listeners and client certificates (mTLS)"),
-    ("GatewayInvalidTLSBackendConfiguration", "needs BackendTLSPolicy"),
-    ("GatewayInvalidTLSConfiguration", "needs HTTPS listeners (certificateRefs)"),
+    (
+        "GatewayClassObservedGenerationBump",
+        "mutates the GatewayClass mid-test",
+    ),
+    (
+        "GatewayFrontendClientCertificateValidation",
+        "needs HTTPS listeners and client certificates (mTLS)",
+    ),
+    (
+        "GatewayFrontendClientCertificateValidationInsecureFallback",
+        "needs HTTPS listeners and client certificates (mTLS)",
+    ),
+    (
+        "GatewayFrontendInvalidDefaultClientCertificateValidation",
+        "needs HTTPS listeners and client certificates (mTLS)",
+    ),
+    (
+        "GatewayInfrastructure",
+        "checks generated Kubernetes resources, not HTTP or status (SKIPPED in INDEX.md)",
+    ),
+    (
+        "GatewayInvalidFrontendClientCertificateValidation",
+        "needs HTTPS listeners and client certificates (mTLS)",
+    ),
+    (
+        "GatewayInvalidTLSBackendConfiguration",
+        "needs BackendTLSPolicy",
+    ),
+    (
+        "GatewayInvalidTLSConfiguration",
+        "needs HTTPS listeners (certificateRefs)",
+    ),
     ("GatewayModifyListeners", "mutates the Gateway mid-test"),
-    ("GatewayObservedGenerationBump", "mutates the Gateway mid-test"),
-    ("GatewaySecretInvalidReferenceGrant", "needs HTTPS listeners (certificateRefs)"),
-    ("GatewaySecretMissingReferenceGrant", "needs HTTPS listeners (certificateRefs)"),
-    ("GatewaySecretReferenceGrantAllInNamespace", "needs HTTPS listeners (certificateRefs)"),
-    ("GatewaySecretReferenceGrantSpecific", "needs HTTPS listeners (certificateRefs)"),
-    ("GatewayStaticAddresses", "patches spec.addresses mid-test (SKIPPED in INDEX.md)"),
-    ("GatewayTLSBackendClientCertificate", "needs BackendTLSPolicy"),
-    ("GatewayWithAttachedRoutes", "needs HTTPS listeners (status of an unresolved certificateRef)"),
-    ("HTTPRouteBackendProtocolWebSocket", "WebSocket exchange (partial in INDEX.md)"),
+    (
+        "GatewayObservedGenerationBump",
+        "mutates the Gateway mid-test",
+    ),
+    (
+        "GatewaySecretInvalidReferenceGrant",
+        "needs HTTPS listeners (certificateRefs)",
+    ),
+    (
+        "GatewaySecretMissingReferenceGrant",
+        "needs HTTPS listeners (certificateRefs)",
+    ),
+    (
+        "GatewaySecretReferenceGrantAllInNamespace",
+        "needs HTTPS listeners (certificateRefs)",
+    ),
+    (
+        "GatewaySecretReferenceGrantSpecific",
+        "needs HTTPS listeners (certificateRefs)",
+    ),
+    (
+        "GatewayStaticAddresses",
+        "patches spec.addresses mid-test (SKIPPED in INDEX.md)",
+    ),
+    (
+        "GatewayTLSBackendClientCertificate",
+        "needs BackendTLSPolicy",
+    ),
+    (
+        "GatewayWithAttachedRoutes",
+        "needs HTTPS listeners (status of an unresolved certificateRef)",
+    ),
+    (
+        "HTTPRouteBackendProtocolWebSocket",
+        "WebSocket exchange (partial in INDEX.md)",
+    ),
     ("HTTPRouteCORS", "needs CORS"),
     ("HTTPRouteHTTPSListener", "needs HTTPS listeners"),
-    ("HTTPRouteHTTPSListenerDetectMisdirectedRequests", "needs HTTPS listeners"),
-    ("HTTPRouteObservedGenerationBump", "mutates the HTTPRoute mid-test"),
+    (
+        "HTTPRouteHTTPSListenerDetectMisdirectedRequests",
+        "needs HTTPS listeners",
+    ),
+    (
+        "HTTPRouteObservedGenerationBump",
+        "mutates the HTTPRoute mid-test",
+    ),
     ("HTTPRouteRedirectPortAndScheme", "needs HTTPS listeners"),
-    ("HTTPRouteReferenceGrant", "deletes a ReferenceGrant mid-test (partial in INDEX.md)"),
-    ("HTTPRouteRequestPercentageMirror", "statistical mirror distribution (partial in INDEX.md)"),
+    (
+        "HTTPRouteReferenceGrant",
+        "deletes a ReferenceGrant mid-test (partial in INDEX.md)",
+    ),
+    (
+        "HTTPRouteRequestPercentageMirror",
+        "statistical mirror distribution (partial in INDEX.md)",
+    ),
     ("HTTPRouteRetry", "needs retries"),
     ("HTTPRouteRetryConnectionError", "needs retries"),
     ("HTTPRouteRetryWithTimeouts", "needs retries"),
-    ("HTTPRouteWeight", "statistical weight distribution (partial in INDEX.md)"),
+    (
+        "HTTPRouteWeight",
+        "statistical weight distribution (partial in INDEX.md)",
+    ),
 ];
 
 /// Why `case` is not driven, if it is not.
@@ -124,7 +190,10 @@ pub struct RequestGateway {
 
 impl RequestGateway {
     pub fn key(&self) -> GatewayKey {
-        GatewayKey { namespace: self.namespace.clone(), name: self.name.clone() }
+        GatewayKey {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 

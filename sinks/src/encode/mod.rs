@@ -76,3 +76,6 @@ pub(crate) fn duration_ms(ms: u64) -> Duration {
     let nanos = i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0);
     Duration { seconds, nanos }
 }
+
+#[cfg(test)]
+mod tests;
