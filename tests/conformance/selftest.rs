@@ -97,6 +97,10 @@ pub async fn run(cases_dir: &Path) -> bool {
         };
         report(name, result);
     }
+    report(
+        "h2c reaches the backend as HTTP/2",
+        h2c_upstream(&target).await,
+    );
     println!("selftest: {failed} failed");
     failed > 0
 }
@@ -304,4 +308,22 @@ fn request_cases() -> Vec<(&'static str, RequestCase, bool)> {
             false,
         ),
     ]
+}
+
+/// The `/h2c` route's cluster speaks prior-knowledge h2c to the echo backend.
+async fn h2c_upstream(target: &requests::Target) -> Result<(), String> {
+    let out = requests::Outgoing {
+        method: "GET",
+        host: "example.com",
+        path: "/h2c",
+        headers: vec![],
+        h2c: false,
+    };
+    let got = requests::send(target.socket, &out)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    match got.echo["proto"].as_str() {
+        Some("HTTP/2.0") => Ok(()),
+        other => Err(format!("echoed proto {other:?}")),
+    }
 }
