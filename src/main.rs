@@ -1,1 +1,116 @@
-fn main() {}
+//! `sluice`: a Kubernetes Gateway API controller for Envoy.
+//!
+//! This binary only parses arguments and wires the crates together:
+//! sources (manifests) → pipeline (differential dataflow) → sinks (xDS, status).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod serve;
+mod translate;
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Gateway API → Envoy, incrementally")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or `sluice=debug`.
+    #[arg(long, env = "SLUICE_LOG", default_value = "info", global = true)]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Translate manifests once and print each Gateway's xDS resources and the status
+    /// of every Gateway and HTTPRoute.
+    Translate(TranslateArgs),
+    /// Translate a manifest directory, keep watching it, and serve xDS (ADS) to Envoy.
+    Serve(ServeArgs),
+}
+
+/// Settings shared by every command that runs the pipeline.
+#[derive(Debug, clap::Args)]
+struct PipelineArgs {
+    /// Timely worker threads.
+    #[arg(long, env = "SLUICE_WORKERS", default_value_t = 1)]
+    workers: usize,
+    /// The GatewayClass `controllerName` Sluice answers for.
+    #[arg(long, env = "SLUICE_CONTROLLER_NAME", default_value = sluice_pipeline::DEFAULT_CONTROLLER)]
+    controller_name: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct TranslateArgs {
+    /// Manifest files or directories (multi-document YAML).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "yaml")]
+    output: Format,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Manifest files or directories to translate and watch.
+    #[arg(long, required = true, env = "SLUICE_FROM")]
+    from: Vec<PathBuf>,
+    /// Address of the xDS (ADS) gRPC server.
+    #[arg(long, default_value = "127.0.0.1:18000", env = "SLUICE_XDS")]
+    xds: std::net::SocketAddr,
+    /// Address Envoy listeners bind unless their Gateway has its own.
+    #[arg(long, default_value = "0.0.0.0")]
+    listen_address: String,
+    /// `NAMESPACE/NAME=IP`: the address one Gateway's listeners bind (repeatable).
+    #[arg(long = "gateway-address", value_parser = serve::parse_gateway_address)]
+    gateway_addresses: Vec<(sluice_pipeline::model::ObjectKey, String)>,
+    /// Added to every listener port for the port Envoy binds (e.g. to run unprivileged).
+    #[arg(long, default_value_t = 0)]
+    port_offset: u16,
+    /// Rewrite this file (atomically) with every Gateway's and HTTPRoute's status after
+    /// each complete update.
+    #[arg(long)]
+    status_file: Option<PathBuf>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+fn main() -> ExitCode {
+    let Cli { command, log } = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match command {
+        Command::Translate(args) => translate::run(args),
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+impl PipelineArgs {
+    fn config(&self) -> sluice_pipeline::PipelineConfig {
+        let PipelineArgs {
+            workers,
+            controller_name,
+        } = self;
+        sluice_pipeline::PipelineConfig {
+            workers: *workers,
+            controller_name: controller_name.clone(),
+        }
+    }
+}

@@ -8,11 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::{count_listeners, Col};
+use crate::dataflow::{Col, count_listeners};
 use crate::gateway::ListenerView;
 use crate::hostname;
 use crate::ir::{Condition, RouteParentStatus};
-use crate::model::{FromNamespaces, HttpRoute, ObjectKey, ParentRef, GATEWAY_GROUP};
+use crate::model::{FromNamespaces, GATEWAY_GROUP, HttpRoute, ObjectKey, ParentRef};
 use crate::select::SelectorId;
 
 /// A route attached to a serving listener, for one effective hostname.
@@ -71,7 +71,10 @@ fn parent_refs(route: HttpRoute) -> Vec<(ObjectKey, RefRecord)> {
         .enumerate()
         .filter(|(_, p)| p.group == GATEWAY_GROUP && p.kind == "Gateway")
         .map(|(index, p)| {
-            let gw = ObjectKey::new(p.namespace.clone().unwrap_or_else(|| ns.clone()), p.name.clone());
+            let gw = ObjectKey::new(
+                p.namespace.clone().unwrap_or_else(|| ns.clone()),
+                p.name.clone(),
+            );
             let rec = RefRecord {
                 route: route.meta.key.clone(),
                 generation: route.meta.generation,
@@ -92,7 +95,9 @@ enum Allowance {
 }
 
 fn candidate(r: &RefRecord, l: &ListenerView) -> Option<(Allowance, Candidate)> {
-    if r.parent.section_name.as_ref().is_some_and(|s| *s != l.name) || r.parent.port.is_some_and(|p| p != l.port) {
+    if r.parent.section_name.as_ref().is_some_and(|s| *s != l.name)
+        || r.parent.port.is_some_and(|p| p != l.port)
+    {
         return None;
     }
     let allowance = if !l.accepts_http_routes {
@@ -143,29 +148,47 @@ pub fn attach_routes<'s>(
             Allowance::Selector(sel) => (Some((sel, r.route.namespace.clone())), (c, false)),
         })
     });
-    let direct = pairs.clone().flat_map(|(sel, c)| sel.is_none().then_some(c));
+    let direct = pairs
+        .clone()
+        .flat_map(|(sel, c)| sel.is_none().then_some(c));
     let by_selector = pairs.flat_map(|(sel, (c, _))| sel.map(|s| (s, c)));
-    let selected = by_selector.clone().semijoin(matched.clone()).map(|(_, c)| (c, true));
+    let selected = by_selector
+        .clone()
+        .semijoin(matched.clone())
+        .map(|(_, c)| (c, true));
     let refused = by_selector.antijoin(matched).map(|(_, c)| (c, false));
     let verdicts = direct.concat(selected).concat(refused).map(|(c, allowed)| {
         let v = verdict(&c, allowed);
         (c, v)
     });
 
-    let attached = verdicts.clone().flat_map(|(c, v)| (v == Verdict::Attached).then_some(c));
+    let attached = verdicts
+        .clone()
+        .flat_map(|(c, v)| (v == Verdict::Attached).then_some(c));
     let serving = attached
         .clone()
         .filter(|c| c.serves_http)
         .flat_map(|c| {
             let (route, gateway, port) = (c.route, c.gateway, c.port);
             c.hostnames.into_iter().map(move |hostname| {
-                (route.clone(), Attachment { gateway: gateway.clone(), port, hostname })
+                (
+                    route.clone(),
+                    Attachment {
+                        gateway: gateway.clone(),
+                        port,
+                        hostname,
+                    },
+                )
             })
         })
         .distinct();
     let counts = count_listeners(attached.map(|c| ((c.gateway, c.listener), c.route)));
     let parents = parent_status(refs.semijoin(gateways), verdicts);
-    Attached { serving, counts, parents }
+    Attached {
+        serving,
+        counts,
+        parents,
+    }
 }
 
 /// Reduce the verdicts of each parentRef (of a Gateway of ours) to its `Accepted`
@@ -194,10 +217,27 @@ fn parent_status<'s>(
             }
             let Some(rec) = rec else { return };
             let accepted = match best {
-                Some(Verdict::Attached) => Condition::new("Accepted", true, "Accepted", "Route is accepted"),
-                Some(Verdict::NoMatchingListenerHostname) => Condition::new("Accepted", false, "NoMatchingListenerHostname", "No listener hostname intersects the route's hostnames"),
-                Some(Verdict::NotAllowedByListeners) => Condition::new("Accepted", false, "NotAllowedByListeners", "No listener allows this route"),
-                None => Condition::new("Accepted", false, "NoMatchingParent", "No listener matches the parentRef's sectionName or port"),
+                Some(Verdict::Attached) => {
+                    Condition::new("Accepted", true, "Accepted", "Route is accepted")
+                }
+                Some(Verdict::NoMatchingListenerHostname) => Condition::new(
+                    "Accepted",
+                    false,
+                    "NoMatchingListenerHostname",
+                    "No listener hostname intersects the route's hostnames",
+                ),
+                Some(Verdict::NotAllowedByListeners) => Condition::new(
+                    "Accepted",
+                    false,
+                    "NotAllowedByListeners",
+                    "No listener allows this route",
+                ),
+                None => Condition::new(
+                    "Accepted",
+                    false,
+                    "NoMatchingParent",
+                    "No listener matches the parentRef's sectionName or port",
+                ),
             };
             let status = RouteParentStatus {
                 route: rec.route.clone(),

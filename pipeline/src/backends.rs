@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::dataflow::Col;
-use crate::ir::{cluster_name, ClusterIr};
-use crate::model::{BackendRef, Filter, HttpRoute, ObjectKey, ReferenceGrant, Service, GATEWAY_GROUP};
-use crate::routes::{resolve_route, Resolution, ResolvedRoute, Slot, Unresolved};
+use crate::ir::{ClusterIr, cluster_name};
+use crate::model::{
+    BackendRef, Filter, GATEWAY_GROUP, HttpRoute, ObjectKey, ReferenceGrant, Service,
+};
+use crate::routes::{Resolution, ResolvedRoute, Slot, Unresolved, resolve_route};
 
 /// One backend reference of one route.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,7 +32,10 @@ fn use_of(route: &HttpRoute, slot: Slot, b: &BackendRef) -> Use {
     Use {
         route: route.meta.key.clone(),
         slot,
-        namespace: b.namespace.clone().unwrap_or_else(|| route.meta.key.namespace.clone()),
+        namespace: b
+            .namespace
+            .clone()
+            .unwrap_or_else(|| route.meta.key.namespace.clone()),
         name: b.name.clone(),
         port: b.port,
         valid_kind: b.group.is_empty() && b.kind == "Service",
@@ -56,9 +61,19 @@ fn uses(route: HttpRoute) -> Vec<Use> {
 /// grant entry that lets HTTPRoutes reference Services.
 fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
     let mut out = vec![];
-    for f in g.from.iter().filter(|f| f.group == GATEWAY_GROUP && f.kind == "HTTPRoute") {
-        for t in g.to.iter().filter(|t| t.group.is_empty() && t.kind == "Service") {
-            out.push(((g.key.namespace.clone(), f.namespace.clone()), t.name.clone()));
+    for f in g
+        .from
+        .iter()
+        .filter(|f| f.group == GATEWAY_GROUP && f.kind == "HTTPRoute")
+    {
+        for t in
+            g.to.iter()
+                .filter(|t| t.group.is_empty() && t.kind == "Service")
+        {
+            out.push((
+                (g.key.namespace.clone(), f.namespace.clone()),
+                t.name.clone(),
+            ));
         }
     }
     out
@@ -66,7 +81,11 @@ fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
 
 fn resolve_port(u: &Use, svc: &Service) -> Resolution {
     let port = u.port.ok_or(Unresolved::BackendNotFound)?;
-    let p = svc.ports.iter().find(|p| p.port == port).ok_or(Unresolved::BackendNotFound)?;
+    let p = svc
+        .ports
+        .iter()
+        .find(|p| p.port == port)
+        .ok_or(Unresolved::BackendNotFound)?;
     Ok(ClusterIr {
         name: cluster_name(&svc.key, port),
         service: svc.key.clone(),
@@ -82,7 +101,10 @@ fn resolutions<'s>(
     services: Col<'s, Service>,
 ) -> Col<'s, (Use, Resolution)> {
     let uses = routes.flat_map(uses);
-    let invalid_kind = uses.clone().filter(|u| !u.valid_kind).map(|u| (u, Err(Unresolved::InvalidKind)));
+    let invalid_kind = uses
+        .clone()
+        .filter(|u| !u.valid_kind)
+        .map(|u| (u, Err(Unresolved::InvalidKind)));
     let valid = uses.filter(|u| u.valid_kind);
     let same = valid.clone().filter(|u| u.namespace == u.route.namespace);
     let cross = valid
@@ -97,7 +119,9 @@ fn resolutions<'s>(
         .map(|(_, u)| (u, ()))
         .antijoin(granted.clone())
         .map(|(u, ())| (u, Err(Unresolved::RefNotPermitted)));
-    let permitted = same.concat(granted).map(|u| ((u.namespace.clone(), u.name.clone()), u));
+    let permitted = same
+        .concat(granted)
+        .map(|u| ((u.namespace.clone(), u.name.clone()), u));
     let services = services.map(|s| ((s.key.namespace.clone(), s.key.name.clone()), s));
     let found = permitted.clone().join(services.clone()).map(|(_, (u, s))| {
         let r = resolve_port(&u, &s);

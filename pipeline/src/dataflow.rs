@@ -11,13 +11,13 @@
 //! it touches. No operator groups a whole gateway; the largest group is one
 //! virtual host's route entries.
 
-use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::VecCollection;
+use differential_dataflow::operators::count::CountTotal;
 
-use crate::attach::{attach_routes, Attachment};
+use crate::attach::{Attachment, attach_routes};
 use crate::backends::resolve_routes;
-use crate::gateway::{gateway_status, listener_views, ListenerView};
-use crate::ir::{cluster_name, EndpointsIr, ListenerIr, Output, RouteParentStatus, VirtualHostIr};
+use crate::gateway::{ListenerView, gateway_status, listener_views};
+use crate::ir::{EndpointsIr, ListenerIr, Output, RouteParentStatus, VirtualHostIr, cluster_name};
 use crate::model::{Gateway, Object, ObjectKey};
 use crate::select::select_namespaces;
 
@@ -43,11 +43,18 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Col<'s, Ou
     let slices = kind!(objects, EndpointSlice);
     let namespaces = kind!(objects, Namespace);
 
-    let ours = classes.filter(move |c| c.controller_name == controller).map(|c| c.name);
-    let gateways = gateways.map(|g| (g.class_name.clone(), g)).semijoin(ours).map(|(_, g)| g);
-    let listeners: Col<'s, (ObjectKey, ListenerView)> = gateways
-        .clone()
-        .flat_map(|g| listener_views(&g).into_iter().map(|v| (v.gateway.clone(), v)));
+    let ours = classes
+        .filter(move |c| c.controller_name == controller)
+        .map(|c| c.name);
+    let gateways = gateways
+        .map(|g| (g.class_name.clone(), g))
+        .semijoin(ours)
+        .map(|(_, g)| g);
+    let listeners: Col<'s, (ObjectKey, ListenerView)> = gateways.clone().flat_map(|g| {
+        listener_views(&g)
+            .into_iter()
+            .map(|v| (v.gateway.clone(), v))
+    });
 
     let matched = select_namespaces(listeners.clone(), namespaces);
     let gateway_keys = gateways.clone().map(|g| g.meta.key);
@@ -65,13 +72,18 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Col<'s, Ou
     let endpoints = endpoints(slices, services, referenced);
     let listeners = listeners
         .filter(|(_, v)| v.serves_http)
-        .map(|(gateway, v)| ListenerIr { gateway, port: v.port })
+        .map(|(gateway, v)| ListenerIr {
+            gateway,
+            port: v.port,
+        })
         .distinct();
 
     listeners
         .map(Output::Listener)
         .concat(vhosts.map(Output::VirtualHost))
-        .concat(gateway_clusters.map(|(gateway, cluster)| Output::GatewayCluster { gateway, cluster }))
+        .concat(
+            gateway_clusters.map(|(gateway, cluster)| Output::GatewayCluster { gateway, cluster }),
+        )
         .concat(clusters.map(Output::Cluster))
         .concat(endpoints.map(Output::Endpoints))
         .concat(gateway_status.map(Output::GatewayStatus))
@@ -90,13 +102,25 @@ fn virtual_hosts<'s>(
             let key = (a.gateway.clone(), a.port, a.hostname.clone());
             r.entries.clone().into_iter().map(move |e| (key.clone(), e))
         })
-        .reduce_named("virtual host routes", |(gateway, port, hostname), entries, out| {
-            let routes = entries.iter().filter(|(_, n)| *n > 0).map(|(e, _)| e.1.clone()).collect();
-            out.push((
-                VirtualHostIr { gateway: gateway.clone(), port: *port, hostname: hostname.clone(), routes },
-                1,
-            ));
-        })
+        .reduce_named(
+            "virtual host routes",
+            |(gateway, port, hostname), entries, out| {
+                let routes = entries
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(e, _)| e.1.clone())
+                    .collect();
+                out.push((
+                    VirtualHostIr {
+                        gateway: gateway.clone(),
+                        port: *port,
+                        hostname: hostname.clone(),
+                        routes,
+                    },
+                    1,
+                ));
+            },
+        )
         .map(|(_, vh)| vh)
 }
 
@@ -106,8 +130,12 @@ fn clusters<'s>(
     resolved: Col<'s, (ObjectKey, crate::routes::ResolvedRoute)>,
 ) -> (Col<'s, (ObjectKey, String)>, Col<'s, crate::ir::ClusterIr>) {
     let route_gateways = serving.map(|(route, a)| (route, a.gateway)).distinct();
-    let route_clusters = resolved.flat_map(|(route, r)| r.clusters.into_iter().map(move |c| (route.clone(), c)));
-    let used = route_gateways.join(route_clusters).map(|(_, (gw, c))| (gw, c)).distinct();
+    let route_clusters =
+        resolved.flat_map(|(route, r)| r.clusters.into_iter().map(move |c| (route.clone(), c)));
+    let used = route_gateways
+        .join(route_clusters)
+        .map(|(_, (gw, c))| (gw, c))
+        .distinct();
     let gateway_clusters = used.clone().map(|(gw, c)| (gw, c.name)).distinct();
     let clusters = used.map(|(_, c)| c).distinct();
     (gateway_clusters, clusters)
@@ -134,18 +162,33 @@ fn endpoints<'s>(
     });
     let service_ports = services.flat_map(|s| {
         let key = s.key.clone();
-        s.ports.into_iter().map(move |p| ((key.namespace.clone(), key.name.clone(), p.name), p.port))
+        s.ports
+            .into_iter()
+            .map(move |p| ((key.namespace.clone(), key.name.clone(), p.name), p.port))
     });
     slice_ports
         .join(service_ports)
         .map(|((ns, svc, _), ((addr, port), svc_port))| {
-            (cluster_name(&ObjectKey::new(ns, svc), svc_port), (addr, port))
+            (
+                cluster_name(&ObjectKey::new(ns, svc), svc_port),
+                (addr, port),
+            )
         })
         .semijoin(referenced)
         .distinct()
         .reduce_named("cluster endpoints", |cluster, eps, out| {
-            let endpoints = eps.iter().filter(|(_, n)| *n > 0).map(|(e, _)| (*e).clone()).collect();
-            out.push((EndpointsIr { cluster: cluster.clone(), endpoints }, 1));
+            let endpoints = eps
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(e, _)| (*e).clone())
+                .collect();
+            out.push((
+                EndpointsIr {
+                    cluster: cluster.clone(),
+                    endpoints,
+                },
+                1,
+            ));
         })
         .map(|(_, e)| e)
 }
@@ -168,13 +211,16 @@ fn gateways_status<'s>(
     gateways: Col<'s, Gateway>,
     counts: Col<'s, ((ObjectKey, String), isize)>,
 ) -> Col<'s, crate::ir::GatewayStatus> {
-    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+    #[derive(
+        Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    )]
     enum Fact {
         Count(String, u32),
         Object(Box<Gateway>),
     }
     let objects = gateways.map(|g| (g.meta.key.clone(), Fact::Object(Box::new(g))));
-    let counts = counts.map(|((gw, listener), n)| (gw, Fact::Count(listener, u32::try_from(n).unwrap_or(0))));
+    let counts = counts
+        .map(|((gw, listener), n)| (gw, Fact::Count(listener, u32::try_from(n).unwrap_or(0))));
     objects
         .concat(counts)
         .reduce_named("gateway status", |_gw, facts, out| {
@@ -200,5 +246,8 @@ fn gateways_status<'s>(
 pub(crate) fn count_listeners<'s>(
     attached: Col<'s, ((ObjectKey, String), ObjectKey)>,
 ) -> Col<'s, ((ObjectKey, String), isize)> {
-    attached.distinct().map(|(listener, _route)| listener).count_total()
+    attached
+        .distinct()
+        .map(|(listener, _route)| listener)
+        .count_total()
 }

@@ -10,13 +10,13 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::input::Input;
-use timely::worker::Worker;
 use timely::WorkerConfig;
+use timely::worker::Worker;
 
 use crate::dataflow::translate;
 use crate::ir::{Delta, Output};
@@ -34,12 +34,18 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { workers: 1, controller_name: DEFAULT_CONTROLLER.to_string() }
+        Self {
+            workers: 1,
+            controller_name: DEFAULT_CONTROLLER.to_string(),
+        }
     }
 }
 
 enum Command {
-    Step { time: u64, updates: Vec<(Object, isize)> },
+    Step {
+        time: u64,
+        updates: Vec<(Object, isize)>,
+    },
 }
 
 struct WorkerReport {
@@ -58,7 +64,10 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("workers", &self.commands.len()).field("time", &self.next_time).finish()
+        f.debug_struct("Pipeline")
+            .field("workers", &self.commands.len())
+            .field("time", &self.next_time)
+            .finish()
     }
 }
 
@@ -77,14 +86,23 @@ impl Pipeline {
             worker: WorkerConfig::default(),
         };
         let guards = timely::execute(timely_config, move |worker| {
-            let rx = inbox.lock().ok().and_then(|mut v| v.get_mut(worker.index()).and_then(Option::take));
+            let rx = inbox
+                .lock()
+                .ok()
+                .and_then(|mut v| v.get_mut(worker.index()).and_then(Option::take));
             let tx = report_tx.lock().map(|t| t.clone());
             if let (Some(rx), Ok(tx)) = (rx, tx) {
                 run_worker(worker, rx, tx, controller.clone());
             }
         })
         .map_err(Error::Timely)?;
-        Ok(Self { commands: senders, reports, guards: Some(guards), objects: BTreeMap::new(), next_time: 0 })
+        Ok(Self {
+            commands: senders,
+            reports,
+            guards: Some(guards),
+            objects: BTreeMap::new(),
+            next_time: 0,
+        })
     }
 
     /// The current objects, as the changes so far left them.
@@ -103,7 +121,10 @@ impl Pipeline {
         self.step(updates)
     }
 
-    fn record_updates(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<(Object, isize)> {
+    fn record_updates(
+        &mut self,
+        changes: impl IntoIterator<Item = Change>,
+    ) -> Vec<(Object, isize)> {
         let mut updates = vec![];
         for change in changes {
             match change {
@@ -131,11 +152,19 @@ impl Pipeline {
         let mut updates = Some(updates);
         for tx in &self.commands {
             let batch = updates.take().unwrap_or_default();
-            tx.send(Command::Step { time, updates: batch }).map_err(|_| Error::WorkerGone)?;
+            tx.send(Command::Step {
+                time,
+                updates: batch,
+            })
+            .map_err(|_| Error::WorkerGone)?;
         }
         let mut out = vec![];
         for _ in 0..self.commands.len() {
-            let report = self.reports.recv().map_err(|_| Error::WorkerGone)?.map_err(Error::Worker)?;
+            let report = self
+                .reports
+                .recv()
+                .map_err(|_| Error::WorkerGone)?
+                .map_err(Error::Worker)?;
             debug_assert_eq!(report.time, time);
             out.extend(report.updates);
         }
@@ -165,7 +194,8 @@ fn run_worker(
         let (input, objects) = scope.new_collection::<Object, isize>();
         let (probe, _) = translate(objects, controller)
             .inspect_batch(move |_time, batch| {
-                sink.borrow_mut().extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
+                sink.borrow_mut()
+                    .extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
             })
             .probe();
         (input, probe)
@@ -184,4 +214,39 @@ fn run_worker(
             return;
         }
     }
+}
+
+/// Translate `objects` from scratch in a fresh dataflow on the calling thread: the
+/// full-recompute reference for tests and baselines. Returns the outputs, sorted.
+pub fn evaluate(objects: impl IntoIterator<Item = Object>, controller: &str) -> Vec<Output> {
+    let objects: Vec<Object> = objects.into_iter().collect();
+    let controller = controller.to_string();
+    timely::execute_directly(move |worker| {
+        let captured: Rc<RefCell<Vec<(Output, isize)>>> = Rc::default();
+        let sink = captured.clone();
+        let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, coll) = scope.new_collection::<Object, isize>();
+            let (probe, _) = translate(coll, controller)
+                .inspect_batch(move |_t, batch| {
+                    sink.borrow_mut()
+                        .extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
+                })
+                .probe();
+            (input, probe)
+        });
+        for obj in objects {
+            input.insert(obj);
+        }
+        input.advance_to(1);
+        input.flush();
+        while probe.less_than(input.time()) {
+            worker.step();
+        }
+        let mut out = std::mem::take(&mut *captured.borrow_mut());
+        consolidate(&mut out);
+        out.into_iter()
+            .filter(|(_, d)| *d > 0)
+            .map(|(o, _)| o)
+            .collect()
+    })
 }

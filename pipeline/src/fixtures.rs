@@ -14,14 +14,24 @@ pub fn class() -> Object {
 }
 
 pub fn meta(ns: &str, name: &str) -> Meta {
-    Meta { key: ObjectKey::new(ns, name), generation: 1, creation: String::new() }
+    Meta {
+        key: ObjectKey::new(ns, name),
+        generation: 1,
+        creation: String::new(),
+    }
 }
 
 pub fn namespace(name: &str, labels: &[(&str, &str)]) -> Object {
-    let mut labels: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut labels: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     labels.push(("kubernetes.io/metadata.name".into(), name.into()));
     labels.sort();
-    Object::Namespace(Namespace { name: name.into(), labels })
+    Object::Namespace(Namespace {
+        name: name.into(),
+        labels,
+    })
 }
 
 pub fn http_listener(name: &str, port: u16) -> Listener {
@@ -37,7 +47,11 @@ pub fn http_listener(name: &str, port: u16) -> Listener {
 }
 
 pub fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
-    Gateway { meta: meta(ns, name), class_name: CLASS.into(), listeners }
+    Gateway {
+        meta: meta(ns, name),
+        class_name: CLASS.into(),
+        listeners,
+    }
 }
 
 pub fn service(ns: &str, name: &str, ports: &[u16]) -> Object {
@@ -45,20 +59,34 @@ pub fn service(ns: &str, name: &str, ports: &[u16]) -> Object {
         key: ObjectKey::new(ns, name),
         ports: ports
             .iter()
-            .map(|p| ServicePort { name: format!("p{p}"), port: *p, app_protocol: None })
+            .map(|p| ServicePort {
+                name: format!("p{p}"),
+                port: *p,
+                app_protocol: None,
+            })
             .collect(),
     })
 }
 
 /// A slice for `service`'s port `port` (named as [`service`] names it), targeting
 /// `target` on each address.
-pub fn slice(ns: &str, name: &str, service: &str, port: u16, target: u16, addrs: &[&str]) -> Object {
+pub fn slice(
+    ns: &str,
+    name: &str,
+    service: &str,
+    port: u16,
+    target: u16,
+    addrs: &[&str],
+) -> Object {
     let mut addresses: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     addresses.sort();
     Object::EndpointSlice(EndpointSlice {
         key: ObjectKey::new(ns, name),
         service_name: Some(service.into()),
-        ports: vec![EndpointPort { name: format!("p{port}"), port: target }],
+        ports: vec![EndpointPort {
+            name: format!("p{port}"),
+            port: target,
+        }],
         addresses,
     })
 }
@@ -88,13 +116,22 @@ pub fn backend(name: &str, port: u16) -> BackendRef {
 
 pub fn prefix_rule(prefix: &str, backends: Vec<BackendRef>) -> Rule {
     Rule {
-        matches: vec![RouteMatch { path: PathMatch::Prefix(prefix.into()), ..Default::default() }],
+        matches: vec![RouteMatch {
+            path: PathMatch::Prefix(prefix.into()),
+            ..Default::default()
+        }],
         backends,
         ..Default::default()
     }
 }
 
-pub fn route(ns: &str, name: &str, parents: Vec<ParentRef>, hostnames: &[&str], rules: Vec<Rule>) -> HttpRoute {
+pub fn route(
+    ns: &str,
+    name: &str,
+    parents: Vec<ParentRef>,
+    hostnames: &[&str],
+    rules: Vec<Rule>,
+) -> HttpRoute {
     HttpRoute {
         meta: meta(ns, name),
         parent_refs: parents,
@@ -106,7 +143,15 @@ pub fn route(ns: &str, name: &str, parents: Vec<ParentRef>, hostnames: &[&str], 
 pub fn grant(ns: &str, name: &str, from_ns: &str, to_name: Option<&str>) -> Object {
     Object::ReferenceGrant(ReferenceGrant {
         key: ObjectKey::new(ns, name),
-        from: vec![GrantFrom { group: GATEWAY_GROUP.into(), kind: "HTTPRoute".into(), namespace: from_ns.into() }],
-        to: vec![GrantTo { group: String::new(), kind: "Service".into(), name: to_name.map(Into::into) }],
+        from: vec![GrantFrom {
+            group: GATEWAY_GROUP.into(),
+            kind: "HTTPRoute".into(),
+            namespace: from_ns.into(),
+        }],
+        to: vec![GrantTo {
+            group: String::new(),
+            kind: "Service".into(),
+            name: to_name.map(Into::into),
+        }],
     })
 }

@@ -11,7 +11,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ir::{Condition, GatewayStatus, ListenerStatus};
-use crate::model::{FromNamespaces, Gateway, GroupKind, Listener, ObjectKey, Protocol, GATEWAY_GROUP};
+use crate::model::{
+    FromNamespaces, GATEWAY_GROUP, Gateway, GroupKind, Listener, ObjectKey, Protocol,
+};
 
 /// What the dataflow needs to know about one listener of one of our Gateways.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,7 +33,10 @@ pub struct ListenerView {
 }
 
 fn http_route_kind() -> GroupKind {
-    GroupKind { group: GATEWAY_GROUP.into(), kind: "HTTPRoute".into() }
+    GroupKind {
+        group: GATEWAY_GROUP.into(),
+        kind: "HTTPRoute".into(),
+    }
 }
 
 /// Supported kinds, and whether some requested kind was invalid.
@@ -56,7 +61,10 @@ fn supported_kinds(listener: &Listener) -> (Vec<GroupKind>, bool) {
 }
 
 fn conflict(gw: &Gateway, l: &Listener) -> Option<&'static str> {
-    let same_port = gw.listeners.iter().filter(|o| o.port == l.port && o.name != l.name);
+    let same_port = gw
+        .listeners
+        .iter()
+        .filter(|o| o.port == l.port && o.name != l.name);
     let mut reason = None;
     for other in same_port {
         if other.protocol != l.protocol {
@@ -80,29 +88,74 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
     let conflicted = conflict(gw, l);
     let mut conditions = vec![];
     if supported_protocol {
-        conditions.push(Condition::new("Accepted", true, "Accepted", "Listener is accepted"));
+        conditions.push(Condition::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "Listener is accepted",
+        ));
     } else {
         let msg = format!("protocol {:?} is not supported", l.protocol);
-        conditions.push(Condition::new("Accepted", false, "UnsupportedProtocol", msg));
+        conditions.push(Condition::new(
+            "Accepted",
+            false,
+            "UnsupportedProtocol",
+            msg,
+        ));
     }
     match conflicted {
-        Some(reason) => conditions.push(Condition::new("Conflicted", true, reason, "Listener conflicts with another listener on its port")),
-        None => conditions.push(Condition::new("Conflicted", false, "NoConflicts", "No conflicts")),
+        Some(reason) => conditions.push(Condition::new(
+            "Conflicted",
+            true,
+            reason,
+            "Listener conflicts with another listener on its port",
+        )),
+        None => conditions.push(Condition::new(
+            "Conflicted",
+            false,
+            "NoConflicts",
+            "No conflicts",
+        )),
     }
     let tls_pending = l.protocol == Protocol::Https;
     if invalid_kinds {
-        conditions.push(Condition::new("ResolvedRefs", false, "InvalidRouteKinds", "Only HTTPRoute is supported"));
+        conditions.push(Condition::new(
+            "ResolvedRefs",
+            false,
+            "InvalidRouteKinds",
+            "Only HTTPRoute is supported",
+        ));
     } else if tls_pending {
-        conditions.push(Condition::new("ResolvedRefs", false, "InvalidCertificateRef", "TLS certificates are not supported yet"));
+        conditions.push(Condition::new(
+            "ResolvedRefs",
+            false,
+            "InvalidCertificateRef",
+            "TLS certificates are not supported yet",
+        ));
     } else {
-        conditions.push(Condition::new("ResolvedRefs", true, "ResolvedRefs", "All references resolved"));
+        conditions.push(Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references resolved",
+        ));
     }
     let ok = supported_protocol && conflicted.is_none();
     let serves_http = ok && l.protocol == Protocol::Http && !invalid_kinds;
     if serves_http {
-        conditions.push(Condition::new("Programmed", true, "Programmed", "Listener is programmed"));
+        conditions.push(Condition::new(
+            "Programmed",
+            true,
+            "Programmed",
+            "Listener is programmed",
+        ));
     } else {
-        conditions.push(Condition::new("Programmed", false, "Invalid", "Listener is not programmed"));
+        conditions.push(Condition::new(
+            "Programmed",
+            false,
+            "Invalid",
+            "Listener is not programmed",
+        ));
     }
     conditions.sort();
     ListenerView {
@@ -121,14 +174,31 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
 /// The Gateway's status, given the number of routes attached to each listener.
 pub fn gateway_status(gw: &Gateway, attached: &[(String, u32)]) -> GatewayStatus {
     let views = listener_views(gw);
-    let valid = views.iter().filter(|v| v.conditions.iter().all(|c| c.type_ != "Accepted" || c.status)).count();
+    let valid = views
+        .iter()
+        .filter(|v| {
+            v.conditions
+                .iter()
+                .all(|c| c.type_ != "Accepted" || c.status)
+        })
+        .count();
     let all_valid = views.iter().all(|v| v.serves_http);
     let accepted = if views.is_empty() || all_valid {
         Condition::new("Accepted", true, "Accepted", "Gateway is accepted")
     } else if valid > 0 {
-        Condition::new("Accepted", true, "ListenersNotValid", "Some listeners are not valid")
+        Condition::new(
+            "Accepted",
+            true,
+            "ListenersNotValid",
+            "Some listeners are not valid",
+        )
     } else {
-        Condition::new("Accepted", false, "ListenersNotValid", "No listener is valid")
+        Condition::new(
+            "Accepted",
+            false,
+            "ListenersNotValid",
+            "No listener is valid",
+        )
     };
     let programmed = if views.iter().any(|v| v.serves_http) {
         Condition::new("Programmed", true, "Programmed", "Gateway is programmed")
@@ -138,8 +208,16 @@ pub fn gateway_status(gw: &Gateway, attached: &[(String, u32)]) -> GatewayStatus
     let listeners = views
         .into_iter()
         .map(|v| {
-            let attached_routes = attached.iter().find(|(n, _)| *n == v.name).map_or(0, |(_, c)| *c);
-            ListenerStatus { name: v.name, attached_routes, supported_kinds: v.supported_kinds, conditions: v.conditions }
+            let attached_routes = attached
+                .iter()
+                .find(|(n, _)| *n == v.name)
+                .map_or(0, |(_, c)| *c);
+            ListenerStatus {
+                name: v.name,
+                attached_routes,
+                supported_kinds: v.supported_kinds,
+                conditions: v.conditions,
+            }
         })
         .collect();
     GatewayStatus {

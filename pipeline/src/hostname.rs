@@ -55,15 +55,36 @@ mod tests {
 
     #[test]
     fn exact_and_wildcards() {
-        assert_eq!(intersect("foo.example.com", "foo.example.com").as_deref(), Some("foo.example.com"));
+        assert_eq!(
+            intersect("foo.example.com", "foo.example.com").as_deref(),
+            Some("foo.example.com")
+        );
         assert_eq!(intersect("foo.example.com", "bar.example.com"), None);
-        assert_eq!(intersect("*.example.com", "foo.example.com").as_deref(), Some("foo.example.com"));
-        assert_eq!(intersect("*.example.com", "a.b.example.com").as_deref(), Some("a.b.example.com"));
+        assert_eq!(
+            intersect("*.example.com", "foo.example.com").as_deref(),
+            Some("foo.example.com")
+        );
+        assert_eq!(
+            intersect("*.example.com", "a.b.example.com").as_deref(),
+            Some("a.b.example.com")
+        );
         assert_eq!(intersect("*.example.com", "example.com"), None);
-        assert_eq!(intersect("foo.example.com", "*.example.com").as_deref(), Some("foo.example.com"));
-        assert_eq!(intersect("*.example.com", "*.foo.example.com").as_deref(), Some("*.foo.example.com"));
-        assert_eq!(intersect("*.foo.example.com", "*.example.com").as_deref(), Some("*.foo.example.com"));
-        assert_eq!(intersect("*.example.com", "*.example.com").as_deref(), Some("*.example.com"));
+        assert_eq!(
+            intersect("foo.example.com", "*.example.com").as_deref(),
+            Some("foo.example.com")
+        );
+        assert_eq!(
+            intersect("*.example.com", "*.foo.example.com").as_deref(),
+            Some("*.foo.example.com")
+        );
+        assert_eq!(
+            intersect("*.foo.example.com", "*.example.com").as_deref(),
+            Some("*.foo.example.com")
+        );
+        assert_eq!(
+            intersect("*.example.com", "*.example.com").as_deref(),
+            Some("*.example.com")
+        );
         assert_eq!(intersect("*.example.com", "*.example.net"), None);
     }
 
@@ -72,7 +93,10 @@ mod tests {
         assert_eq!(effective(None, &[]), s(&["*"]));
         assert_eq!(effective(Some("*.example.com"), &[]), s(&["*.example.com"]));
         assert_eq!(
-            effective(Some("*.example.com"), &s(&["b.example.com", "a.example.com", "example.net"])),
+            effective(
+                Some("*.example.com"),
+                &s(&["b.example.com", "a.example.com", "example.net"])
+            ),
             s(&["a.example.com", "b.example.com"])
         );
         assert!(effective(Some("foo.com"), &s(&["bar.com"])).is_empty());

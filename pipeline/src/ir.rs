@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Filter, HeaderModifier, ObjectKey, ParentRef, Redirect, RouteMatch, GroupKind, Timeouts,
+    Filter, GroupKind, HeaderModifier, ObjectKey, ParentRef, Redirect, RouteMatch, Timeouts,
     UrlRewrite,
 };
 
@@ -59,7 +59,10 @@ pub struct RouteIr {
 pub enum Action {
     /// Forward to weighted backends. A backend with `cluster: None` is invalid
     /// (missing, forbidden, unknown kind): its share of requests gets HTTP 500.
-    Forward { backends: Vec<WeightedBackend>, rewrite: Option<UrlRewrite> },
+    Forward {
+        backends: Vec<WeightedBackend>,
+        rewrite: Option<UrlRewrite>,
+    },
     Redirect(Redirect),
     /// Answer directly with this status (e.g. 500 for a rule with no valid backend).
     Direct(u16),
@@ -112,7 +115,12 @@ pub struct Condition {
 
 impl Condition {
     pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
-        Self { type_: type_.into(), status, reason: reason.into(), message: message.into() }
+        Self {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -150,7 +158,10 @@ pub enum Output {
     Listener(ListenerIr),
     VirtualHost(VirtualHostIr),
     /// The gateway's proxies need this cluster (and its endpoints).
-    GatewayCluster { gateway: ObjectKey, cluster: String },
+    GatewayCluster {
+        gateway: ObjectKey,
+        cluster: String,
+    },
     Cluster(ClusterIr),
     Endpoints(EndpointsIr),
     GatewayStatus(GatewayStatus),
@@ -198,9 +209,9 @@ pub struct Delta {
 /// What happened to one output key at one time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyedChange {
-    Added(Output),
-    Changed { old: Output, new: Output },
-    Removed(Output),
+    Added(Box<Output>),
+    Changed { old: Box<Output>, new: Box<Output> },
+    Removed(Box<Output>),
 }
 
 impl Delta {
@@ -220,9 +231,12 @@ impl Delta {
             .into_iter()
             .filter_map(|(k, pair)| {
                 let change = match pair {
-                    (None, Some(new)) => KeyedChange::Added(new),
-                    (Some(old), Some(new)) => KeyedChange::Changed { old, new },
-                    (Some(old), None) => KeyedChange::Removed(old),
+                    (None, Some(new)) => KeyedChange::Added(Box::new(new)),
+                    (Some(old), Some(new)) => KeyedChange::Changed {
+                        old: Box::new(old),
+                        new: Box::new(new),
+                    },
+                    (Some(old), None) => KeyedChange::Removed(Box::new(old)),
                     (None, None) => return None,
                 };
                 Some((k, change))

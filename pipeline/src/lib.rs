@@ -25,7 +25,7 @@ pub mod precedence;
 pub mod routes;
 mod select;
 
-pub use driver::{Pipeline, PipelineConfig, DEFAULT_CONTROLLER};
+pub use driver::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -18,10 +18,16 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
     pub fn cluster(name: impl Into<String>) -> Self {
-        Self { namespace: String::new(), name: name.into() }
+        Self {
+            namespace: String::new(),
+            name: name.into(),
+        }
     }
 }
 
@@ -246,7 +252,12 @@ pub struct RouteMatch {
 
 impl Default for RouteMatch {
     fn default() -> Self {
-        Self { path: PathMatch::Prefix("/".into()), headers: vec![], query: vec![], method: None }
+        Self {
+            path: PathMatch::Prefix("/".into()),
+            headers: vec![],
+            query: vec![],
+            method: None,
+        }
     }
 }
 

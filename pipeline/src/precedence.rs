@@ -31,7 +31,13 @@ pub struct Precedence {
 }
 
 impl Precedence {
-    pub fn new(m: &RouteMatch, creation: &str, route: &ObjectKey, rule: usize, matched: usize) -> Self {
+    pub fn new(
+        m: &RouteMatch,
+        creation: &str,
+        route: &ObjectKey,
+        rule: usize,
+        matched: usize,
+    ) -> Self {
         let (path_kind, len) = match &m.path {
             PathMatch::Exact(p) => (0, p.len()),
             PathMatch::Regex(p) => (1, p.len()),
@@ -58,7 +64,10 @@ mod tests {
     use crate::model::ValueMatch;
 
     fn m(path: PathMatch) -> RouteMatch {
-        RouteMatch { path, ..Default::default() }
+        RouteMatch {
+            path,
+            ..Default::default()
+        }
     }
     fn key(m: &RouteMatch) -> Precedence {
         Precedence::new(m, "", &ObjectKey::new("ns", "r"), 0, 0)
@@ -66,22 +75,44 @@ mod tests {
 
     #[test]
     fn exact_beats_longer_prefix() {
-        assert!(key(&m(PathMatch::Exact("/a".into()))) < key(&m(PathMatch::Prefix("/a/long/prefix".into()))));
+        assert!(
+            key(&m(PathMatch::Exact("/a".into())))
+                < key(&m(PathMatch::Prefix("/a/long/prefix".into())))
+        );
     }
 
     #[test]
     fn longer_prefix_first() {
-        assert!(key(&m(PathMatch::Prefix("/match/prefix".into()))) < key(&m(PathMatch::Prefix("/match".into()))));
+        assert!(
+            key(&m(PathMatch::Prefix("/match/prefix".into())))
+                < key(&m(PathMatch::Prefix("/match".into())))
+        );
     }
 
     #[test]
     fn method_then_headers_then_query() {
         let base = m(PathMatch::Prefix("/".into()));
-        let with_method = RouteMatch { method: Some("GET".into()), ..base.clone() };
-        let hv = ValueMatch { name: "h".into(), value: "v".into(), regex: false };
-        let with_header = RouteMatch { headers: vec![hv.clone()], ..base.clone() };
-        let with_two_headers = RouteMatch { headers: vec![hv.clone(), hv.clone()], ..base.clone() };
-        let with_query = RouteMatch { query: vec![hv], ..base.clone() };
+        let with_method = RouteMatch {
+            method: Some("GET".into()),
+            ..base.clone()
+        };
+        let hv = ValueMatch {
+            name: "h".into(),
+            value: "v".into(),
+            regex: false,
+        };
+        let with_header = RouteMatch {
+            headers: vec![hv.clone()],
+            ..base.clone()
+        };
+        let with_two_headers = RouteMatch {
+            headers: vec![hv.clone(), hv.clone()],
+            ..base.clone()
+        };
+        let with_query = RouteMatch {
+            query: vec![hv],
+            ..base.clone()
+        };
         assert!(key(&with_method) < key(&with_two_headers));
         assert!(key(&with_two_headers) < key(&with_header));
         assert!(key(&with_header) < key(&with_query));

@@ -50,22 +50,36 @@ pub struct ResolvedRoute {
 }
 
 fn resolved_refs(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) -> Condition {
-    let failed = resolutions.iter().find_map(|(slot, r)| r.as_ref().err().map(|e| (slot, *e)));
+    let failed = resolutions
+        .iter()
+        .find_map(|(slot, r)| r.as_ref().err().map(|e| (slot, *e)));
     match failed {
-        None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "All references resolved"),
+        None => Condition::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references resolved",
+        ),
         Some((slot, why)) => {
             let (rule, index, what) = match slot {
                 Slot::Backend { rule, index } => (rule, index, "backendRefs"),
                 Slot::Mirror { rule, index } => (rule, index, "filters"),
             };
-            let msg = format!("{}: rules[{rule}].{what}[{index}]: {}", route.meta.key, why.reason());
+            let msg = format!(
+                "{}: rules[{rule}].{what}[{index}]: {}",
+                route.meta.key,
+                why.reason()
+            );
             Condition::new("ResolvedRefs", false, why.reason(), msg)
         }
     }
 }
 
 fn cluster_of(resolutions: &BTreeMap<Slot, Resolution>, slot: Slot) -> Option<String> {
-    resolutions.get(&slot).and_then(|r| r.as_ref().ok()).map(|c| c.name.clone())
+    resolutions
+        .get(&slot)
+        .and_then(|r| r.as_ref().ok())
+        .map(|c| c.name.clone())
 }
 
 /// The action and rule-level modifiers of one rule.
@@ -76,7 +90,11 @@ struct RuleParts {
     mirrors: Vec<MirrorIr>,
 }
 
-fn rule_parts(route: &HttpRoute, rule_index: usize, resolutions: &BTreeMap<Slot, Resolution>) -> RuleParts {
+fn rule_parts(
+    route: &HttpRoute,
+    rule_index: usize,
+    resolutions: &BTreeMap<Slot, Resolution>,
+) -> RuleParts {
     let rule = &route.rules[rule_index];
     let mut parts = RuleParts {
         action: Action::Direct(500),
@@ -94,7 +112,13 @@ fn rule_parts(route: &HttpRoute, rule_index: usize, resolutions: &BTreeMap<Slot,
             Filter::Redirect(r) => redirect = Some(r.clone()),
             Filter::UrlRewrite(r) => rewrite = Some(r.clone()),
             Filter::Mirror(m) => parts.mirrors.push(MirrorIr {
-                cluster: cluster_of(resolutions, Slot::Mirror { rule: rule_index, index }),
+                cluster: cluster_of(
+                    resolutions,
+                    Slot::Mirror {
+                        rule: rule_index,
+                        index,
+                    },
+                ),
                 fraction: m.fraction,
             }),
             Filter::Unsupported(_) => unsupported = true,
@@ -131,7 +155,10 @@ fn forward(
         // The spec: no valid backend (or no weight to spread) answers 500.
         return Action::Direct(500);
     }
-    Action::Forward { backends: weighted, rewrite }
+    Action::Forward {
+        backends: weighted,
+        rewrite,
+    }
 }
 
 /// Translate a route whose backend references resolved as `resolutions` says.
@@ -153,8 +180,16 @@ pub fn resolve_route(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>
             entries.push((Precedence::new(m, &route.meta.creation, key, ri, mi), entry));
         }
     }
-    let mut clusters: Vec<ClusterIr> = resolutions.values().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let mut clusters: Vec<ClusterIr> = resolutions
+        .values()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
     clusters.sort();
     clusters.dedup();
-    ResolvedRoute { entries, clusters, resolved_refs: resolved_refs(route, resolutions), generation: route.meta.generation }
+    ResolvedRoute {
+        entries,
+        clusters,
+        resolved_refs: resolved_refs(route, resolutions),
+        generation: route.meta.generation,
+    }
 }

@@ -19,7 +19,10 @@ use crate::model::{FromNamespaces, LabelSelector, Namespace, ObjectKey, Selector
 pub type SelectorId = (ObjectKey, String);
 
 fn positives(s: &LabelSelector) -> usize {
-    s.requirements.iter().filter(|r| matches!(r.op, SelectorOp::In | SelectorOp::Exists)).count()
+    s.requirements
+        .iter()
+        .filter(|r| matches!(r.op, SelectorOp::In | SelectorOp::Exists))
+        .count()
 }
 
 fn dedup(values: &[String]) -> Vec<String> {
@@ -34,16 +37,21 @@ pub fn select_namespaces<'s>(
     listeners: Col<'s, (ObjectKey, ListenerView)>,
     namespaces: Col<'s, Namespace>,
 ) -> Col<'s, (SelectorId, String)> {
-    let selectors: Col<'s, (SelectorId, LabelSelector)> = listeners.flat_map(|(gw, v)| match v.allowed_namespaces {
-        FromNamespaces::Selector(s) if v.accepts_http_routes => Some(((gw, v.name), s)),
-        _ => None,
-    });
+    let selectors: Col<'s, (SelectorId, LabelSelector)> =
+        listeners.flat_map(|(gw, v)| match v.allowed_namespaces {
+            FromNamespaces::Selector(s) if v.accepts_http_routes => Some(((gw, v.name), s)),
+            _ => None,
+        });
     let labels = namespaces.clone().flat_map(|n| {
         let name = n.name;
-        n.labels.into_iter().map(move |(k, v)| ((k, v), name.clone()))
+        n.labels
+            .into_iter()
+            .map(move |(k, v)| ((k, v), name.clone()))
     });
     let by_label = labels.clone().arrange_by_key_named("namespaces by label");
-    let by_key = labels.map(|((k, _), ns)| (k, ns)).arrange_by_key_named("namespaces by label key");
+    let by_key = labels
+        .map(|((k, _), ns)| (k, ns))
+        .arrange_by_key_named("namespaces by label key");
 
     // Positive requirements: count matches per (selector, namespace).
     let pos_in = selectors.clone().flat_map(|(sel, s)| {
@@ -60,19 +68,31 @@ pub fn select_namespaces<'s>(
     });
     let pos_exists = selectors.clone().flat_map(|(sel, s)| {
         let n = positives(&s);
-        let reqs: Vec<_> = s.requirements.iter().enumerate().filter(|(_, r)| r.op == SelectorOp::Exists).map(|(i, r)| (r.key.clone(), (sel.clone(), n, i))).collect();
+        let reqs: Vec<_> = s
+            .requirements
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.op == SelectorOp::Exists)
+            .map(|(i, r)| (r.key.clone(), (sel.clone(), n, i)))
+            .collect();
         reqs
     });
     let hits = pos_in
-        .join_core(by_label.clone(), |_, (sel, n, _i), ns| Some((sel.clone(), *n, ns.clone())))
-        .concat(pos_exists.join_core(by_key.clone(), |_, (sel, n, _i), ns| Some((sel.clone(), *n, ns.clone()))));
+        .join_core(by_label.clone(), |_, (sel, n, _i), ns| {
+            Some((sel.clone(), *n, ns.clone()))
+        })
+        .concat(pos_exists.join_core(by_key.clone(), |_, (sel, n, _i), ns| {
+            Some((sel.clone(), *n, ns.clone()))
+        }));
     let candidates = hits
         .count_total()
         .filter(|((_, n, _), count)| usize::try_from(*count).is_ok_and(|c| c == *n))
         .map(|((sel, _, ns), _)| (sel, ns));
 
     // Selectors without positive requirements start from every namespace.
-    let all_namespaces = namespaces.map(|n| ((), n.name)).arrange_by_key_named("all namespaces");
+    let all_namespaces = namespaces
+        .map(|n| ((), n.name))
+        .arrange_by_key_named("all namespaces");
     let open = selectors
         .clone()
         .filter(|(_, s)| positives(s) == 0)
@@ -90,7 +110,12 @@ pub fn select_namespaces<'s>(
         out
     });
     let neg_exists = selectors.flat_map(|(sel, s)| {
-        let keys: Vec<_> = s.requirements.iter().filter(|r| r.op == SelectorOp::DoesNotExist).map(|r| (r.key.clone(), sel.clone())).collect();
+        let keys: Vec<_> = s
+            .requirements
+            .iter()
+            .filter(|r| r.op == SelectorOp::DoesNotExist)
+            .map(|r| (r.key.clone(), sel.clone()))
+            .collect();
         keys
     });
     let violations = neg_in

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod error;
 pub mod json;
 pub mod state;
+pub mod status;
 pub mod translator;
 
 pub use error::Error;

@@ -25,8 +25,12 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 4] =
-        [ResourceType::Cluster, ResourceType::Endpoint, ResourceType::Listener, ResourceType::Route];
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Listener,
+        ResourceType::Route,
+    ];
 
     pub fn type_url(self) -> &'static str {
         match self {
@@ -35,9 +39,7 @@ impl ResourceType {
                 "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
             }
             ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
-            ResourceType::Route => {
-                "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-            }
+            ResourceType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
         }
     }
 
@@ -68,7 +70,11 @@ pub struct Resource {
 impl Resource {
     pub fn new(name: String, body: Bytes) -> Self {
         let version = content_version(&body);
-        Self { name, version, body }
+        Self {
+            name,
+            version,
+            body,
+        }
     }
 }
 

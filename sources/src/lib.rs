@@ -21,6 +21,7 @@
 
 pub mod convert;
 pub mod manifest;
+pub mod watch;
 
 pub use convert::ConvertError;
 pub use manifest::{Parsed, Warning, load_paths, parse_manifests};

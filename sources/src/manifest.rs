@@ -126,7 +126,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Parsed> {
     Ok(parsed)
 }
 
-fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let metadata = std::fs::metadata(path).map_err(|source| io(path, source))?;
     if !metadata.is_dir() {
         files.push(path.to_owned());
