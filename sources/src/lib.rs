@@ -20,6 +20,7 @@
 //!   record whose order carries no meaning is sorted.
 
 pub mod convert;
+pub mod generate;
 pub mod manifest;
 pub mod watch;
 
