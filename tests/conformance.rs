@@ -189,7 +189,9 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
 
     for key in gateways.iter().map(|g| &g.key).filter(|k| used.contains(k)) {
         let node_id = format!("{key}/{}/{}", case.name, std::process::id());
-        let label = format!("{}.{}", key.namespace, key.name);
+        // File names have a length limit; Gateway names may be 253 characters long.
+        let mut label = format!("{}.{}", key.namespace, key.name);
+        label.truncate(100);
         let started = tokio::task::block_in_place(|| {
             processes::start_envoy(
                 envoy,

@@ -51,6 +51,7 @@ pub fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
         meta: meta(ns, name),
         class_name: CLASS.into(),
         listeners,
+        parameters_ref: None,
     }
 }
 

@@ -79,7 +79,18 @@ fn conflict(gw: &Gateway, l: &Listener) -> Option<&'static str> {
 
 /// Views of every listener of a Gateway (one of ours), in spec order.
 pub fn listener_views(gw: &Gateway) -> Vec<ListenerView> {
-    gw.listeners.iter().map(|l| listener_view(gw, l)).collect()
+    let mut views: Vec<ListenerView> = gw.listeners.iter().map(|l| listener_view(gw, l)).collect();
+    if gw.parameters_ref.is_some() {
+        // The Gateway itself is not accepted: none of its listeners takes routes.
+        for v in &mut views {
+            v.accepts_http_routes = false;
+            v.serves_http = false;
+            for c in v.conditions.iter_mut().filter(|c| c.type_ == "Programmed") {
+                *c = Condition::new("Programmed", false, "Invalid", "The Gateway is not accepted");
+            }
+        }
+    }
+    views
 }
 
 fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
@@ -183,7 +194,9 @@ pub fn gateway_status(gw: &Gateway, attached: &[(String, u32)]) -> GatewayStatus
         })
         .count();
     let all_valid = views.iter().all(|v| v.serves_http);
-    let accepted = if views.is_empty() || all_valid {
+    let accepted = if let Some(p) = &gw.parameters_ref {
+        Condition::new("Accepted", false, "InvalidParameters", format!("parametersRef {p} is not a supported kind"))
+    } else if views.is_empty() || all_valid {
         Condition::new("Accepted", true, "Accepted", "Gateway is accepted")
     } else if valid > 0 {
         Condition::new(

@@ -133,6 +133,9 @@ pub struct Gateway {
     pub meta: Meta,
     pub class_name: String,
     pub listeners: Vec<Listener>,
+    /// `spec.infrastructure.parametersRef` as `group/kind/name`. Sluice supports no
+    /// parameter kinds, so a Gateway with one is not accepted (`InvalidParameters`).
+    pub parameters_ref: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -105,6 +105,21 @@ fn rule_parts(
     let mut redirect = None;
     let mut rewrite = None;
     let mut unsupported = false;
+    // With a single backend, its filters act on every request of the rule, so the
+    // ones Envoy can only apply per route (redirect, rewrite) are hoisted to the
+    // rule. With several backends, per-backend redirects and path rewrites cannot
+    // be expressed in Envoy's weighted clusters and are not applied.
+    let hoisted = match rule.backends.as_slice() {
+        [only] => only.filters.iter().filter(|f| matches!(f, Filter::Redirect(_) | Filter::UrlRewrite(_) | Filter::Unsupported(_))).cloned().collect(),
+        _ => vec![],
+    };
+    for filter in &hoisted {
+        match filter {
+            Filter::Redirect(r) => redirect = Some(r.clone()),
+            Filter::UrlRewrite(r) => rewrite = Some(r.clone()),
+            _ => unsupported = true,
+        }
+    }
     for (index, filter) in rule.filters.iter().enumerate() {
         match filter {
             Filter::RequestHeaders(m) => parts.request_headers = m.clone(),

@@ -87,7 +87,6 @@ mod tests {
         assert_eq!(hcm["stat_prefix"], "infra_gw_80");
         assert_eq!(hcm["rds"]["route_config_name"], "infra/gw/80");
         assert_eq!(hcm["rds"]["config_source"]["resource_api_version"], "V3");
-        assert_eq!(hcm["strip_any_host_port"], true);
         assert_eq!(hcm["upgrade_configs"][0]["upgrade_type"], "websocket");
         assert_eq!(
             hcm["http_filters"][0]["typed_config"]["@type"],

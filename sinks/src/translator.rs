@@ -544,6 +544,7 @@ mod tests {
                     _ => unreachable!(),
                 })
                 .collect(),
+            ignore_port_in_host_matching: true,
             ..Default::default()
         };
         let route = &g1.get(ResourceType::Route)["infra/g1/80"];

@@ -44,7 +44,7 @@ pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
 
 /// HTTP connection manager reading RouteConfiguration `route_config_name` over ADS.
 pub fn http_connection_manager(route_config_name: &str) -> HttpConnectionManager {
-    use http_connection_manager::{RouteSpecifier, StripPortMode, UpgradeConfig};
+    use http_connection_manager::{RouteSpecifier, UpgradeConfig};
     let router = HttpFilter {
         name: ROUTER_FILTER.to_owned(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
@@ -61,7 +61,6 @@ pub fn http_connection_manager(route_config_name: &str) -> HttpConnectionManager
         })),
         http_filters: vec![router],
         // Gateway API hostname matching ignores the port of the Host header.
-        strip_port_mode: Some(StripPortMode::StripAnyHostPort(true)),
         upgrade_configs: vec![UpgradeConfig {
             upgrade_type: "websocket".to_owned(),
             ..Default::default()

@@ -43,7 +43,7 @@ pub const INVALID_BACKEND_CLUSTER: &str = "sluice-invalid-backend";
 const ROUTE_CONFIGURATION_NAME: u32 = 1;
 const ROUTE_CONFIGURATION_VIRTUAL_HOSTS: u32 = 2;
 
-/// The bytes of `RouteConfiguration { name, virtual_hosts }`, from the virtual
+/// The bytes of `RouteConfiguration { name, virtual_hosts, ignore_port_in_host_matching }`, from the virtual
 /// hosts' encoded bytes (in the order given). See the module doc.
 pub fn route_configuration_bytes<'a>(
     name: &str,
@@ -57,8 +57,15 @@ pub fn route_configuration_bytes<'a>(
     for vhost in virtual_hosts {
         put_length_delimited(&mut buf, ROUTE_CONFIGURATION_VIRTUAL_HOSTS, vhost);
     }
+    // `ignore_port_in_host_matching: true` (field 14, varint): a Host of
+    // `example.com:8080` picks the `example.com` virtual host, and the header is
+    // forwarded unchanged (HTTPRouteHostnameIntersection expects the port upstream).
+    put_varint(&mut buf, (u64::from(ROUTE_CONFIGURATION_IGNORE_PORT) << 3) | 0);
+    put_varint(&mut buf, 1);
     buf
 }
+
+const ROUTE_CONFIGURATION_IGNORE_PORT: u32 = 14;
 
 fn put_length_delimited(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     const WIRE_TYPE_LEN: u64 = 2;

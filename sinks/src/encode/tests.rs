@@ -188,6 +188,7 @@ fn route_configuration_from_cached_vhosts_equals_whole_encoding() {
     let whole = RouteConfiguration {
         name: name.to_owned(),
         virtual_hosts: messages,
+        ignore_port_in_host_matching: true,
         ..Default::default()
     };
     assert_eq!(assembled, whole.encode_to_vec());
@@ -199,6 +200,7 @@ fn route_configuration_from_cached_vhosts_equals_whole_encoding() {
     // No virtual hosts, and long ones (multi-byte lengths).
     let empty = RouteConfiguration {
         name: name.to_owned(),
+        ignore_port_in_host_matching: true,
         ..Default::default()
     };
     assert_eq!(
@@ -224,6 +226,7 @@ fn route_configuration_from_cached_vhosts_equals_whole_encoding() {
     let whole = RouteConfiguration {
         name: name.to_owned(),
         virtual_hosts: vec![big],
+        ignore_port_in_host_matching: true,
         ..Default::default()
     };
     assert_eq!(assembled, whole.encode_to_vec());

@@ -25,6 +25,12 @@ impl ToModel for Gateway {
             meta: meta::namespaced_meta(&gateway.metadata)?,
             class_name: gateway.spec.gateway_class_name.clone(),
             listeners: each("spec.listeners", Some(&gateway.spec.listeners), listener)?,
+            parameters_ref: gateway
+                .spec
+                .infrastructure
+                .as_ref()
+                .and_then(|i| i.parameters_ref.as_ref())
+                .map(|p| format!("{}/{}/{}", p.group, p.kind, p.name)),
         })
     }
 }
