@@ -52,6 +52,8 @@ struct Candidate {
     serves_http: bool,
     /// Effective hostnames; empty when they do not intersect.
     hostnames: Vec<String>,
+    /// The effective hostnames whose requests this listener owns (listener isolation).
+    owned: Vec<String>,
 }
 
 pub struct Attached<'s> {
@@ -110,6 +112,8 @@ fn candidate(r: &RefRecord, l: &ListenerView) -> Option<(Allowance, Candidate)> 
             FromNamespaces::Selector(_) => Allowance::Selector((l.gateway.clone(), l.name.clone())),
         }
     };
+    let hostnames = hostname::effective(l.hostname.as_deref(), &r.hostnames);
+    let owned = hostnames.iter().filter(|h| l.owns(h)).cloned().collect();
     let cand = Candidate {
         route: r.route.clone(),
         index: r.index,
@@ -117,7 +121,8 @@ fn candidate(r: &RefRecord, l: &ListenerView) -> Option<(Allowance, Candidate)> 
         gateway: l.gateway.clone(),
         port: l.port,
         serves_http: l.serves_http,
-        hostnames: hostname::effective(l.hostname.as_deref(), &r.hostnames),
+        hostnames,
+        owned,
     };
     Some((allowance, cand))
 }
@@ -170,7 +175,7 @@ pub fn attach_routes<'s>(
         .filter(|c| c.serves_http)
         .flat_map(|c| {
             let (route, gateway, port) = (c.route, c.gateway, c.port);
-            c.hostnames.into_iter().map(move |hostname| {
+            c.owned.into_iter().map(move |hostname| {
                 (
                     route.clone(),
                     Attachment {

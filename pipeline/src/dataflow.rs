@@ -66,7 +66,11 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Col<'s, Ou
     let gateway_status = gateways_status(gateways, attached.counts);
 
     let serving = attached.serving;
-    let vhosts = virtual_hosts(serving.clone(), resolved.clone());
+    let listener_hosts = listeners.clone().flat_map(|(gw, v)| {
+        v.serves_http
+            .then(|| (gw, v.port, v.hostname.unwrap_or_else(|| "*".to_string())))
+    });
+    let vhosts = virtual_hosts(serving.clone(), resolved.clone(), listener_hosts);
     let (gateway_clusters, clusters) = clusters(serving, resolved);
     let referenced = gateway_clusters.clone().map(|(_, c)| c).distinct();
     let endpoints = endpoints(slices, services, referenced);
@@ -92,23 +96,31 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Col<'s, Ou
 
 /// Virtual hosts: attached route entries grouped by (gateway, port, hostname) and
 /// ordered by precedence (reduce hands values sorted, and the precedence key leads).
+/// Every serving listener's own hostname gets a virtual host, even without routes,
+/// so Envoy never hands its requests to a less specific listener's routes.
 fn virtual_hosts<'s>(
     serving: Col<'s, (ObjectKey, Attachment)>,
     resolved: Col<'s, (ObjectKey, crate::routes::ResolvedRoute)>,
+    listener_hosts: Col<'s, (ObjectKey, u16, String)>,
 ) -> Col<'s, VirtualHostIr> {
     let resolved = resolved.arrange_by_key_named("resolved routes by route");
+    let markers = listener_hosts.distinct().map(|key| (key, None));
     serving
         .join_core(resolved, |_route, a, r| {
             let key = (a.gateway.clone(), a.port, a.hostname.clone());
-            r.entries.clone().into_iter().map(move |e| (key.clone(), e))
+            r.entries
+                .clone()
+                .into_iter()
+                .map(move |e| (key.clone(), Some(e)))
         })
+        .concat(markers)
         .reduce_named(
             "virtual host routes",
             |(gateway, port, hostname), entries, out| {
                 let routes = entries
                     .iter()
                     .filter(|(_, n)| *n > 0)
-                    .map(|(e, _)| e.1.clone())
+                    .filter_map(|(e, _)| e.as_ref().map(|e| e.1.clone()))
                     .collect();
                 out.push((
                     VirtualHostIr {

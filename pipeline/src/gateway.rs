@@ -30,6 +30,23 @@ pub struct ListenerView {
     pub supported_kinds: Vec<GroupKind>,
     /// Conditions other than those that depend on attached routes.
     pub conditions: Vec<Condition>,
+    /// Hostnames of every serving listener on this port (`None`: any), for listener
+    /// isolation: a request belongs to the most specific listener that matches it.
+    pub port_hostnames: Vec<Option<String>>,
+}
+
+impl ListenerView {
+    /// Whether requests for `hostname` (an effective hostname of a route attached
+    /// here) belong to this listener, and not to a more specific one on its port.
+    pub fn owns(&self, hostname: &str) -> bool {
+        let covering = self.port_hostnames.iter().filter(|h| match h {
+            None => true,
+            Some(h) => crate::hostname::intersect(h, hostname).as_deref() == Some(hostname),
+        });
+        // Covering hostnames are nested, so the longest is the most specific.
+        let owner = covering.max_by_key(|h| h.as_ref().map_or(0, |h| h.len() + 1));
+        owner.is_some_and(|o| *o == self.hostname)
+    }
 }
 
 fn http_route_kind() -> GroupKind {
@@ -80,13 +97,30 @@ fn conflict(gw: &Gateway, l: &Listener) -> Option<&'static str> {
 /// Views of every listener of a Gateway (one of ours), in spec order.
 pub fn listener_views(gw: &Gateway) -> Vec<ListenerView> {
     let mut views: Vec<ListenerView> = gw.listeners.iter().map(|l| listener_view(gw, l)).collect();
+    let serving: Vec<(u16, Option<String>)> = views
+        .iter()
+        .filter(|v| v.serves_http)
+        .map(|v| (v.port, v.hostname.clone()))
+        .collect();
+    for v in &mut views {
+        v.port_hostnames = serving
+            .iter()
+            .filter(|(p, _)| *p == v.port)
+            .map(|(_, h)| h.clone())
+            .collect();
+    }
     if gw.parameters_ref.is_some() {
         // The Gateway itself is not accepted: none of its listeners takes routes.
         for v in &mut views {
             v.accepts_http_routes = false;
             v.serves_http = false;
             for c in v.conditions.iter_mut().filter(|c| c.type_ == "Programmed") {
-                *c = Condition::new("Programmed", false, "Invalid", "The Gateway is not accepted");
+                *c = Condition::new(
+                    "Programmed",
+                    false,
+                    "Invalid",
+                    "The Gateway is not accepted",
+                );
             }
         }
     }
@@ -179,6 +213,7 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
         serves_http,
         supported_kinds: kinds,
         conditions,
+        port_hostnames: vec![],
     }
 }
 
@@ -195,7 +230,12 @@ pub fn gateway_status(gw: &Gateway, attached: &[(String, u32)]) -> GatewayStatus
         .count();
     let all_valid = views.iter().all(|v| v.serves_http);
     let accepted = if let Some(p) = &gw.parameters_ref {
-        Condition::new("Accepted", false, "InvalidParameters", format!("parametersRef {p} is not a supported kind"))
+        Condition::new(
+            "Accepted",
+            false,
+            "InvalidParameters",
+            format!("parametersRef {p} is not a supported kind"),
+        )
     } else if views.is_empty() || all_valid {
         Condition::new("Accepted", true, "Accepted", "Gateway is accepted")
     } else if valid > 0 {

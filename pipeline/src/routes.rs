@@ -110,7 +110,17 @@ fn rule_parts(
     // rule. With several backends, per-backend redirects and path rewrites cannot
     // be expressed in Envoy's weighted clusters and are not applied.
     let hoisted = match rule.backends.as_slice() {
-        [only] => only.filters.iter().filter(|f| matches!(f, Filter::Redirect(_) | Filter::UrlRewrite(_) | Filter::Unsupported(_))).cloned().collect(),
+        [only] => only
+            .filters
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f,
+                    Filter::Redirect(_) | Filter::UrlRewrite(_) | Filter::Unsupported(_)
+                )
+            })
+            .cloned()
+            .collect(),
         _ => vec![],
     };
     for filter in &hoisted {
