@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod scale;
 mod serve;
 mod translate;
 
@@ -28,6 +29,9 @@ enum Command {
     Translate(TranslateArgs),
     /// Translate a manifest directory, keep watching it, and serve xDS (ADS) to Envoy.
     Serve(ServeArgs),
+    /// Generate a synthetic cluster, load and churn it, and report per-change latency,
+    /// xDS volume and memory (or write it as manifests, or plot reports).
+    Scale(scale::ScaleArgs),
 }
 
 /// Settings shared by every command that runs the pipeline.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Translate(args) => translate::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Scale(args) => scale::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,167 @@
+//! The two ways of turning a change into xDS that `sluice scale` compares:
+//! incremental (the pipeline and translator, kept running) and full (every time
+//! from scratch: a fresh dataflow over all current objects and a fresh translator).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_pipeline::ir::Delta;
+use sluice_pipeline::model::{Change, Object, ObjectId, ObjectKey};
+use sluice_pipeline::{Pipeline, PipelineConfig, evaluate};
+use sluice_sinks::encode::EncodeConfig;
+use sluice_sinks::state::GatewayResources;
+use sluice_sinks::translator::Translator;
+
+/// Gateways' resource sets after one logical time.
+#[derive(Debug)]
+pub struct Published {
+    pub gateways: BTreeMap<ObjectKey, Arc<GatewayResources>>,
+    /// True when `gateways` is every gateway (a gateway missing lost everything);
+    /// false when it holds only the gateways that changed.
+    pub complete: bool,
+}
+
+#[derive(Debug)]
+pub enum Engine {
+    Incremental {
+        pipeline: Pipeline,
+        translator: Translator,
+    },
+    Full {
+        objects: BTreeMap<ObjectId, Object>,
+        controller: String,
+        time: u64,
+    },
+}
+
+impl Engine {
+    pub fn incremental(config: PipelineConfig) -> anyhow::Result<Self> {
+        Ok(Engine::Incremental {
+            pipeline: Pipeline::new(config)?,
+            translator: Translator::new(EncodeConfig::default()),
+        })
+    }
+
+    pub fn full(controller: String) -> Self {
+        Engine::Full {
+            objects: BTreeMap::new(),
+            controller,
+            time: 0,
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Engine::Incremental { .. } => "incremental",
+            Engine::Full { .. } => "full",
+        }
+    }
+
+    /// Applies one logical time's changes; returns when the xDS is ready.
+    pub fn apply(&mut self, changes: Vec<Change>) -> anyhow::Result<Published> {
+        match self {
+            Engine::Incremental {
+                pipeline,
+                translator,
+            } => {
+                let delta = pipeline.apply(changes)?;
+                Ok(Published {
+                    gateways: translator.apply(&delta)?,
+                    complete: false,
+                })
+            }
+            Engine::Full {
+                objects,
+                controller,
+                time,
+            } => {
+                for change in changes {
+                    match change {
+                        Change::Apply(o) => objects.insert(o.id(), o),
+                        Change::Delete(id) => objects.remove(&id),
+                    };
+                }
+                *time += 1;
+                let outputs = evaluate(objects.values().cloned(), controller);
+                let delta = Delta {
+                    time: *time,
+                    updates: outputs.into_iter().map(|o| (o, 1)).collect(),
+                };
+                let mut translator = Translator::new(EncodeConfig::default());
+                Ok(Published {
+                    gateways: translator.apply(&delta)?,
+                    complete: true,
+                })
+            }
+        }
+    }
+}
+
+/// What the proxies have: the last published set per gateway, to count the
+/// resources (and bytes) each time actually changed.
+#[derive(Debug, Default)]
+pub struct XdsView {
+    gateways: BTreeMap<ObjectKey, Arc<GatewayResources>>,
+}
+
+/// Resources added, changed or removed at one time, over all gateways.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Emitted {
+    pub resources: u64,
+    pub bytes: u64,
+}
+
+impl XdsView {
+    pub fn absorb(&mut self, published: Published) -> Emitted {
+        let mut emitted = Emitted::default();
+        if published.complete {
+            let gone: Vec<ObjectKey> = self
+                .gateways
+                .keys()
+                .filter(|k| !published.gateways.contains_key(*k))
+                .cloned()
+                .collect();
+            for key in gone {
+                if let Some(old) = self.gateways.remove(&key) {
+                    emitted.add(diff(Some(&old), &GatewayResources::default()));
+                }
+            }
+        }
+        for (key, new) in published.gateways {
+            emitted.add(diff(self.gateways.get(&key).map(|a| a.as_ref()), &new));
+            self.gateways.insert(key, new);
+        }
+        emitted
+    }
+}
+
+impl Emitted {
+    fn add(&mut self, other: Emitted) {
+        self.resources += other.resources;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Resources of `new` that differ from `old` (by version), plus removals.
+fn diff(old: Option<&GatewayResources>, new: &GatewayResources) -> Emitted {
+    let mut emitted = Emitted::default();
+    for (ty, resources) in new.by_type.iter().enumerate() {
+        let before = old.map(|o| &o.by_type[ty]);
+        for (name, r) in resources {
+            let same = before
+                .and_then(|b| b.get(name))
+                .is_some_and(|o| Arc::ptr_eq(o, r) || o.version == r.version);
+            if !same {
+                emitted.resources += 1;
+                emitted.bytes += r.body.len() as u64;
+            }
+        }
+        if let Some(before) = before {
+            emitted.resources += before
+                .keys()
+                .filter(|n| !resources.contains_key(*n))
+                .count() as u64;
+        }
+    }
+    emitted
+}

@@ -1,0 +1,145 @@
+//! The report: a JSON document with plainly named fields, and a terminal table.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use super::Config;
+use super::measure::Summary;
+use super::phases::Outcome;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn summary_json(s: &Summary) -> Value {
+    json!({
+        "count": s.count,
+        "p50_ms": round(s.p50_ms),
+        "p99_ms": round(s.p99_ms),
+        "max_ms": round(s.max_ms),
+        "throughput_per_s": round(s.throughput_per_s),
+        "xds_resources": round(s.xds_resources),
+        "xds_bytes": round(s.xds_bytes),
+    })
+}
+
+/// Four decimals: enough for microseconds in milliseconds, and stable text.
+fn round(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+pub fn json(config: &Config, out: &Outcome) -> Value {
+    let changes: serde_json::Map<String, Value> = out
+        .churn
+        .iter()
+        .map(|(kind, s)| (kind.name().to_owned(), summary_json(s)))
+        .collect();
+    let batched = out.batched.as_ref().map(|b| {
+        json!({"changes": b.changes, "batch": config.batch, "times": b.times,
+               "ms": round(b.ms), "per_s": round(b.per_s)})
+    });
+    let mix: serde_json::Map<String, Value> = config
+        .mix
+        .iter()
+        .map(|(k, n)| (k.name().to_owned(), json!(n)))
+        .collect();
+    let m = &out.memory;
+    json!({
+        "preset": config.preset.name(),
+        "mode": out.mode,
+        "seed": config.seed,
+        "workers": config.workers,
+        "namespaces": out.counts.namespaces,
+        "gateways": out.counts.gateways,
+        "routes": out.counts.routes,
+        "services": out.counts.services,
+        "endpoints": out.counts.endpoints,
+        "objects": out.counts.objects,
+        "mix": mix,
+        "churn_cycles": config.churn_cycles,
+        "initial_load": {"ms": round(out.initial.max_ms),
+                         "xds_resources": out.initial.xds_resources,
+                         "xds_bytes": out.initial.xds_bytes},
+        "changes": changes,
+        "batched": batched,
+        "teardown": {"ms": round(out.teardown.max_ms)},
+        "rss_before_load_bytes": m.before_load,
+        "rss_after_initial_bytes": m.after_initial,
+        "rss_after_cycle_bytes": m.after_cycles,
+        "rss_after_churn_bytes": m.after_churn,
+        "peak_rss_bytes": m.peak,
+        "final_rss_bytes": m.final_,
+    })
+}
+
+pub fn table(config: &Config, out: &Outcome) -> String {
+    let c = &out.counts;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "preset {} ({} mode, seed {}, {} worker(s)): {} namespaces, {} gateways, {} routes, {} services, {} endpoints",
+        config.preset.name(),
+        out.mode,
+        config.seed,
+        config.workers,
+        c.namespaces,
+        c.gateways,
+        c.routes,
+        c.services,
+        c.endpoints
+    );
+    let _ = writeln!(
+        t,
+        "{:<18} {:>7} {:>10} {:>10} {:>10} {:>12} {:>9} {:>11}",
+        "phase / change",
+        "count",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "changes/s",
+        "xds res",
+        "xds bytes"
+    );
+    let mut row = |name: &str, s: &Summary| {
+        let _ = writeln!(
+            t,
+            "{:<18} {:>7} {:>10.3} {:>10.3} {:>10.3} {:>12.0} {:>9.1} {:>11.0}",
+            name,
+            s.count,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms,
+            s.throughput_per_s,
+            s.xds_resources,
+            s.xds_bytes
+        );
+    };
+    row("initial load", &out.initial);
+    for (kind, s) in &out.churn {
+        row(kind.name(), s);
+    }
+    row("teardown", &out.teardown);
+    if let Some(b) = &out.batched {
+        let _ = writeln!(
+            t,
+            "batched endpoint churn: {} changes in {} times of {} : {:.1} ms, {:.0} changes/s",
+            b.changes, b.times, config.batch, b.ms, b.per_s
+        );
+    }
+    let m = &out.memory;
+    let cycles: Vec<String> = m
+        .after_cycles
+        .iter()
+        .map(|b| format!("{:.1}", *b as f64 / MIB))
+        .collect();
+    let _ = write!(
+        t,
+        "RSS MiB: before load {:.1}, after initial {:.1}, after each cycle [{}], after churn {:.1}, peak {:.1}, final {:.1}",
+        m.before_load as f64 / MIB,
+        m.after_initial as f64 / MIB,
+        cycles.join(", "),
+        m.after_churn as f64 / MIB,
+        m.peak as f64 / MIB,
+        m.final_ as f64 / MIB
+    );
+    t
+}
