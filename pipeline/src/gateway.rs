@@ -186,7 +186,7 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
         ));
     }
     let ok = supported_protocol && conflicted.is_none();
-    let serves_http = ok && l.protocol == Protocol::Http && !invalid_kinds;
+    let serves_http = ok && l.protocol == Protocol::Http && !kinds.is_empty();
     if serves_http {
         conditions.push(Condition::new(
             "Programmed",
