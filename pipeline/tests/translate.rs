@@ -89,3 +89,52 @@ fn simple_route_translates_to_listener_vhost_cluster_endpoints() {
     };
     assert!(rs.conditions.iter().all(|c| c.status), "{rs:?}");
 }
+
+fn keys_changed(p: &mut Pipeline, change: Change) -> Vec<OutputKey> {
+    let delta = p.apply([change]).expect("apply");
+    let mut keys: Vec<OutputKey> = delta.updates.iter().map(|(o, _)| o.key()).collect();
+    keys.dedup();
+    keys
+}
+
+/// An endpoint change flows only down the endpoints path: exactly one output (that
+/// cluster's endpoints) changes; no listener, virtual host, cluster or status does.
+#[test]
+fn endpoint_change_touches_only_its_endpoints() {
+    let mut p = Pipeline::new(PipelineConfig::default()).expect("pipeline");
+    let mut objs = basic();
+    objs.push(service("infra", "other", &[9090]));
+    objs.push(slice("infra", "other-1", "other", 9090, 9, &["10.0.1.1"]));
+    p.apply(apply(objs)).expect("initial");
+    let changed = keys_changed(
+        &mut p,
+        Change::Apply(slice(
+            "infra",
+            "web-1",
+            "web",
+            8080,
+            3000,
+            &["10.0.0.1", "10.0.0.3"],
+        )),
+    );
+    assert_eq!(changed, vec![OutputKey::Endpoints("infra/web:8080".into())]);
+}
+
+/// A route change re-sorts only the virtual host it is on; the listener, clusters,
+/// endpoints and the gateway's status stay untouched (the route's own status keeps
+/// its value, so it does not change either).
+#[test]
+fn route_change_touches_only_its_virtual_host() {
+    let mut p = Pipeline::new(PipelineConfig::default()).expect("pipeline");
+    p.apply(apply(basic())).expect("initial");
+    let r = route(
+        "infra",
+        "r",
+        vec![parent("gw")],
+        &[],
+        vec![prefix_rule("/v2", vec![backend("web", 8080)])],
+    );
+    let changed = keys_changed(&mut p, Change::Apply(Object::HttpRoute(r)));
+    let gw = ObjectKey::new("infra", "gw");
+    assert_eq!(changed, vec![OutputKey::VirtualHost(gw, 80, "*".into())]);
+}
