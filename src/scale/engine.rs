@@ -15,6 +15,8 @@ use sluice_sinks::translator::Translator;
 /// Gateways' resource sets after one logical time.
 #[derive(Debug)]
 pub struct Published {
+    /// Time spent in the dataflow (the rest of the latency is xDS encoding).
+    pub pipeline: std::time::Duration,
     pub gateways: BTreeMap<ObjectKey, Arc<GatewayResources>>,
     /// True when `gateways` is every gateway (a gateway missing lost everything);
     /// false when it holds only the gateways that changed.
@@ -64,8 +66,11 @@ impl Engine {
                 pipeline,
                 translator,
             } => {
+                let start = std::time::Instant::now();
                 let delta = pipeline.apply(changes)?;
+                let pipeline = start.elapsed();
                 Ok(Published {
+                    pipeline,
                     gateways: translator.apply(&delta)?,
                     complete: false,
                 })
@@ -82,13 +87,16 @@ impl Engine {
                     };
                 }
                 *time += 1;
+                let start = std::time::Instant::now();
                 let outputs = evaluate(objects.values().cloned(), controller);
                 let delta = Delta {
                     time: *time,
                     updates: outputs.into_iter().map(|o| (o, 1)).collect(),
                 };
+                let pipeline = start.elapsed();
                 let mut translator = Translator::new(EncodeConfig::default());
                 Ok(Published {
+                    pipeline,
                     gateways: translator.apply(&delta)?,
                     complete: true,
                 })
@@ -109,11 +117,16 @@ pub struct XdsView {
 pub struct Emitted {
     pub resources: u64,
     pub bytes: u64,
+    /// Of the latency, the time spent in the dataflow.
+    pub pipeline: std::time::Duration,
 }
 
 impl XdsView {
     pub fn absorb(&mut self, published: Published) -> Emitted {
-        let mut emitted = Emitted::default();
+        let mut emitted = Emitted {
+            pipeline: published.pipeline,
+            ..Emitted::default()
+        };
         if published.complete {
             let gone: Vec<ObjectKey> = self
                 .gateways
@@ -139,6 +152,7 @@ impl Emitted {
     fn add(&mut self, other: Emitted) {
         self.resources += other.resources;
         self.bytes += other.bytes;
+        self.pipeline += other.pipeline;
     }
 }
 

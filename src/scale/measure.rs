@@ -1,6 +1,6 @@
 //! Latency samples, their summary, process memory, and a progress bar.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use super::engine::Emitted;
@@ -9,6 +9,7 @@ use super::engine::Emitted;
 #[derive(Debug, Default)]
 pub struct Samples {
     latencies: Vec<Duration>,
+    pipeline: Vec<Duration>,
     emitted: Emitted,
 }
 
@@ -24,11 +25,15 @@ pub struct Summary {
     /// Means per change.
     pub xds_resources: f64,
     pub xds_bytes: f64,
+    /// Percentiles of the dataflow's share of the latency alone.
+    pub pipeline_p50_ms: f64,
+    pub pipeline_p99_ms: f64,
 }
 
 impl Samples {
     pub fn push(&mut self, latency: Duration, emitted: Emitted) {
         self.latencies.push(latency);
+        self.pipeline.push(emitted.pipeline);
         self.emitted.resources += emitted.resources;
         self.emitted.bytes += emitted.bytes;
     }
@@ -37,6 +42,8 @@ impl Samples {
         let mut sorted = self.latencies.clone();
         sorted.sort();
         let count = sorted.len();
+        let mut pipeline = self.pipeline.clone();
+        pipeline.sort();
         let total: Duration = sorted.iter().sum();
         let per_change = |x: u64| {
             if count == 0 {
@@ -58,6 +65,8 @@ impl Samples {
             },
             xds_resources: per_change(self.emitted.resources),
             xds_bytes: per_change(self.emitted.bytes),
+            pipeline_p50_ms: ms(percentile(&pipeline, 50.0)),
+            pipeline_p99_ms: ms(percentile(&pipeline, 99.0)),
         }
     }
 }
@@ -95,10 +104,12 @@ pub fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A one-line progress bar on stderr, redrawn at most every 200 ms.
+/// A one-line progress bar on stderr, redrawn at most every 200 ms (only on a
+/// terminal; elsewhere one line per phase when it finishes).
 #[derive(Debug)]
 pub struct Progress {
     label: String,
+    terminal: bool,
     total: usize,
     done: usize,
     last: Instant,
@@ -110,23 +121,27 @@ impl Progress {
     pub fn new(label: &str, total: usize) -> Self {
         let p = Self {
             label: label.to_owned(),
+            terminal: std::io::stderr().is_terminal(),
             total,
             done: 0,
             last: Instant::now(),
         };
-        p.draw();
+        if p.terminal {
+            p.draw();
+        }
         p
     }
 
     pub fn tick(&mut self, n: usize) {
         self.done += n;
-        if self.last.elapsed() >= Duration::from_millis(200) {
+        if self.terminal && self.last.elapsed() >= Duration::from_millis(200) {
             self.last = Instant::now();
             self.draw();
         }
     }
 
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        self.done = self.done.max(self.total);
         self.draw();
         eprintln!();
     }

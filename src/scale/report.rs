@@ -19,6 +19,8 @@ fn summary_json(s: &Summary) -> Value {
         "throughput_per_s": round(s.throughput_per_s),
         "xds_resources": round(s.xds_resources),
         "xds_bytes": round(s.xds_bytes),
+        "pipeline_p50_ms": round(s.pipeline_p50_ms),
+        "pipeline_p99_ms": round(s.pipeline_p99_ms),
     })
 }
 
@@ -57,11 +59,13 @@ pub fn json(config: &Config, out: &Outcome) -> Value {
         "mix": mix,
         "churn_cycles": config.churn_cycles,
         "initial_load": {"ms": round(out.initial.max_ms),
+                         "pipeline_ms": round(out.initial.pipeline_p50_ms),
                          "xds_resources": out.initial.xds_resources,
                          "xds_bytes": out.initial.xds_bytes},
         "changes": changes,
         "batched": batched,
-        "teardown": {"ms": round(out.teardown.max_ms)},
+        "teardown": {"ms": round(out.teardown.max_ms),
+                     "pipeline_ms": round(out.teardown.pipeline_p50_ms)},
         "rss_before_load_bytes": m.before_load,
         "rss_after_initial_bytes": m.after_initial,
         "rss_after_cycle_bytes": m.after_cycles,
@@ -71,6 +75,7 @@ pub fn json(config: &Config, out: &Outcome) -> Value {
     })
 }
 
+/// The terminal table; "dd" columns are the dataflow's share of the latency.
 pub fn table(config: &Config, out: &Outcome) -> String {
     let c = &out.counts;
     let mut t = String::new();
@@ -89,7 +94,7 @@ pub fn table(config: &Config, out: &Outcome) -> String {
     );
     let _ = writeln!(
         t,
-        "{:<18} {:>7} {:>10} {:>10} {:>10} {:>12} {:>9} {:>11}",
+        "{:<18} {:>7} {:>10} {:>10} {:>10} {:>12} {:>9} {:>11} {:>10} {:>10}",
         "phase / change",
         "count",
         "p50 ms",
@@ -97,12 +102,14 @@ pub fn table(config: &Config, out: &Outcome) -> String {
         "max ms",
         "changes/s",
         "xds res",
-        "xds bytes"
+        "xds bytes",
+        "dd p50 ms",
+        "dd p99 ms"
     );
     let mut row = |name: &str, s: &Summary| {
         let _ = writeln!(
             t,
-            "{:<18} {:>7} {:>10.3} {:>10.3} {:>10.3} {:>12.0} {:>9.1} {:>11.0}",
+            "{:<18} {:>7} {:>10.3} {:>10.3} {:>10.3} {:>12.0} {:>9.1} {:>11.0} {:>10.3} {:>10.3}",
             name,
             s.count,
             s.p50_ms,
@@ -110,7 +117,9 @@ pub fn table(config: &Config, out: &Outcome) -> String {
             s.max_ms,
             s.throughput_per_s,
             s.xds_resources,
-            s.xds_bytes
+            s.xds_bytes,
+            s.pipeline_p50_ms,
+            s.pipeline_p99_ms
         );
     };
     row("initial load", &out.initial);
