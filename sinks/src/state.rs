@@ -7,6 +7,13 @@
 //! logical times of the pipeline. Every publication is a whole, consistent set: each
 //! route's clusters are in it. The ADS server decides the delivery order (clusters
 //! and endpoints first, removals last) from two consecutive sets.
+//!
+//! # Two kinds of Listener
+//! `by_type[Listener]` holds the socket listeners Envoy binds (one per Gateway
+//! port). [`GatewayResources::api_listeners`] holds the API listeners gRPC's own
+//! xDS clients resolve (`xds:///HOSTNAME` asks for Listener `HOSTNAME`). Envoy
+//! rejects API listeners, so they are kept apart: a wildcard LDS subscription gets
+//! socket listeners only, and an API listener goes only to a client that names it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -95,11 +102,18 @@ pub struct GatewayResources {
     pub time: u64,
     /// Indexed by [`ResourceType::index`].
     pub by_type: [BTreeMap<String, Arc<Resource>>; 4],
+    /// API listeners by hostname, served only to LDS requests that name them.
+    pub api_listeners: BTreeMap<String, Arc<Resource>>,
 }
 
 impl GatewayResources {
     pub fn get(&self, ty: ResourceType) -> &BTreeMap<String, Arc<Resource>> {
         &self.by_type[ty.index()]
+    }
+
+    /// Whether the set has no resource at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_type.iter().all(BTreeMap::is_empty) && self.api_listeners.is_empty()
     }
 }
 

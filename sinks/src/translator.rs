@@ -10,6 +10,10 @@
 //!
 //! Virtual hosts are cached as encoded bytes per `(gateway, port, hostname)`; a
 //! RouteConfiguration is re-assembled from them (see [`crate::encode::route`]).
+//! Each exact hostname (not `*`, not `*.example.com`) of a route table also gets
+//! an API listener for gRPC clients ([`encode::listener::api_listener`]), encoded
+//! when the hostname appears; a gateway serves, per hostname, the one of its lowest
+//! port.
 //! Clusters and ClusterLoadAssignments are encoded once per cluster name and the
 //! same `Arc<Resource>` goes into every gateway that holds the cluster, so an
 //! endpoint change costs one encode and touches only the gateways holding it.
@@ -36,6 +40,8 @@ struct RouteTable {
     vhosts: BTreeMap<String, Bytes>,
     /// The assembled RouteConfiguration.
     encoded: Option<Arc<Resource>>,
+    /// An API listener per exact hostname of `vhosts`, pointing at this table.
+    api_listeners: BTreeMap<String, Arc<Resource>>,
 }
 
 /// Keeps the encoded state of every gateway and turns deltas into new
@@ -223,6 +229,7 @@ impl Translator {
             &name,
             table.vhosts.values().map(|b| b.as_ref()),
         );
+        self.encoded += sync_api_listeners(table, &name);
         table.encoded = Some(Arc::new(Resource::new(name, Bytes::from(body))));
     }
 
@@ -232,15 +239,22 @@ impl Translator {
             time,
             ..Default::default()
         };
+        // Ascending ports: a hostname on several ports gets the lowest one's API
+        // listener.
         let ports = self.listeners.range(port_range(gateway));
         for ((gw, port), listener) in ports {
             insert(&mut state, ResourceType::Listener, listener);
-            let route = self
-                .tables
-                .get(&(gw.clone(), *port))
-                .and_then(|t| t.encoded.as_ref());
-            if let Some(route) = route {
+            let Some(table) = self.tables.get(&(gw.clone(), *port)) else {
+                continue;
+            };
+            if let Some(route) = &table.encoded {
                 insert(&mut state, ResourceType::Route, route);
+            }
+            for (hostname, api) in &table.api_listeners {
+                state
+                    .api_listeners
+                    .entry(hostname.clone())
+                    .or_insert_with(|| api.clone());
             }
         }
         let members: Vec<String> = self
@@ -264,10 +278,12 @@ impl Translator {
         }
 
         let previous = self.published.get(gateway);
-        if previous.is_some_and(|p| p.by_type == state.by_type) {
+        if previous
+            .is_some_and(|p| p.by_type == state.by_type && p.api_listeners == state.api_listeners)
+        {
             return None;
         }
-        let empty = state.by_type.iter().all(BTreeMap::is_empty);
+        let empty = state.is_empty();
         if empty && previous.is_none() {
             return None;
         }
@@ -298,6 +314,34 @@ impl Translator {
     }
 }
 
+/// Brings a table's API listeners in line with its exact hostnames: encodes the
+/// new ones, drops the gone ones. Returns how many it encoded.
+fn sync_api_listeners(table: &mut RouteTable, route_config_name: &str) -> u64 {
+    let vhosts = &table.vhosts;
+    table
+        .api_listeners
+        .retain(|hostname, _| vhosts.contains_key(hostname));
+    let mut encoded = 0;
+    for hostname in vhosts.keys().filter(|h| is_exact_hostname(h)) {
+        if table.api_listeners.contains_key(hostname) {
+            continue;
+        }
+        let listener = encode::listener::api_listener(hostname, route_config_name);
+        let resource = Resource::new(hostname.clone(), Bytes::from(listener.encode_to_vec()));
+        table
+            .api_listeners
+            .insert(hostname.clone(), Arc::new(resource));
+        encoded += 1;
+    }
+    encoded
+}
+
+/// A hostname a gRPC client can name in `xds:///HOSTNAME`: not `*` and not a
+/// `*.` wildcard.
+fn is_exact_hostname(hostname: &str) -> bool {
+    !hostname.is_empty() && !hostname.contains('*')
+}
+
 fn insert(state: &mut GatewayResources, ty: ResourceType, resource: &Arc<Resource>) {
     state.by_type[ty.index()].insert(resource.name.clone(), resource.clone());
 }
@@ -323,7 +367,13 @@ mod tests {
     //! and replaces one resource, clusters are shared between gateways, a held
     //! cluster always has an assignment, route tables equal a from-scratch
     //! encoding, and a gateway that loses everything is published empty once.
+    //! Also that exact hostnames get API listeners for gRPC clients (the lowest
+    //! port's), and wildcard hostnames none.
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
     use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager::RouteSpecifier,
+    };
     use sluice_pipeline::ir::{
         Action, ClusterIr, EndpointsIr, GatewayStatus, ListenerIr, RouteIr, VirtualHostIr,
     };
@@ -343,6 +393,10 @@ mod tests {
     }
 
     fn vhost(g: &str, hostname: &str, clusters: &[&str]) -> Output {
+        vhost_on(g, 80, hostname, clusters)
+    }
+
+    fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> Output {
         let routes = clusters
             .iter()
             .map(|c| RouteIr {
@@ -367,7 +421,7 @@ mod tests {
             .collect();
         Output::VirtualHost(VirtualHostIr {
             gateway: gw(g),
-            port: 80,
+            port,
             hostname: hostname.to_owned(),
             routes,
         })
@@ -525,8 +579,8 @@ mod tests {
         let published = t.apply(&change).expect("applies");
         assert_eq!(
             t.encoded_resources() - encodes,
-            1,
-            "only the new virtual host"
+            2,
+            "only the new virtual host and its API listener"
         );
         let g1 = &published[&gw("g1")];
         assert_eq!(
@@ -549,6 +603,77 @@ mod tests {
         };
         let route = &g1.get(ResourceType::Route)["infra/g1/80"];
         assert_eq!(route.body.as_ref(), fresh.encode_to_vec().as_slice());
+    }
+
+    /// The route configuration an API listener's HCM reads over RDS.
+    fn rds_name_of(api: &Resource) -> String {
+        let listener = Listener::decode(api.body.as_ref()).expect("decodes");
+        assert_eq!(listener.name, api.name);
+        assert!(listener.address.is_none() && listener.filter_chains.is_empty());
+        let any = listener
+            .api_listener
+            .and_then(|a| a.api_listener)
+            .expect("an API listener");
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("an HCM");
+        match hcm.route_specifier {
+            Some(RouteSpecifier::Rds(rds)) => rds.route_config_name,
+            other => panic!("expected RDS, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exact_hostnames_get_api_listeners_of_their_lowest_port() {
+        let mut t = Translator::new(EncodeConfig::default());
+        let published = t
+            .apply(&delta(
+                1,
+                vec![
+                    listener("g", 80),
+                    listener("g", 8080),
+                    vhost_on("g", 8080, "a.example.com", &["c1"]),
+                    vhost_on("g", 8080, "b.example.com", &["c1"]),
+                    vhost_on("g", 80, "b.example.com", &["c1"]),
+                    vhost_on("g", 80, "*.example.com", &["c1"]),
+                    vhost_on("g", 80, "*", &["c1"]),
+                ],
+                vec![],
+            ))
+            .expect("applies");
+        let g = &published[&gw("g")];
+        let apis: Vec<(&str, String)> = g
+            .api_listeners
+            .iter()
+            .map(|(h, r)| (h.as_str(), rds_name_of(r)))
+            .collect();
+        assert_eq!(
+            apis,
+            [
+                ("a.example.com", "infra/g/8080".to_owned()),
+                ("b.example.com", "infra/g/80".to_owned()),
+            ]
+        );
+        // Socket listeners are unchanged: one per port.
+        assert_eq!(
+            g.get(ResourceType::Listener).keys().collect::<Vec<_>>(),
+            ["infra/g/80", "infra/g/8080"]
+        );
+
+        // b.example.com leaves port 80: port 8080's API listener takes over.
+        let published = t
+            .apply(&delta(
+                2,
+                vec![],
+                vec![vhost_on("g", 80, "b.example.com", &["c1"])],
+            ))
+            .expect("applies");
+        let b = &published[&gw("g")].api_listeners["b.example.com"];
+        assert_eq!(rds_name_of(b), "infra/g/8080");
+
+        // A port without its listener serves no API listener.
+        let published = t
+            .apply(&delta(3, vec![], vec![listener("g", 8080)]))
+            .expect("applies");
+        assert!(published[&gw("g")].api_listeners.is_empty());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! a real tonic server, for both protocol variants. Checks what a proxy receives
 //! (wildcard and by-name subscriptions, only-what-changed updates, removals,
 //! reconnects), ACK/NACK and nonce handling, the warming order of one update, the
-//! isolation of gateways, and that bad clients get gRPC errors.
+//! isolation of gateways, and that bad clients get gRPC errors. API listeners (for
+//! gRPC's own xDS clients) go only to LDS requests that name them, never to a
+//! wildcard (Envoy rejects them).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -82,6 +84,20 @@ fn state(time: u64, resources: &[(ResourceType, &str, &str)]) -> Arc<GatewayReso
     for (ty, name, body) in resources {
         let r = Resource::new(name.to_string(), body.as_bytes().to_vec().into());
         s.by_type[ty.index()].insert(name.to_string(), Arc::new(r));
+    }
+    Arc::new(s)
+}
+
+/// `state(..)` plus API listeners `(name, body)`.
+fn state_with_api(
+    time: u64,
+    resources: &[(ResourceType, &str, &str)],
+    api_listeners: &[(&str, &str)],
+) -> Arc<GatewayResources> {
+    let mut s = Arc::unwrap_or_clone(state(time, resources));
+    for (name, body) in api_listeners {
+        let r = Resource::new(name.to_string(), body.as_bytes().to_vec().into());
+        s.api_listeners.insert(name.to_string(), Arc::new(r));
     }
     Arc::new(s)
 }
@@ -559,6 +575,54 @@ async fn sotw_update_goes_out_in_warming_order() {
     p.expect_quiet().await;
 }
 
+#[tokio::test]
+async fn sotw_named_lds_gets_the_api_listener_and_wildcard_lds_never_does() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    let resources = [(Listener, "ns/gw/80", "socket 80")];
+    h.hub.publish(
+        &gw,
+        state_with_api(1, &resources, &[("echo.example.com", "api echo")]),
+    );
+
+    // Envoy: a wildcard gets the socket listener only.
+    let mut envoy = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    envoy.send(Listener, &[], None).await;
+    let lds = envoy.recv().await;
+    assert_eq!(sotw_summary(&lds), (Listener, names(&["socket 80"])));
+    envoy.send(Listener, &[], Some(&lds)).await;
+
+    // gRPC: the hostname by name gets the API listener only.
+    let mut grpc = SotwProxy::connect(h.addr, Some(node_by_cluster("ns/gw"))).await;
+    grpc.send(Listener, &["echo.example.com"], None).await;
+    let lds = grpc.recv().await;
+    assert_eq!(sotw_summary(&lds), (Listener, names(&["api echo"])));
+    grpc.send(Listener, &["echo.example.com"], Some(&lds)).await;
+    grpc.expect_quiet().await;
+    envoy.expect_quiet().await;
+
+    // A new API listener reaches no one who did not name it; a change to the named
+    // one reaches its client only; its removal is an LDS set without it.
+    h.hub.publish(
+        &gw,
+        state_with_api(
+            2,
+            &resources,
+            &[
+                ("echo.example.com", "api echo v2"),
+                ("new.example.com", "api new"),
+            ],
+        ),
+    );
+    let lds = grpc.recv().await;
+    assert_eq!(sotw_summary(&lds), (Listener, names(&["api echo v2"])));
+    grpc.send(Listener, &["echo.example.com"], Some(&lds)).await;
+    envoy.expect_quiet().await;
+    h.hub.publish(&gw, state_with_api(3, &resources, &[]));
+    assert_eq!(sotw_summary(&grpc.recv().await), (Listener, vec![]));
+    envoy.expect_quiet().await;
+}
+
 // ---- incremental ----------------------------------------------------------------
 
 #[tokio::test]
@@ -758,6 +822,71 @@ async fn delta_update_goes_out_in_warming_order() {
         ]
     );
     p.expect_quiet().await;
+}
+
+#[tokio::test]
+async fn delta_named_lds_gets_the_api_listener_and_wildcard_lds_never_does() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    let resources = [(Listener, "ns/gw/80", "socket 80")];
+    h.hub.publish(
+        &gw,
+        state_with_api(1, &resources, &[("echo.example.com", "api echo")]),
+    );
+
+    let mut envoy = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    envoy.subscribe(Listener, &[]).await;
+    let lds = envoy.recv().await;
+    assert_eq!(
+        delta_summary(&lds),
+        (Listener, names(&["ns/gw/80"]), vec![])
+    );
+    envoy.ack(&lds).await;
+
+    let mut named = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    named
+        .subscribe(Listener, &["echo.example.com", "ns/gw/80", "nope"])
+        .await;
+    let lds = named.recv().await;
+    assert_eq!(
+        delta_summary(&lds),
+        (
+            Listener,
+            names(&["echo.example.com", "ns/gw/80"]),
+            names(&["nope"])
+        )
+    );
+    named.ack(&lds).await;
+
+    // The API listener goes away: only the client that named it hears of it.
+    h.hub.publish(&gw, state_with_api(2, &resources, &[]));
+    assert_eq!(
+        delta_summary(&named.recv().await),
+        (Listener, vec![], names(&["echo.example.com"]))
+    );
+    envoy.expect_quiet().await;
+
+    // A wildcard proxy reconnecting with an API listener among its versions is
+    // told it is gone rather than kept on it.
+    h.hub.publish(
+        &gw,
+        state_with_api(3, &resources, &[("echo.example.com", "api echo")]),
+    );
+    let mut again = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    again
+        .send(DeltaDiscoveryRequest {
+            type_url: Listener.type_url().into(),
+            initial_resource_versions: HashMap::from([(
+                "echo.example.com".to_string(),
+                "old".to_string(),
+            )]),
+            ..DeltaDiscoveryRequest::default()
+        })
+        .await;
+    assert_eq!(
+        delta_summary(&again.recv().await),
+        (Listener, names(&["ns/gw/80"]), names(&["echo.example.com"]))
+    );
 }
 
 // ---- many gateways, bad clients -------------------------------------------------

@@ -112,8 +112,8 @@ impl Delta {
         for phase in WARMING_ORDER {
             let t = &mut self.types[phase.ty.index()];
             let Some(sub) = &t.sub else { continue };
-            let current = self.current.get(phase.ty);
-            let mut diff = Diff::new(sub, current, &t.known).for_phase(phase);
+            let current = sub.offered(phase.ty, &self.current);
+            let mut diff = Diff::new(sub, &current, &t.known).for_phase(phase);
             // Names never held have no place in the warming order: report them
             // with the type's first message.
             if phase.upserts {

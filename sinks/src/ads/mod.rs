@@ -42,7 +42,23 @@
 //!         { socket_address: { address: sluice.sluice-system, port_value: 18000 } } } }] }]
 //! ```
 //!
+//! # gRPC clients
+//! gRPC's own xDS client (channel target `xds:///HOSTNAME`, `GRPC_XDS_BOOTSTRAP`
+//! naming this server and the same node fields) asks for Listener `HOSTNAME` by
+//! name, then follows RDS → CDS → EDS by name. It gets the gateway's API listener
+//! for that hostname (see [`crate::state`]): an exact hostname of one of the
+//! gateway's routes, whose HCM reads the route table of the lowest port that has
+//! it. The gRPC bootstrap's `node`:
+//!
+//! ```json
+//! { "id": "client-1", "cluster": "infra/public",
+//!   "metadata": { "sluice.dev/gateway": "infra/public" } }
+//! ```
+//!
 //! # Contract
+//! - A wildcard LDS subscription (Envoy's) gets the socket listeners only; LDS
+//!   names asked for explicitly are looked up among the socket listeners, then the
+//!   API listeners.
 //! - A stream sees only its gateway's resources, and is pushed to only when the hub
 //!   publishes (complete logical times). An unchanged resource is never re-sent.
 //! - Every update goes out in warming order ([`warming::WARMING_ORDER`]): new or

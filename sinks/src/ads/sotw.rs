@@ -84,8 +84,9 @@ impl Protocol for Sotw {
         t.sent.retain(|name, _| sub.wants(name));
         if first {
             t.must_respond = ty.is_wildcard();
+            let offered = sub.offered(ty, &self.current);
             let wanted: BTreeMap<_, _> = sub
-                .select(self.current.get(ty))
+                .select(&offered)
                 .map(|(n, r)| (n.clone(), r.clone()))
                 .collect();
             if !req.version_info.is_empty() && req.version_info == version_of(&wanted) {
@@ -111,7 +112,8 @@ impl Sotw {
         for phase in WARMING_ORDER {
             let t = &mut self.types[phase.ty.index()];
             let Some(sub) = &t.sub else { continue };
-            let diff = Diff::new(sub, self.current.get(phase.ty), &t.sent).for_phase(phase);
+            let offered = sub.offered(phase.ty, &self.current);
+            let diff = Diff::new(sub, &offered, &t.sent).for_phase(phase);
             if diff.is_empty() {
                 continue;
             }

@@ -1,9 +1,11 @@
-//! What a proxy asked for, per resource type: the wildcard and/or a set of names.
+//! What a proxy asked for, per resource type: the wildcard and/or a set of names,
+//! and what of a gateway's state it can get ([`Subscription::offered`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::state::{Resource, ResourceType};
+use crate::state::{GatewayResources, Resource, ResourceType};
 
 /// The wildcard name of the xDS protocol.
 pub const WILDCARD: &str = "*";
@@ -64,6 +66,34 @@ impl Subscription {
         self.wildcard || self.names.contains(name)
     }
 
+    /// The resources of type `ty` this subscription may get from `state`: all of
+    /// the type, and for LDS also the API listeners it names explicitly (gRPC
+    /// clients ask for `xds:///HOSTNAME`'s Listener `HOSTNAME`). A socket listener
+    /// wins over an API listener of the same name. A wildcard alone never gets an
+    /// API listener: Envoy rejects them. Borrowed unless an API listener is named.
+    pub fn offered<'a>(
+        &self,
+        ty: ResourceType,
+        state: &'a GatewayResources,
+    ) -> Cow<'a, BTreeMap<String, Arc<Resource>>> {
+        let all = state.get(ty);
+        if ty != ResourceType::Listener {
+            return Cow::Borrowed(all);
+        }
+        let mut named_api = self
+            .names
+            .iter()
+            .filter(|n| !all.contains_key(*n))
+            .filter_map(|n| state.api_listeners.get_key_value(n))
+            .peekable();
+        if named_api.peek().is_none() {
+            return Cow::Borrowed(all);
+        }
+        let mut offered = all.clone();
+        offered.extend(named_api.map(|(n, r)| (n.clone(), r.clone())));
+        Cow::Owned(offered)
+    }
+
     /// The resources of `all` this subscription wants.
     pub fn select<'a>(
         &'a self,
@@ -101,6 +131,50 @@ mod tests {
         assert!(!after.wildcard && after.names.is_empty());
         let star = Subscription::from_sotw(ResourceType::Route, &names(&["*", "a"]), None);
         assert!(star.wildcard && star.names.contains("a"));
+    }
+
+    #[test]
+    fn api_listeners_are_offered_by_name_only_and_socket_listeners_win() {
+        let res = |name: &str, body: &'static [u8]| {
+            (
+                name.to_string(),
+                Arc::new(Resource::new(name.into(), body.into())),
+            )
+        };
+        let mut state = GatewayResources::default();
+        state.by_type[ResourceType::Listener.index()] =
+            [res("ns/gw/80", b"socket"), res("clash", b"socket")].into();
+        state.api_listeners = [res("a.example.com", b"api"), res("clash", b"api")].into();
+        let offered_names = |sub: &Subscription| {
+            let offered = sub.offered(ResourceType::Listener, &state);
+            sub.select(&offered)
+                .map(|(n, r)| format!("{n}={}", String::from_utf8_lossy(&r.body)))
+                .collect::<Vec<_>>()
+        };
+
+        let wildcard = Subscription::from_sotw(ResourceType::Listener, &[], None);
+        assert_eq!(
+            offered_names(&wildcard),
+            ["clash=socket", "ns/gw/80=socket"]
+        );
+        let named = Subscription::from_sotw(
+            ResourceType::Listener,
+            &names(&["a.example.com", "clash", "missing"]),
+            None,
+        );
+        assert_eq!(offered_names(&named), ["a.example.com=api", "clash=socket"]);
+        let both = Subscription::from_sotw(
+            ResourceType::Listener,
+            &names(&["*", "a.example.com"]),
+            None,
+        );
+        assert_eq!(
+            offered_names(&both),
+            ["a.example.com=api", "clash=socket", "ns/gw/80=socket"]
+        );
+        // Other types never see API listeners.
+        let rds = Subscription::from_sotw(ResourceType::Route, &names(&["a.example.com"]), None);
+        assert!(rds.offered(ResourceType::Route, &state).is_empty());
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! One Envoy Listener per Gateway port, with an HttpConnectionManager whose routes
-//! come over RDS (through ADS) under the listener's own name.
+//! come over RDS (through ADS) under the listener's own name; and, for gRPC's own
+//! xDS clients, one API listener per exact hostname (see [`api_listener`]).
 
 use envoy_types::pb::envoy::config::core::v3::{
     Address, SocketAddress, address, socket_address::PortSpecifier,
 };
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    ApiListener, Filter, FilterChain, Listener, filter,
+};
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
@@ -38,6 +41,21 @@ pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
             }],
             ..Default::default()
         }],
+        ..Default::default()
+    }
+}
+
+/// The Listener a gRPC client resolving `xds:///HOSTNAME` asks for by name: an API
+/// listener (no address, no filter chains) whose HttpConnectionManager reads
+/// RouteConfiguration `route_config_name` over ADS, with the router as its last
+/// (only) HTTP filter, as gRFC A27 and A39 require. Envoy rejects API listeners over
+/// LDS: the ADS server sends them only to clients that name them.
+pub fn api_listener(hostname: &str, route_config_name: &str) -> Listener {
+    Listener {
+        name: hostname.to_owned(),
+        api_listener: Some(ApiListener {
+            api_listener: Some(pack_any(http_connection_manager(route_config_name))),
+        }),
         ..Default::default()
     }
 }
