@@ -27,7 +27,8 @@ pub struct Published {
 pub enum Engine {
     Incremental {
         pipeline: Pipeline,
-        translator: Translator,
+        /// Boxed: a translator is much larger than the full engine's state.
+        translator: Box<Translator>,
     },
     Full {
         objects: BTreeMap<ObjectId, Object>,
@@ -40,7 +41,7 @@ impl Engine {
     pub fn incremental(config: PipelineConfig) -> anyhow::Result<Self> {
         Ok(Engine::Incremental {
             pipeline: Pipeline::new(config)?,
-            translator: Translator::new(EncodeConfig::default()),
+            translator: Box::new(Translator::new(EncodeConfig::default())),
         })
     }
 
