@@ -10,11 +10,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_pipeline::Pipeline;
+use sluice_pipeline::ir::{Delta, Output};
 use sluice_pipeline::model::ObjectKey;
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::XdsHub;
@@ -42,9 +43,16 @@ struct Loop {
     source: DirectorySource,
     pipeline: Pipeline,
     translator: Translator,
-    board: StatusBoard,
     hub: Arc<XdsHub>,
-    status_file: Option<PathBuf>,
+    /// Status-only deltas, to the status writer thread.
+    status: Option<mpsc::Sender<Delta>>,
+}
+
+/// Keeps the status board and rewrites the status file, off the translation thread:
+/// rendering every status is O(objects), so bursts are coalesced into one write.
+struct StatusWriter {
+    board: StatusBoard,
+    path: PathBuf,
     encode: EncodeConfig,
     controller: String,
 }
@@ -66,15 +74,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         port_offset,
     };
     let hub = XdsHub::new();
+    let status = match status_file {
+        Some(path) => {
+            let writer = StatusWriter {
+                board: StatusBoard::default(),
+                path,
+                encode: encode.clone(),
+                controller: config.controller_name.clone(),
+            };
+            Some(writer.spawn()?)
+        }
+        None => None,
+    };
     let mut lp = Loop {
         source: DirectorySource::new(from),
-        controller: config.controller_name.clone(),
         pipeline: Pipeline::new(config)?,
-        translator: Translator::new(encode.clone()),
-        board: StatusBoard::default(),
+        translator: Translator::new(encode),
         hub: hub.clone(),
-        status_file,
-        encode,
+        status,
     };
     lp.step()?; // the initial state, before any proxy is served
     std::thread::Builder::new()
@@ -120,28 +137,34 @@ impl Loop {
         for (gateway, resources) in &published {
             self.hub.publish(gateway, resources.clone());
         }
-        if self.board.apply(&delta) {
-            self.write_status()?;
+        let encoded = started.elapsed();
+        if let Some(status) = &self.status {
+            let updates: Vec<_> = delta
+                .updates
+                .iter()
+                .filter(|(o, _)| matches!(o, Output::GatewayStatus(_) | Output::RouteStatus(_)))
+                .cloned()
+                .collect();
+            if !updates.is_empty() {
+                status
+                    .send(Delta {
+                        time: delta.time,
+                        updates,
+                    })
+                    .map_err(|_| anyhow::anyhow!("the status writer stopped"))?;
+            }
         }
         tracing::info!(
             time = delta.time,
             changes = n,
             outputs = delta.updates.len(),
             gateways = published.len(),
-            translate_us = translated.as_micros() as u64,
+            pipeline_us = translated.as_micros() as u64,
+            published_us = encoded.as_micros() as u64,
             total_us = started.elapsed().as_micros() as u64,
             "applied"
         );
         Ok(())
-    }
-
-    fn write_status(&self) -> anyhow::Result<()> {
-        let Some(path) = &self.status_file else {
-            return Ok(());
-        };
-        let addresses = |gw: &ObjectKey| vec![self.encode.address_for(gw).to_string()];
-        let doc = self.board.to_json(&self.controller, &addresses);
-        write_atomically(path, &serde_json::to_vec_pretty(&doc)?)
     }
 
     /// Wait for file-system events (or a periodic rescan) and step.
@@ -154,7 +177,7 @@ impl Loop {
             match events.recv_timeout(Duration::from_secs(2)) {
                 Ok(()) => {
                     // Let a burst of events (an editor's save, a copy) settle into one time.
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(2));
                     while events.try_recv().is_ok() {}
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -164,6 +187,33 @@ impl Loop {
             }
             self.step()?;
         }
+    }
+}
+
+impl StatusWriter {
+    fn spawn(mut self) -> anyhow::Result<mpsc::Sender<Delta>> {
+        let (tx, rx) = mpsc::channel::<Delta>();
+        std::thread::Builder::new()
+            .name("status".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    self.board.apply(&first);
+                    while let Ok(more) = rx.try_recv() {
+                        self.board.apply(&more);
+                    }
+                    if let Err(e) = self.write() {
+                        tracing::error!("writing the status file: {e:#}");
+                    }
+                }
+            })
+            .context("starting the status thread")?;
+        Ok(tx)
+    }
+
+    fn write(&self) -> anyhow::Result<()> {
+        let addresses = |gw: &ObjectKey| vec![self.encode.address_for(gw).to_string()];
+        let doc = self.board.to_json(&self.controller, &addresses);
+        write_atomically(&self.path, &serde_json::to_vec_pretty(&doc)?)
     }
 }
 
