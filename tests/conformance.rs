@@ -14,9 +14,15 @@
 //! harness itself (echo backends, EndpointSlices, Envoy) against a static Envoy config,
 //! without sluice. `SLUICE_BIN` runs another `sluice` binary (a release build, say).
 //! Logs of each case land in `target/conformance/<case>/`.
+//!
+//! A case's `custom` flows run too: the weighted-backend and percentage-mirror
+//! distributions after their sanity requests, object deletions between requests (the
+//! manifest file is rewritten without the object), and a WebSocket echo exchange.
 
 #[path = "conformance/cases.rs"]
 mod cases;
+#[path = "conformance/distribution.rs"]
+mod distribution;
 #[path = "conformance/echo.rs"]
 mod echo;
 #[path = "conformance/manifests.rs"]
@@ -29,13 +35,15 @@ mod requests;
 mod selftest;
 #[path = "conformance/status.rs"]
 mod status;
+#[path = "conformance/websocket.rs"]
+mod websocket;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cases::{Case, GatewayKey};
+use crate::cases::{Case, Custom, GatewayKey};
 use crate::echo::{EchoServer, Identity};
 use crate::processes::{ChildGuard, Envoy};
 
@@ -216,9 +224,53 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
             .await
             .map_err(|e| format!("envoy for {key}: {e}"))?;
     }
-    for rc in &case.requests {
-        let target = target_for(rc, &gateways, &addresses, offset)?;
-        requests::run(rc, &target, &|ns, name| running.backend(ns, name)).await?;
+    if let Some(Custom::Actions { actions }) = &case.custom
+        && let Some(late) = actions
+            .iter()
+            .find(|a| a.before_request >= case.requests.len())
+    {
+        return Err(format!(
+            "action before request {}, but the case has {} requests",
+            late.before_request,
+            case.requests.len()
+        ));
+    }
+    let lookup = |ns: &str, name: &str| running.backend(ns, name);
+    for (i, rc) in case.requests.iter().enumerate() {
+        perform_actions(case, i, &mut docs, &dir)?;
+        let target = target_for(&rc.gateway, &gateways, &addresses, offset)?;
+        requests::run(rc, &target, &lookup).await?;
+        let custom = match &case.custom {
+            Some(Custom::WeightedDistribution(spec)) if spec.sanity_request_index == i => {
+                distribution::weighted(rc, &target, spec).await
+            }
+            Some(Custom::PercentageMirrorDistribution {}) => {
+                distribution::percentage_mirror(rc, &target, &lookup).await
+            }
+            _ => Ok(()),
+        };
+        custom.map_err(|e| format!("request {:?}: {e}", rc.name))?;
+    }
+    if let Some(Custom::Websocket(spec)) = &case.custom {
+        let gateway = case
+            .gateway
+            .as_ref()
+            .ok_or("a WebSocket check needs the case's gateway")?;
+        let envoy = running
+            .envoys
+            .get(gateway)
+            .ok_or_else(|| format!("Gateway {gateway} is not in the manifests"))?;
+        wait_live(envoy.admin)
+            .await
+            .map_err(|e| format!("envoy for {gateway}: {e}"))?;
+        let listener = cases::RequestGateway {
+            namespace: gateway.namespace.clone(),
+            name: gateway.name.clone(),
+            listener: None,
+            port: None,
+        };
+        let target = target_for(&listener, &gateways, &addresses, offset)?;
+        websocket::check(&target, spec, &case.name).await?;
     }
     if let Some(sluice) = running.sluice.as_mut()
         && let Some(status) = sluice.exited()
@@ -227,6 +279,40 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
             "sluice exited ({status}) during the case{}",
             last_line(&sluice_log)
         ));
+    }
+    Ok(())
+}
+
+/// The case's actions due before request `index`: each deletion rewrites the
+/// manifest file without the object (atomically, so sluice sees one delete).
+fn perform_actions(
+    case: &Case,
+    index: usize,
+    docs: &mut Vec<serde_json::Value>,
+    dir: &Path,
+) -> Result<(), String> {
+    let Some(Custom::Actions { actions }) = &case.custom else {
+        return Ok(());
+    };
+    for action in actions.iter().filter(|a| a.before_request == index) {
+        let object = format!("{} {}/{}", action.kind, action.namespace, action.name);
+        if action.action != "delete" {
+            return Err(format!(
+                "unsupported action {:?} on {object}",
+                action.action
+            ));
+        }
+        let before = docs.len();
+        docs.retain(|d| {
+            !(manifests::kind(d) == action.kind
+                && manifests::str_at(d, "/metadata/namespace") == action.namespace
+                && manifests::str_at(d, "/metadata/name") == action.name)
+        });
+        if docs.len() == before {
+            return Err(format!("cannot delete {object}: not in the manifests"));
+        }
+        manifests::write(&dir.join("manifests"), docs)
+            .map_err(|e| format!("rewriting manifests without {object}: {e:#}"))?;
     }
     Ok(())
 }
@@ -258,9 +344,13 @@ async fn start_backends(
     Ok(())
 }
 
-/// Gateways that requests go to or that status checks name.
+/// Gateways that requests go to or that status checks name (or a WebSocket check).
 fn used_gateways(case: &Case) -> BTreeSet<GatewayKey> {
     let from_requests = case.requests.iter().map(|r| r.gateway.key());
+    let from_custom = match &case.custom {
+        Some(Custom::Websocket(_)) => case.gateway.clone(),
+        _ => None,
+    };
     let from_statuses = case
         .statuses
         .iter()
@@ -275,17 +365,20 @@ fn used_gateways(case: &Case) -> BTreeSet<GatewayKey> {
             }),
             _ => None,
         });
-    from_requests.chain(from_statuses).collect()
+    from_requests
+        .chain(from_statuses)
+        .chain(from_custom)
+        .collect()
 }
 
 /// The socket and spec port a request entry addresses.
 fn target_for(
-    rc: &cases::RequestCase,
+    request_gateway: &cases::RequestGateway,
     gateways: &[manifests::Gateway],
     addresses: &[(GatewayKey, Ipv4Addr)],
     offset: u16,
 ) -> Result<requests::Target, String> {
-    let key = rc.gateway.key();
+    let key = request_gateway.key();
     let gateway = gateways
         .iter()
         .find(|g| g.key == key)
@@ -295,7 +388,7 @@ fn target_for(
         .find(|(k, _)| *k == key)
         .map(|(_, ip)| *ip)
         .ok_or("no address")?;
-    let listener_port = match &rc.gateway.listener {
+    let listener_port = match &request_gateway.listener {
         None => gateway.listeners.first().map(|(_, port)| *port),
         Some(name) => gateway
             .listeners
@@ -303,8 +396,7 @@ fn target_for(
             .find(|(n, _)| n == name)
             .map(|(_, port)| *port),
     };
-    let spec_port = rc
-        .gateway
+    let spec_port = request_gateway
         .port
         .or(listener_port)
         .ok_or_else(|| format!("no listener port on {key}"))?;

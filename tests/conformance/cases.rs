@@ -77,10 +77,6 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "GatewayWithAttachedRoutes",
         "needs HTTPS listeners (status of an unresolved certificateRef)",
     ),
-    (
-        "HTTPRouteBackendProtocolWebSocket",
-        "WebSocket exchange (partial in INDEX.md)",
-    ),
     ("HTTPRouteCORS", "needs CORS"),
     ("HTTPRouteHTTPSListener", "needs HTTPS listeners"),
     (
@@ -92,21 +88,9 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "mutates the HTTPRoute mid-test",
     ),
     ("HTTPRouteRedirectPortAndScheme", "needs HTTPS listeners"),
-    (
-        "HTTPRouteReferenceGrant",
-        "deletes a ReferenceGrant mid-test (partial in INDEX.md)",
-    ),
-    (
-        "HTTPRouteRequestPercentageMirror",
-        "statistical mirror distribution (partial in INDEX.md)",
-    ),
     ("HTTPRouteRetry", "needs retries"),
     ("HTTPRouteRetryConnectionError", "needs retries"),
     ("HTTPRouteRetryWithTimeouts", "needs retries"),
-    (
-        "HTTPRouteWeight",
-        "statistical weight distribution (partial in INDEX.md)",
-    ),
 ];
 
 /// Why `case` is not driven, if it is not.
@@ -116,6 +100,9 @@ pub fn skip_reason(case: &Case) -> Option<String> {
     }
     if !(case.name.starts_with("HTTPRoute") || case.name.starts_with("Gateway")) {
         return Some("not an HTTPRoute or Gateway case".into());
+    }
+    if let Some(Custom::Unsupported) = case.custom {
+        return Some("custom check of an unsupported type".into());
     }
     if case.requests.is_empty() && case.statuses.is_empty() {
         return Some("no requests and no status checks".into());
@@ -147,6 +134,66 @@ pub struct Case {
     pub requests: Vec<RequestCase>,
     #[serde(default)]
     pub statuses: Vec<StatusCheck>,
+    /// The Gateway the test body talks to (custom checks without request entries).
+    pub gateway: Option<GatewayKey>,
+    /// What the test body does beyond its request entries.
+    pub custom: Option<Custom>,
+}
+
+/// A case's `custom` part: the flows the extractor could not turn into request entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Custom {
+    /// After request `sanity_request_index` passes, its request is sent `total_requests`
+    /// times and the echoed backends must split as `expected_weights` say.
+    WeightedDistribution(WeightedDistribution),
+    /// After each request entry passes, it is sent many more times (with a fresh request
+    /// id) and the share the mirror backend logs must match `mirrored_to[].percent`.
+    PercentageMirrorDistribution {},
+    /// Object changes made between request entries.
+    Actions { actions: Vec<Action> },
+    /// A WebSocket exchange through the case's Gateway.
+    Websocket(WebSocketCheck),
+    #[serde(other)]
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WeightedDistribution {
+    pub sanity_request_index: usize,
+    pub expected_weights: BTreeMap<String, f64>,
+    pub total_requests: usize,
+    pub concurrency: usize,
+    pub tolerance: f64,
+    pub max_attempts: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Action {
+    /// Index of the request entry the action comes before.
+    pub before_request: usize,
+    /// `"delete"`.
+    pub action: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSocketCheck {
+    /// `ws://<gateway ... addr>/path`; only the path is used.
+    pub url: String,
+    pub exchange: Vec<WebSocketStep>,
+}
+
+/// One message sent and the echo expected back, as text or as hex-encoded bytes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebSocketStep {
+    pub send_text: Option<String>,
+    pub expect_text: Option<String>,
+    pub send_binary_hex: Option<String>,
+    pub expect_binary_hex: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -243,6 +290,9 @@ pub struct Redirect {
 pub struct Mirror {
     pub name: String,
     pub namespace: String,
+    /// Set for percentage mirrors, which the `percentage_mirror_distribution` check
+    /// covers; the per-request log check only looks for the others.
+    pub percent: Option<f64>,
 }
 
 /// One status expectation; which fields are set depends on `check`.

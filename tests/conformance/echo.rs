@@ -19,6 +19,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::websocket;
+
 /// What a backend pod knows about itself.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -101,7 +103,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             });
             // A connection error is the client's business (Envoy resets idle ones).
             let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
         while connections.try_join_next().is_some() {}
@@ -111,7 +113,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 async fn handle(
     shared: &Shared,
     remote: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let uri = req
         .uri()
@@ -129,6 +131,9 @@ async fn handle(
     }
     if req.uri().path() == "/health" {
         return plain(StatusCode::OK, "OK");
+    }
+    if req.uri().path() == "/ws" {
+        return websocket_upgrade(&mut req);
     }
     if let Some(delay) = query_param(req.uri().query(), "delay").and_then(|d| parse_duration(&d)) {
         tokio::time::sleep(delay).await;
@@ -148,6 +153,44 @@ async fn handle(
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             headers.append(n, v);
         }
+    }
+    response
+}
+
+/// `/ws`: upgrades to a WebSocket that echoes every message (upstream's echo-basic
+/// serves the same on that path).
+fn websocket_upgrade(req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
+    let wants_websocket = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (true, Some(key)) = (wants_websocket, key) else {
+        return plain(StatusCode::BAD_REQUEST, "not a WebSocket handshake");
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            websocket::serve_echo(TokioIo::new(upgraded)).await;
+        }
+    });
+    let mut response = plain(StatusCode::SWITCHING_PROTOCOLS, "");
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::UPGRADE,
+        HeaderValue::from_static("websocket"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    if let Ok(accept) = HeaderValue::try_from(websocket::accept_key(&key)) {
+        headers.insert("sec-websocket-accept", accept);
     }
     response
 }

@@ -232,7 +232,9 @@ fn fill_manual_slices(docs: &mut [Value], port: u16) {
     }
 }
 
-/// Writes `docs` as one multi-document YAML file, `dir/manifests.yaml`.
+/// Writes `docs` as one multi-document YAML file, `dir/manifests.yaml`, atomically:
+/// the text goes to a file beside `dir` first and is renamed into place, so a
+/// watcher never reads half a file (and a rewrite is one change).
 pub fn write(dir: &Path, docs: &[Value]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut text = String::new();
@@ -240,6 +242,9 @@ pub fn write(dir: &Path, docs: &[Value]) -> anyhow::Result<()> {
         text.push_str("---\n");
         text.push_str(&serde_yaml_ng::to_string(doc)?);
     }
-    std::fs::write(dir.join("manifests.yaml"), text)?;
+    let tmp = dir.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join("manifests.yaml"))
+        .with_context(|| format!("renaming {} into {}", tmp.display(), dir.display()))?;
     Ok(())
 }

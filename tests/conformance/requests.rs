@@ -32,7 +32,7 @@ pub struct Target {
 
 impl Target {
     /// Go's `CalculateHost`: the default port is left out of the URL host.
-    fn url_host(&self, scheme: &str) -> String {
+    pub fn url_host(&self, scheme: &str) -> String {
         let ip = self.socket.ip();
         match (scheme, self.spec_port) {
             ("http", 80) | ("https", 443) => ip.to_string(),
@@ -130,11 +130,15 @@ async fn round_trip_inner(
     Ok((status, headers, body))
 }
 
+/// 64 random bits (std's randomly keyed hasher over the clock; not for cryptography).
+pub fn random_u64() -> u64 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(Instant::now())
+}
+
 /// A fresh random UUID (v4 layout).
 pub fn uuid() -> String {
-    use std::hash::BuildHasher as _;
-    let a = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    let b = std::collections::hash_map::RandomState::new().hash_one(a);
+    let (a, b) = (random_u64(), random_u64());
     let hex = format!("{a:016x}{b:016x}");
     format!(
         "{}-{}-4{}-a{}-{}",
@@ -146,7 +150,7 @@ pub fn uuid() -> String {
     )
 }
 
-fn with_query(path: &str, key: &str, value: &str) -> String {
+pub fn with_query(path: &str, key: &str, value: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
     format!("{path}{sep}{key}={value}")
 }
@@ -170,8 +174,8 @@ pub async fn run(
     let mut streak = 0;
     let mut last_error = String::from("no attempt made");
     while start.elapsed() < REQUEST_DEADLINE {
-        match attempt(rc, target).await {
-            Ok(path) => {
+        match attempt(rc, target, &[]).await {
+            Ok(Sent { path, .. }) => {
                 streak += 1;
                 if streak >= CONSECUTIVE_SUCCESSES {
                     return check_mirrors(rc, &path, backends)
@@ -189,8 +193,20 @@ pub async fn run(
     Err(format!("request {:?}: {last_error}", rc.name))
 }
 
-/// One round trip and its comparison; `Ok` carries the path sent.
-async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
+/// A request that passed its comparison.
+#[derive(Debug)]
+pub struct Sent {
+    /// The path sent, request id and `{{uuid}}` filled in.
+    pub path: String,
+    pub response: Captured,
+}
+
+/// One round trip and its comparison, with `extra` request headers.
+pub async fn attempt(
+    rc: &RequestCase,
+    target: &Target,
+    extra: &[(String, String)],
+) -> Result<Sent, String> {
     let request_id = rc
         .request_id_query_param
         .as_ref()
@@ -214,6 +230,7 @@ async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
         .collect();
     let mut headers: Vec<(String, String)> = rc.request.headers.clone().into_iter().collect();
     headers.push(("X-Echo-Set-Header".into(), set_header.join(",")));
+    headers.extend(extra.iter().cloned());
     let method = if rc.request.method.is_empty() {
         "GET"
     } else {
@@ -241,7 +258,10 @@ async fn attempt(rc: &RequestCase, target: &Target) -> Result<String, String> {
         }
     };
     compare(rc, target, &captured, &expected_path)?;
-    Ok(path)
+    Ok(Sent {
+        path,
+        response: captured,
+    })
 }
 
 fn compare(
@@ -479,7 +499,12 @@ async fn check_mirrors(
     backends: &BackendLookup<'_>,
 ) -> Result<(), String> {
     let needle = format!("Echoing back request made to {path} to client");
-    for mirror in rc.mirrored_to.iter().flatten() {
+    let exact = rc
+        .mirrored_to
+        .iter()
+        .flatten()
+        .filter(|m| m.percent.is_none());
+    for mirror in exact {
         let server = backends(&mirror.namespace, &mirror.name)
             .ok_or_else(|| format!("no echo backend {}/{}", mirror.namespace, mirror.name))?;
         let start = Instant::now();

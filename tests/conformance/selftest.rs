@@ -29,6 +29,8 @@ pub async fn run(cases_dir: &Path) -> bool {
         manifests: vec![],
         requests: vec![],
         statuses: vec![],
+        gateway: None,
+        custom: None,
     };
     let mut docs = match manifests::load(cases_dir, &case) {
         Ok(docs) => docs,
