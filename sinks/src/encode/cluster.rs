@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy},
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, Http2ProtocolOptions, SocketAddress, address, socket_address::PortSpecifier,
+    Address, Http2ProtocolOptions, Locality, SocketAddress, address, socket_address::PortSpecifier,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
         ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
     },
 };
-use envoy_types::pb::google::protobuf::Duration;
+use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
 use envoy_types::util::pack_any;
 use sluice_pipeline::ir::ClusterIr;
 
@@ -64,6 +64,11 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
 
 /// The endpoints of `cluster`, in one locality; an empty slice gives an empty
 /// assignment (so Envoy finishes warming the cluster instead of waiting).
+///
+/// The locality is explicit (empty) and weighted 1: gRPC's xDS clients skip a
+/// locality without `load_balancing_weight` and reject one without `locality`
+/// (gRFC A27). Envoy ignores locality weights unless locality-weighted load
+/// balancing is configured, so for it nothing changes.
 pub fn load_assignment(cluster: &str, endpoints: &[(String, u16)]) -> ClusterLoadAssignment {
     let lb_endpoints: Vec<LbEndpoint> = endpoints
         .iter()
@@ -79,7 +84,9 @@ pub fn load_assignment(cluster: &str, endpoints: &[(String, u16)]) -> ClusterLoa
         vec![]
     } else {
         vec![LocalityLbEndpoints {
+            locality: Some(Locality::default()),
             lb_endpoints,
+            load_balancing_weight: Some(UInt32Value { value: 1 }),
             ..Default::default()
         }]
     };

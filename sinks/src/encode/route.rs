@@ -60,10 +60,8 @@ pub fn route_configuration_bytes<'a>(
     // `ignore_port_in_host_matching: true` (field 14, varint): a Host of
     // `example.com:8080` picks the `example.com` virtual host, and the header is
     // forwarded unchanged (HTTPRouteHostnameIntersection expects the port upstream).
-    put_varint(
-        &mut buf,
-        (u64::from(ROUTE_CONFIGURATION_IGNORE_PORT) << 3) | 0,
-    );
+    // The key is `field << 3 | wire type`, and the varint wire type is 0.
+    put_varint(&mut buf, u64::from(ROUTE_CONFIGURATION_IGNORE_PORT) << 3);
     put_varint(&mut buf, 1);
     buf
 }

@@ -505,4 +505,13 @@ fn h2c_cluster_gets_http2_protocol_options() {
     );
     assert_eq!(cla.endpoints.len(), 1);
     assert_eq!(cla.endpoints[0].lb_endpoints.len(), 2);
+    // gRPC clients skip a locality without a weight and reject one without a locality.
+    assert_eq!(
+        cla.endpoints[0]
+            .load_balancing_weight
+            .as_ref()
+            .map(|w| w.value),
+        Some(1)
+    );
+    assert!(cla.endpoints[0].locality.is_some());
 }
