@@ -95,25 +95,30 @@ pub fn content_version(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
+/// Name → resource, as a persistent map: a snapshot (`clone`) is O(1) and shares
+/// structure with the translator's working copy, so publishing a gateway's state
+/// after a change costs O(log n), not O(n).
+pub type ResourceMap = imbl::OrdMap<String, Arc<Resource>>;
+
 /// Everything one gateway's proxies see at one logical time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GatewayResources {
     /// The pipeline time this set reflects.
     pub time: u64,
     /// Indexed by [`ResourceType::index`].
-    pub by_type: [BTreeMap<String, Arc<Resource>>; 4],
+    pub by_type: [ResourceMap; 4],
     /// API listeners by hostname, served only to LDS requests that name them.
-    pub api_listeners: BTreeMap<String, Arc<Resource>>,
+    pub api_listeners: ResourceMap,
 }
 
 impl GatewayResources {
-    pub fn get(&self, ty: ResourceType) -> &BTreeMap<String, Arc<Resource>> {
+    pub fn get(&self, ty: ResourceType) -> &ResourceMap {
         &self.by_type[ty.index()]
     }
 
     /// Whether the set has no resource at all.
     pub fn is_empty(&self) -> bool {
-        self.by_type.iter().all(BTreeMap::is_empty) && self.api_listeners.is_empty()
+        self.by_type.iter().all(|m| m.is_empty()) && self.api_listeners.is_empty()
     }
 }
 

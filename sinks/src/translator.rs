@@ -1,11 +1,11 @@
 //! Pipeline deltas → per-gateway xDS resource sets, re-encoding only what changed.
 //!
 //! ```text
-//! Delta ─▶ Listener       ─▶ listeners[(gw, port)]           ─┐
-//!          VirtualHost    ─▶ tables[(gw, port)].vhosts[host] ─┤ dirty gateways
-//!          GatewayCluster ─▶ members[gw], holders[cluster]   ─┤ ─▶ rebuild their
-//!          Cluster        ─▶ clusters[name]       (shared)   ─┤    GatewayResources
-//!          Endpoints      ─▶ endpoints[name]      (shared)   ─┘
+//! Delta ─▶ Listener       ─▶ listeners[(gw, port)]           ─┐ dirty ports, hosts,
+//!          VirtualHost    ─▶ tables[(gw, port)].vhosts[host] ─┤ (gateway, cluster)
+//!          GatewayCluster ─▶ members[gw], holders[cluster]   ─┤ ─▶ update those entries
+//!          Cluster        ─▶ clusters[name]       (shared)   ─┤    of each gateway's set,
+//!          Endpoints      ─▶ endpoints[name]      (shared)   ─┘    snapshot (O(1)) if changed
 //! ```
 //!
 //! Virtual hosts are cached as encoded bytes per `(gateway, port, hostname)`; a
@@ -29,7 +29,7 @@ use sluice_pipeline::model::ObjectKey;
 
 use crate::Result;
 use crate::encode::{self, EncodeConfig};
-use crate::state::{GatewayResources, Resource, ResourceType};
+use crate::state::{GatewayResources, Resource, ResourceMap, ResourceType};
 
 type Port = (ObjectKey, u16);
 
@@ -58,6 +58,9 @@ pub struct Translator {
     endpoints: BTreeMap<String, Arc<Resource>>,
     /// Empty assignments for held clusters with no `Endpoints` output.
     empty_endpoints: BTreeMap<String, Arc<Resource>>,
+    /// Each gateway's working set, updated entry by entry; publishing takes an O(1)
+    /// snapshot of it (the maps are persistent).
+    current: BTreeMap<ObjectKey, GatewayResources>,
     /// The last set published per gateway.
     published: BTreeMap<ObjectKey, Arc<GatewayResources>>,
     /// Resources encoded so far (a counter for tests and metrics).
@@ -67,10 +70,15 @@ pub struct Translator {
 /// What one delta touched, gathered before gateways are rebuilt.
 #[derive(Debug, Default)]
 struct Dirty {
-    gateways: BTreeSet<ObjectKey>,
     tables: BTreeSet<Port>,
     /// Clusters whose Cluster or endpoints changed: their holders are dirty.
     clusters: BTreeSet<String>,
+    /// (gateway, cluster) entries to bring up to date.
+    members: BTreeSet<(ObjectKey, String)>,
+    /// (gateway, hostname) API listeners to bring up to date.
+    hosts: BTreeSet<(ObjectKey, String)>,
+    /// Gateways whose set really changed (filled by the `sync_*` steps).
+    changed: BTreeSet<ObjectKey>,
 }
 
 impl Translator {
@@ -84,6 +92,7 @@ impl Translator {
             clusters: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             empty_endpoints: BTreeMap::new(),
+            current: BTreeMap::new(),
             published: BTreeMap::new(),
             encoded: 0,
         }
@@ -104,19 +113,33 @@ impl Translator {
         }
         for port in std::mem::take(&mut dirty.tables) {
             self.assemble_table(&port);
-        }
-        for cluster in &dirty.clusters {
-            if let Some(gateways) = self.holders.get(cluster) {
-                dirty.gateways.extend(gateways.iter().cloned());
+            if let Some(table) = self.tables.get(&port) {
+                let hosts = table
+                    .api_listeners
+                    .keys()
+                    .map(|h| (port.0.clone(), h.clone()));
+                dirty.hosts.extend(hosts);
             }
+            self.sync_port(&port, &mut dirty);
+        }
+        for cluster in std::mem::take(&mut dirty.clusters) {
+            for gw in self.holders.get(&cluster).into_iter().flatten() {
+                dirty.members.insert((gw.clone(), cluster.clone()));
+            }
+        }
+        for (gw, cluster) in std::mem::take(&mut dirty.members) {
+            self.sync_member(&gw, &cluster, &mut dirty);
+        }
+        for (gw, host) in std::mem::take(&mut dirty.hosts) {
+            self.sync_host(&gw, &host, &mut dirty);
         }
         let (holders, endpoints) = (&self.holders, &self.endpoints);
         self.empty_endpoints
             .retain(|c, _| holders.contains_key(c) && !endpoints.contains_key(c));
 
         let mut changed = BTreeMap::new();
-        for gateway in dirty.gateways {
-            if let Some(state) = self.rebuild(&gateway, delta.time) {
+        for gateway in dirty.changed {
+            if let Some(state) = self.publish(&gateway, delta.time) {
                 changed.insert(gateway, state);
             }
         }
@@ -141,7 +164,6 @@ impl Translator {
                 // A listener always has its (maybe empty) route configuration.
                 self.tables.entry((l.gateway.clone(), l.port)).or_default();
                 dirty.tables.insert((l.gateway.clone(), l.port));
-                dirty.gateways.insert(l.gateway.clone());
             }
             Output::VirtualHost(v) => {
                 self.encoded += 1;
@@ -152,8 +174,8 @@ impl Translator {
                     .or_default()
                     .vhosts
                     .insert(v.hostname.clone(), bytes);
+                dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
                 dirty.tables.insert(port);
-                dirty.gateways.insert(v.gateway.clone());
             }
             Output::GatewayCluster { gateway, cluster } => {
                 self.members
@@ -164,7 +186,7 @@ impl Translator {
                     .entry(cluster.clone())
                     .or_default()
                     .insert(gateway.clone());
-                dirty.gateways.insert(gateway.clone());
+                dirty.members.insert((gateway.clone(), cluster.clone()));
             }
             Output::Cluster(c) => {
                 let resource = self.encode(c.name.clone(), &encode::cluster::cluster(c));
@@ -186,20 +208,19 @@ impl Translator {
             Output::Listener(l) => {
                 self.listeners.remove(&(l.gateway.clone(), l.port));
                 dirty.tables.insert((l.gateway.clone(), l.port));
-                dirty.gateways.insert(l.gateway.clone());
             }
             Output::VirtualHost(v) => {
                 let port = (v.gateway.clone(), v.port);
                 if let Some(table) = self.tables.get_mut(&port) {
                     table.vhosts.remove(&v.hostname);
                 }
+                dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
                 dirty.tables.insert(port);
-                dirty.gateways.insert(v.gateway.clone());
             }
             Output::GatewayCluster { gateway, cluster } => {
                 remove_from(&mut self.members, gateway, cluster);
                 remove_from(&mut self.holders, cluster, gateway);
-                dirty.gateways.insert(gateway.clone());
+                dirty.members.insert((gateway.clone(), cluster.clone()));
             }
             Output::Cluster(c) => {
                 self.clusters.remove(&c.name);
@@ -233,67 +254,93 @@ impl Translator {
         table.encoded = Some(Arc::new(Resource::new(name, Bytes::from(body))));
     }
 
-    /// The gateway's full set now; `None` when it equals the published one.
-    fn rebuild(&mut self, gateway: &ObjectKey, time: u64) -> Option<Arc<GatewayResources>> {
-        let mut state = GatewayResources {
-            time,
-            ..Default::default()
-        };
-        // Ascending ports: a hostname on several ports gets the lowest one's API
-        // listener.
-        let ports = self.listeners.range(port_range(gateway));
-        for ((gw, port), listener) in ports {
-            insert(&mut state, ResourceType::Listener, listener);
-            let Some(table) = self.tables.get(&(gw.clone(), *port)) else {
-                continue;
-            };
-            if let Some(route) = &table.encoded {
-                insert(&mut state, ResourceType::Route, route);
-            }
-            for (hostname, api) in &table.api_listeners {
-                state
-                    .api_listeners
-                    .entry(hostname.clone())
-                    .or_insert_with(|| api.clone());
-            }
+    /// Brings a port's Listener and RouteConfiguration entries up to date.
+    fn sync_port(&mut self, port: &Port, dirty: &mut Dirty) {
+        let name = listener_name(&port.0, port.1);
+        let listener = self.listeners.get(port).cloned();
+        let route = listener
+            .as_ref()
+            .and(self.tables.get(port))
+            .and_then(|t| t.encoded.clone());
+        let state = self.current.entry(port.0.clone()).or_default();
+        let changed = set(
+            &mut state.by_type[ResourceType::Listener.index()],
+            &name,
+            listener,
+        ) | set(
+            &mut state.by_type[ResourceType::Route.index()],
+            &name,
+            route,
+        );
+        if changed {
+            dirty.changed.insert(port.0.clone());
         }
-        let members: Vec<String> = self
+    }
+
+    /// Brings one API listener of a gateway up to date: a hostname on several
+    /// ports gets the lowest (served) port's.
+    fn sync_host(&mut self, gateway: &ObjectKey, host: &str, dirty: &mut Dirty) {
+        let winner = self
+            .listeners
+            .range(port_range(gateway))
+            .find_map(|(port, _)| self.tables.get(port)?.api_listeners.get(host).cloned());
+        let state = self.current.entry(gateway.clone()).or_default();
+        if set(&mut state.api_listeners, host, winner) {
+            dirty.changed.insert(gateway.clone());
+        }
+    }
+
+    /// Brings a gateway's Cluster and ClusterLoadAssignment entries for one cluster
+    /// up to date. A membership without its Cluster output yet serves nothing.
+    fn sync_member(&mut self, gateway: &ObjectKey, cluster: &str, dirty: &mut Dirty) {
+        let member = self
             .members
             .get(gateway)
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        for cluster in &members {
-            // A membership without its Cluster output yet: nothing to serve.
-            let Some(resource) = self.clusters.get(cluster) else {
-                continue;
-            };
-            insert(&mut state, ResourceType::Cluster, resource);
-            let cla = match self.endpoints.get(cluster) {
-                Some(cla) => cla.clone(),
-                None => self.empty_load_assignment(cluster),
-            };
-            insert(&mut state, ResourceType::Endpoint, &cla);
-        }
-
-        let previous = self.published.get(gateway);
-        if previous
-            .is_some_and(|p| p.by_type == state.by_type && p.api_listeners == state.api_listeners)
-        {
-            return None;
-        }
-        let empty = state.is_empty();
-        if empty && previous.is_none() {
-            return None;
-        }
-        let state = Arc::new(state);
-        if empty {
-            self.published.remove(gateway);
+            .is_some_and(|m| m.contains(cluster));
+        let resource = if member {
+            self.clusters.get(cluster).cloned()
         } else {
-            self.published.insert(gateway.clone(), state.clone());
+            None
+        };
+        let cla = match (&resource, self.endpoints.get(cluster)) {
+            (None, _) => None,
+            (Some(_), Some(cla)) => Some(cla.clone()),
+            (Some(_), None) => Some(self.empty_load_assignment(cluster)),
+        };
+        let state = self.current.entry(gateway.clone()).or_default();
+        let changed = set(
+            &mut state.by_type[ResourceType::Cluster.index()],
+            cluster,
+            resource,
+        ) | set(
+            &mut state.by_type[ResourceType::Endpoint.index()],
+            cluster,
+            cla,
+        );
+        if changed {
+            dirty.changed.insert(gateway.clone());
         }
-        Some(state)
+    }
+
+    /// A snapshot of a gateway whose set changed; an emptied gateway is published
+    /// (empty) once and forgotten.
+    fn publish(&mut self, gateway: &ObjectKey, time: u64) -> Option<Arc<GatewayResources>> {
+        let state = self.current.get_mut(gateway)?;
+        state.time = time;
+        let empty = state.is_empty();
+        if empty {
+            self.current.remove(gateway);
+            let was_published = self.published.remove(gateway).is_some();
+            return was_published.then(|| {
+                Arc::new(GatewayResources {
+                    time,
+                    ..Default::default()
+                })
+            });
+        }
+        let snapshot = Arc::new(state.clone());
+        self.published.insert(gateway.clone(), snapshot.clone());
+        Some(snapshot)
     }
 
     fn empty_load_assignment(&mut self, cluster: &str) -> Arc<Resource> {
@@ -311,6 +358,23 @@ impl Translator {
     fn encode(&mut self, name: String, message: &impl Message) -> Arc<Resource> {
         self.encoded += 1;
         Arc::new(Resource::new(name, Bytes::from(message.encode_to_vec())))
+    }
+}
+
+/// Sets or removes `name` in `map`; whether the entry changed. Resources are
+/// compared by version (a hash of their bytes), never by re-reading the bytes.
+fn set(map: &mut ResourceMap, name: &str, value: Option<Arc<Resource>>) -> bool {
+    match (map.get(name), value) {
+        (Some(old), Some(new)) if Arc::ptr_eq(old, &new) || old.version == new.version => false,
+        (None, None) => false,
+        (_, Some(new)) => {
+            map.insert(name.to_owned(), new);
+            true
+        }
+        (Some(_), None) => {
+            map.remove(name);
+            true
+        }
     }
 }
 
@@ -340,10 +404,6 @@ fn sync_api_listeners(table: &mut RouteTable, route_config_name: &str) -> u64 {
 /// `*.` wildcard.
 fn is_exact_hostname(hostname: &str) -> bool {
     !hostname.is_empty() && !hostname.contains('*')
-}
-
-fn insert(state: &mut GatewayResources, ty: ResourceType, resource: &Arc<Resource>) {
-    state.by_type[ty.index()].insert(resource.name.clone(), resource.clone());
 }
 
 /// All `(gateway, port)` keys of one gateway.
@@ -701,7 +761,7 @@ mod tests {
         );
         let published = t.apply(&gone).expect("applies");
         assert_eq!(published.keys().collect::<Vec<_>>(), [&gw("g2")]);
-        assert!(published[&gw("g2")].by_type.iter().all(BTreeMap::is_empty));
+        assert!(published[&gw("g2")].by_type.iter().all(|m| m.is_empty()));
         assert_eq!(
             t.gateways().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
             [gw("g1")]

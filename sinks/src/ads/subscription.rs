@@ -2,10 +2,10 @@
 //! and what of a gateway's state it can get ([`Subscription::offered`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::state::{GatewayResources, Resource, ResourceType};
+use crate::state::{GatewayResources, Resource, ResourceMap, ResourceType};
 
 /// The wildcard name of the xDS protocol.
 pub const WILDCARD: &str = "*";
@@ -75,7 +75,7 @@ impl Subscription {
         &self,
         ty: ResourceType,
         state: &'a GatewayResources,
-    ) -> Cow<'a, BTreeMap<String, Arc<Resource>>> {
+    ) -> Cow<'a, ResourceMap> {
         let all = state.get(ty);
         if ty != ResourceType::Listener {
             return Cow::Borrowed(all);
@@ -97,7 +97,7 @@ impl Subscription {
     /// The resources of `all` this subscription wants.
     pub fn select<'a>(
         &'a self,
-        all: &'a BTreeMap<String, Arc<Resource>>,
+        all: &'a ResourceMap,
     ) -> impl Iterator<Item = (&'a String, &'a Arc<Resource>)> + 'a {
         let by_name: Box<dyn Iterator<Item = _>> = if self.wildcard {
             Box::new(all.iter())
@@ -143,8 +143,12 @@ mod tests {
         };
         let mut state = GatewayResources::default();
         state.by_type[ResourceType::Listener.index()] =
-            [res("ns/gw/80", b"socket"), res("clash", b"socket")].into();
-        state.api_listeners = [res("a.example.com", b"api"), res("clash", b"api")].into();
+            [res("ns/gw/80", b"socket"), res("clash", b"socket")]
+                .into_iter()
+                .collect();
+        state.api_listeners = [res("a.example.com", b"api"), res("clash", b"api")]
+            .into_iter()
+            .collect();
         let offered_names = |sub: &Subscription| {
             let offered = sub.offered(ResourceType::Listener, &state);
             sub.select(&offered)

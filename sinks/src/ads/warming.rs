@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::state::{Resource, ResourceType};
+use crate::state::{Resource, ResourceMap, ResourceType};
 
 use super::subscription::Subscription;
 
@@ -86,7 +86,7 @@ impl Diff {
     /// `held` must already be limited to names `sub` wants.
     pub fn new<H: Held>(
         sub: &Subscription,
-        current: &BTreeMap<String, Arc<Resource>>,
+        current: &ResourceMap,
         held: &BTreeMap<String, H>,
     ) -> Self {
         let upserts = sub
@@ -164,7 +164,9 @@ mod tests {
                 Arc::new(Resource::new(name.into(), body.into())),
             )
         };
-        let current: BTreeMap<_, _> = [res("a", b"1"), res("b", b"2"), res("c", b"3")].into();
+        let current: ResourceMap = [res("a", b"1"), res("b", b"2"), res("c", b"3")]
+            .into_iter()
+            .collect();
         let held: BTreeMap<_, _> = [res("a", b"1"), res("b", b"old"), res("gone", b"x")].into();
         let sub = Subscription {
             wildcard: true,
