@@ -35,6 +35,8 @@ pub struct Batched {
 pub struct Memory {
     pub before_load: u64,
     pub after_initial: u64,
+    /// The peak so far when the initial load is done (teardown may raise it).
+    pub peak_after_initial: u64,
     pub after_cycles: Vec<u64>,
     pub after_churn: u64,
     pub peak: u64,
@@ -67,7 +69,7 @@ pub fn run(config: &Config, mut engine: Engine, objects: Vec<Object>) -> anyhow:
         "initial",
         objects.into_iter().map(Change::Apply),
     )?;
-    memory.after_initial = rss().0;
+    (memory.after_initial, memory.peak_after_initial) = rss();
 
     let mut samples: BTreeMap<ChangeType, Samples> = BTreeMap::new();
     for cycle in 0..config.churn_cycles {

@@ -68,6 +68,7 @@ pub fn json(config: &Config, out: &Outcome) -> Value {
                      "pipeline_ms": round(out.teardown.pipeline_p50_ms)},
         "rss_before_load_bytes": m.before_load,
         "rss_after_initial_bytes": m.after_initial,
+        "peak_rss_after_initial_bytes": m.peak_after_initial,
         "rss_after_cycle_bytes": m.after_cycles,
         "rss_after_churn_bytes": m.after_churn,
         "peak_rss_bytes": m.peak,
@@ -142,9 +143,10 @@ pub fn table(config: &Config, out: &Outcome) -> String {
         .collect();
     let _ = write!(
         t,
-        "RSS MiB: before load {:.1}, after initial {:.1}, after each cycle [{}], after churn {:.1}, peak {:.1}, final {:.1}",
+        "RSS MiB: before load {:.1}, after initial {:.1} (peak {:.1}), after each cycle [{}], after churn {:.1}, peak {:.1}, final {:.1}",
         m.before_load as f64 / MIB,
         m.after_initial as f64 / MIB,
+        m.peak_after_initial as f64 / MIB,
         cycles.join(", "),
         m.after_churn as f64 / MIB,
         m.peak as f64 / MIB,
