@@ -24,6 +24,8 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
         output,
         pipeline,
     } = args;
+    let started = std::time::Instant::now();
+    let ms = |t: std::time::Instant| t.elapsed().as_millis() as u64;
     let parsed = match sluice_sources::load_paths(&paths) {
         Ok(p) => p,
         Err(e) => {
@@ -34,15 +36,22 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
     for w in &parsed.warnings {
         eprintln!("warning: {w}");
     }
+    tracing::debug!(objects = parsed.objects.len(), ms = ms(started), "loaded");
     let config = pipeline.config();
     let controller = config.controller_name.clone();
     let mut pipeline = Pipeline::new(config)?;
     let delta = pipeline.apply(parsed.objects.into_iter().map(Change::Apply))?;
     let mut translator = Translator::new(EncodeConfig::default());
     translator.apply(&delta)?;
+    tracing::debug!(
+        outputs = delta.updates.len(),
+        ms = ms(started),
+        "translated and encoded"
+    );
     let mut board = StatusBoard::default();
     board.apply(&delta);
     let doc = document(&translator, &board, &controller)?;
+    tracing::debug!(ms = ms(started), "rendered");
     let text = match output {
         Format::Json => serde_json::to_string_pretty(&doc)?,
         Format::Yaml => serde_yaml_ng::to_string(&doc)?,

@@ -17,12 +17,14 @@ pub(super) struct Document<'a> {
 
 /// The documents of `text`, in order.
 pub(super) fn documents(text: &str) -> Vec<Document<'_>> {
-    let mut starts = vec![0];
+    // (byte offset, 1-based line) where each document starts; tracked in one pass
+    // so that a file of many documents costs linear time.
+    let mut starts = vec![(0, 1)];
     let mut directives_only = true;
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (index, line) in text.split_inclusive('\n').enumerate() {
         if is_marker(line) && offset > 0 && !directives_only {
-            starts.push(offset);
+            starts.push((offset, index + 1));
             directives_only = true;
         }
         let content = line.trim();
@@ -31,15 +33,14 @@ pub(super) fn documents(text: &str) -> Vec<Document<'_>> {
         }
         offset += line.len();
     }
-    starts.push(text.len());
+    starts.push((text.len(), 0));
     starts
         .windows(2)
-        .map(|w| document(text, w[0], w[1]))
+        .map(|w| document(text, w[0], w[1].0))
         .collect()
 }
 
-fn document(text: &str, start: usize, end: usize) -> Document<'_> {
-    let first_line = text[..start].matches('\n').count() + 1;
+fn document(text: &str, (start, first_line): (usize, usize), end: usize) -> Document<'_> {
     let chunk = &text[start..end];
     let content = chunk.split_inclusive('\n').position(|line| {
         let t = line.trim();
