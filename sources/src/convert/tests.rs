@@ -6,8 +6,8 @@ use gateway_api::{gateways::Gateway, httproutes::HttpRoute};
 use k8s_openapi::api::{core::v1::Namespace, discovery::v1::EndpointSlice};
 use serde::de::DeserializeOwned;
 use sluice_pipeline::model::{
-    self, BackendRef, Filter, FromNamespaces, Mirror, ParentRef, PathMatch, Protocol, Redirect,
-    Requirement, RouteMatch, SelectorOp, ValueMatch,
+    self, Filter, FromNamespaces, Mirror, ParentRef, PathMatch, Protocol, Redirect, Requirement,
+    RouteMatch, SelectorOp, ValueMatch,
 };
 
 use super::{ConvertError, ToModel, parse_duration_ms};
@@ -35,17 +35,7 @@ fn mk_gateway(listeners: &str) -> Result<model::Gateway, ConvertError> {
     typed::<Gateway>(&yaml).to_model()
 }
 
-fn service_backend(name: &str, port: u16) -> BackendRef {
-    BackendRef {
-        group: String::new(),
-        kind: "Service".into(),
-        namespace: None,
-        name: name.into(),
-        port: Some(port),
-        weight: 1,
-        filters: vec![],
-    }
-}
+use sluice_pipeline::fixtures::backend as service_backend;
 
 #[test]
 fn route_defaults() {
