@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::{Col, count_listeners};
+use differential_dataflow::operators::count::CountTotal;
+
+use crate::dataflow::Col;
 use crate::gateway::ListenerView;
 use crate::hostname;
 use crate::ir::{Condition, RouteParentStatus};
@@ -217,7 +219,7 @@ fn parent_status<'s>(
             for f in live {
                 match f {
                     Fact::Ref(r) => rec = Some(r),
-                    Fact::Verdict(v) => best = best.min(Some(v)).or(Some(v)),
+                    Fact::Verdict(v) => best = Some(best.map_or(v, |b: &Verdict| b.min(v))),
                 }
             }
             let Some(rec) = rec else { return };
@@ -254,4 +256,15 @@ fn parent_status<'s>(
             out.push(((rec.route.clone(), status), 1));
         })
         .map(|(_, pair)| pair)
+}
+
+/// Routes attached to each listener (a route attached through two parentRefs counts
+/// once).
+fn count_listeners<'s>(
+    attached: Col<'s, ((ObjectKey, String), ObjectKey)>,
+) -> Col<'s, ((ObjectKey, String), isize)> {
+    attached
+        .distinct()
+        .map(|(listener, _route)| listener)
+        .count_total()
 }

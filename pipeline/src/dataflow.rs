@@ -12,7 +12,6 @@
 //! virtual host's route entries.
 
 use differential_dataflow::VecCollection;
-use differential_dataflow::operators::count::CountTotal;
 
 use crate::attach::{Attachment, attach_routes};
 use crate::backends::resolve_routes;
@@ -252,14 +251,4 @@ fn gateways_status<'s>(
             }
         })
         .map(|(_, s)| s)
-}
-
-// Re-exported for the attach module's count.
-pub(crate) fn count_listeners<'s>(
-    attached: Col<'s, ((ObjectKey, String), ObjectKey)>,
-) -> Col<'s, ((ObjectKey, String), isize)> {
-    attached
-        .distinct()
-        .map(|(listener, _route)| listener)
-        .count_total()
 }
