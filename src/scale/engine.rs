@@ -122,13 +122,19 @@ pub struct Emitted {
     pub pipeline: std::time::Duration,
 }
 
+/// The gateways whose resources changed at one time, with their new state (an
+/// empty set for a gateway that is gone): what proxies are sent.
+pub type Changed = Vec<(ObjectKey, Arc<GatewayResources>)>;
+
 impl XdsView {
-    pub fn absorb(&mut self, published: Published) -> Emitted {
+    pub fn absorb(&mut self, published: Published) -> (Emitted, Changed) {
         let mut emitted = Emitted {
             pipeline: published.pipeline,
             ..Emitted::default()
         };
+        let mut changed = Changed::new();
         if published.complete {
+            let time = published.gateways.values().map(|g| g.time).max();
             let gone: Vec<ObjectKey> = self
                 .gateways
                 .keys()
@@ -137,15 +143,29 @@ impl XdsView {
                 .collect();
             for key in gone {
                 if let Some(old) = self.gateways.remove(&key) {
-                    emitted.add(diff(Some(&old), &GatewayResources::default()));
+                    let empty = Arc::new(GatewayResources {
+                        time: time.unwrap_or(old.time + 1),
+                        ..GatewayResources::default()
+                    });
+                    emitted.add(diff(Some(&old), &empty));
+                    changed.push((key, empty));
                 }
             }
         }
         for (key, new) in published.gateways {
-            emitted.add(diff(self.gateways.get(&key).map(|a| a.as_ref()), &new));
+            let d = diff(self.gateways.get(&key).map(|a| a.as_ref()), &new);
+            if d.resources > 0 {
+                changed.push((key.clone(), new.clone()));
+            }
+            emitted.add(d);
             self.gateways.insert(key, new);
         }
-        emitted
+        (emitted, changed)
+    }
+
+    /// Every gateway's current state.
+    pub fn gateways(&self) -> impl Iterator<Item = (&ObjectKey, &Arc<GatewayResources>)> {
+        self.gateways.iter()
     }
 }
 

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use super::engine::Emitted;
+use super::proxies::Delivery;
 
 /// Latencies (and emitted xDS) of one change type in one phase.
 #[derive(Debug, Default)]
@@ -11,6 +12,9 @@ pub struct Samples {
     latencies: Vec<Duration>,
     pipeline: Vec<Duration>,
     emitted: Emitted,
+    /// With `--proxies`: from publication until every affected proxy had the change.
+    proxies: Vec<Duration>,
+    proxy_timeouts: usize,
 }
 
 /// The summary a report shows.
@@ -28,6 +32,12 @@ pub struct Summary {
     /// Percentiles of the dataflow's share of the latency alone.
     pub pipeline_p50_ms: f64,
     pub pipeline_p99_ms: f64,
+    /// With `--proxies`: changes that reached proxies, their delivery percentiles
+    /// (until all affected proxies had them), and changes not delivered in time.
+    pub proxies_count: usize,
+    pub proxies_p50_ms: f64,
+    pub proxies_p99_ms: f64,
+    pub proxies_timeouts: usize,
 }
 
 impl Samples {
@@ -38,12 +48,22 @@ impl Samples {
         self.emitted.bytes += emitted.bytes;
     }
 
+    pub fn push_delivery(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::All(d) => self.proxies.push(d),
+            Delivery::TimedOut => self.proxy_timeouts += 1,
+            Delivery::NoProxies => {}
+        }
+    }
+
     pub fn summary(&self) -> Summary {
         let mut sorted = self.latencies.clone();
         sorted.sort();
         let count = sorted.len();
         let mut pipeline = self.pipeline.clone();
         pipeline.sort();
+        let mut proxies = self.proxies.clone();
+        proxies.sort();
         let total: Duration = sorted.iter().sum();
         let per_change = |x: u64| {
             if count == 0 {
@@ -67,6 +87,10 @@ impl Samples {
             xds_bytes: per_change(self.emitted.bytes),
             pipeline_p50_ms: ms(percentile(&pipeline, 50.0)),
             pipeline_p99_ms: ms(percentile(&pipeline, 99.0)),
+            proxies_count: proxies.len(),
+            proxies_p50_ms: ms(percentile(&proxies, 50.0)),
+            proxies_p99_ms: ms(percentile(&proxies, 99.0)),
+            proxies_timeouts: self.proxy_timeouts,
         }
     }
 }

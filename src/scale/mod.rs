@@ -12,6 +12,7 @@ mod engine;
 mod measure;
 mod phases;
 mod plot;
+mod proxies;
 mod report;
 
 use std::path::PathBuf;
@@ -56,6 +57,10 @@ pub struct ScaleArgs {
     /// Timely worker threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Connect N in-process Delta-ADS proxies (round-robin over the gateways) and
+    /// time each churn change until all proxies of its gateways have it.
+    #[arg(long, default_value_t = 0)]
+    proxies: usize,
     /// Compare against a baseline instead of running incrementally.
     #[arg(long, value_enum)]
     baseline: Option<Baseline>,
@@ -132,6 +137,8 @@ pub struct Config {
     pub churn_cycles: usize,
     pub workers: usize,
     pub full: bool,
+    /// In-process proxies during the churn cycles (0: none).
+    pub proxies: usize,
 }
 
 pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
@@ -145,6 +152,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
         batch_rounds,
         churn_cycles,
         workers,
+        proxies,
         baseline,
         report,
         write_manifests,
@@ -166,6 +174,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
         churn_cycles,
         workers,
         full: baseline.is_some(),
+        proxies,
     };
     let objects = generate::generate(&config.shape, config.seed);
     if let Some(dir) = write_manifests {

@@ -1,16 +1,25 @@
 //! The phases of a scale run: initial load, churn cycles, batched endpoint churn,
 //! teardown. Each change's latency runs from handing it to the engine until the
-//! engine has the xDS ready (pipeline and translator done).
+//! engine has the xDS ready (pipeline and translator done). With `--proxies`, the
+//! churn cycles also publish each change to in-process proxies and time its
+//! delivery (see [`super::proxies`]); the proxies are stopped before the batched
+//! churn and the teardown.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sluice_pipeline::model::{Change, Object};
+use sluice_pipeline::model::{Change, Object, ObjectKey};
 use sluice_sources::generate::{ChangeType, Churn, Labelled, endpoint_mix};
 
 use super::Config;
-use super::engine::{Emitted, Engine, XdsView};
+use super::engine::{Changed, Emitted, Engine, XdsView};
 use super::measure::{Progress, Samples, Summary, ms, rss};
+use super::proxies::{Delivery, Fleet};
+
+/// How long every proxy may take to get one change.
+const DELIVERY_LIMIT: Duration = Duration::from_secs(5);
+/// How long all proxies may take to connect and get the initial state.
+const SYNC_LIMIT: Duration = Duration::from_secs(120);
 
 /// Sizes of the generated cluster.
 #[derive(Debug, Default)]
@@ -43,6 +52,19 @@ pub struct Memory {
     pub final_: u64,
 }
 
+/// With `--proxies`: the fleet's initial sync and memory.
+#[derive(Debug)]
+pub struct Proxies {
+    pub count: usize,
+    /// From publishing the initial state until every proxy had it.
+    pub sync_ms: f64,
+    pub rss_before_bytes: u64,
+    pub rss_connected_bytes: u64,
+    pub rss_per_proxy_bytes: u64,
+    /// Streams that failed during the run.
+    pub failed: usize,
+}
+
 #[derive(Debug)]
 pub struct Outcome {
     pub mode: &'static str,
@@ -52,6 +74,7 @@ pub struct Outcome {
     pub batched: Option<Batched>,
     pub teardown: Summary,
     pub memory: Memory,
+    pub proxies: Option<Proxies>,
 }
 
 pub fn run(config: &Config, mut engine: Engine, objects: Vec<Object>) -> anyhow::Result<Outcome> {
@@ -70,6 +93,10 @@ pub fn run(config: &Config, mut engine: Engine, objects: Vec<Object>) -> anyhow:
         objects.into_iter().map(Change::Apply),
     )?;
     (memory.after_initial, memory.peak_after_initial) = rss();
+    let mut fleet = match config.proxies {
+        0 => None,
+        n => Some(connect(n, &view)?),
+    };
 
     let mut samples: BTreeMap<ChangeType, Samples> = BTreeMap::new();
     for cycle in 0..config.churn_cycles {
@@ -80,9 +107,15 @@ pub fn run(config: &Config, mut engine: Engine, objects: Vec<Object>) -> anyhow:
             &format!("churn {}", cycle + 1),
             changes,
             &mut samples,
+            fleet.as_mut().map(|(f, _)| f),
         )?;
         memory.after_cycles.push(rss().0);
     }
+    let proxies = fleet.map(|(f, mut stats)| {
+        stats.failed = f.failed();
+        f.stop();
+        stats
+    });
     let churn_summary = samples.iter().map(|(k, s)| (*k, s.summary())).collect();
 
     let batched = if config.batch > 0 && config.batch_rounds > 0 {
@@ -104,7 +137,57 @@ pub fn run(config: &Config, mut engine: Engine, objects: Vec<Object>) -> anyhow:
         batched,
         teardown,
         memory,
+        proxies,
     })
+}
+
+/// Starts `n` proxies over the gateways of `view`, publishes the current state and
+/// waits until every proxy has it; measures the memory the proxies added.
+fn connect(n: usize, view: &XdsView) -> anyhow::Result<(Fleet, Proxies)> {
+    let before = rss().0;
+    let gateways: Vec<ObjectKey> = view.gateways().map(|(k, _)| k.clone()).collect();
+    let mut fleet = Fleet::start(n, &gateways)?;
+    let progress = Progress::new("proxies", n);
+    let since = Instant::now();
+    let mut targets = Vec::new();
+    for (key, state) in view.gateways() {
+        fleet.publish(key, state.clone());
+        targets.push((key.clone(), state.time));
+    }
+    let sync = match fleet.wait(&targets, since, SYNC_LIMIT) {
+        Delivery::All(d) => d,
+        Delivery::TimedOut | Delivery::NoProxies => {
+            let failed = fleet.failed();
+            fleet.stop();
+            anyhow::bail!(
+                "not all {n} proxies had the initial state within {SYNC_LIMIT:?} \
+                 ({failed} streams failed)"
+            )
+        }
+    };
+    progress.finish();
+    let connected = rss().0;
+    Ok((
+        fleet,
+        Proxies {
+            count: n,
+            sync_ms: ms(sync),
+            rss_before_bytes: before,
+            rss_connected_bytes: connected,
+            rss_per_proxy_bytes: connected.saturating_sub(before) / n as u64,
+            failed: 0,
+        },
+    ))
+}
+
+/// Publishes what changed to the proxies and waits until all affected have it.
+fn deliver(fleet: &mut Fleet, changed: &Changed) -> Delivery {
+    let since = Instant::now();
+    for (key, state) in changed {
+        fleet.publish(key, state.clone());
+    }
+    let targets: Vec<(ObjectKey, u64)> = changed.iter().map(|(k, s)| (k.clone(), s.time)).collect();
+    fleet.wait(&targets, since, DELIVERY_LIMIT)
 }
 
 fn counts(objects: &[Object]) -> Counts {
@@ -134,7 +217,7 @@ fn one_time(
 ) -> anyhow::Result<Summary> {
     let changes: Vec<Change> = changes.into_iter().collect();
     let progress = Progress::new(label, changes.len());
-    let (latency, emitted) = timed(engine, view, changes)?;
+    let (latency, emitted, _) = timed(engine, view, changes)?;
     progress.finish();
     let mut samples = Samples::default();
     samples.push(latency, emitted);
@@ -145,11 +228,12 @@ fn timed(
     engine: &mut Engine,
     view: &mut XdsView,
     changes: Vec<Change>,
-) -> anyhow::Result<(Duration, Emitted)> {
+) -> anyhow::Result<(Duration, Emitted, Changed)> {
     let start = Instant::now();
     let published = engine.apply(changes)?;
     let latency = start.elapsed();
-    Ok((latency, view.absorb(published)))
+    let (emitted, changed) = view.absorb(published);
+    Ok((latency, emitted, changed))
 }
 
 /// One change per logical time, each timed and filed under its type.
@@ -159,11 +243,16 @@ fn single_changes(
     label: &str,
     changes: Vec<Labelled>,
     samples: &mut BTreeMap<ChangeType, Samples>,
+    mut fleet: Option<&mut Fleet>,
 ) -> anyhow::Result<()> {
     let mut progress = Progress::new(label, changes.len());
     for Labelled { kind, change } in changes {
-        let (latency, emitted) = timed(engine, view, vec![change])?;
-        samples.entry(kind).or_default().push(latency, emitted);
+        let (latency, emitted, changed) = timed(engine, view, vec![change])?;
+        let entry = samples.entry(kind).or_default();
+        entry.push(latency, emitted);
+        if let Some(fleet) = fleet.as_deref_mut() {
+            entry.push_delivery(deliver(fleet, &changed));
+        }
         progress.tick(1);
     }
     progress.finish();

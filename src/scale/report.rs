@@ -10,8 +10,8 @@ use super::phases::Outcome;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn summary_json(s: &Summary) -> Value {
-    json!({
+fn summary_json(s: &Summary, proxies: bool) -> Value {
+    let mut v = json!({
         "count": s.count,
         "p50_ms": round(s.p50_ms),
         "p99_ms": round(s.p99_ms),
@@ -21,7 +21,14 @@ fn summary_json(s: &Summary) -> Value {
         "xds_bytes": round(s.xds_bytes),
         "pipeline_p50_ms": round(s.pipeline_p50_ms),
         "pipeline_p99_ms": round(s.pipeline_p99_ms),
-    })
+    });
+    if proxies {
+        v["proxies_count"] = json!(s.proxies_count);
+        v["proxies_p50_ms"] = json!(round(s.proxies_p50_ms));
+        v["proxies_p99_ms"] = json!(round(s.proxies_p99_ms));
+        v["proxies_timeouts"] = json!(s.proxies_timeouts);
+    }
+    v
 }
 
 /// Four decimals: enough for microseconds in milliseconds, and stable text.
@@ -33,7 +40,12 @@ pub fn json(config: &Config, out: &Outcome) -> Value {
     let changes: serde_json::Map<String, Value> = out
         .churn
         .iter()
-        .map(|(kind, s)| (kind.name().to_owned(), summary_json(s)))
+        .map(|(kind, s)| {
+            (
+                kind.name().to_owned(),
+                summary_json(s, out.proxies.is_some()),
+            )
+        })
         .collect();
     let batched = out.batched.as_ref().map(|b| {
         json!({"changes": b.changes, "batch": config.batch, "times": b.times,
@@ -45,6 +57,13 @@ pub fn json(config: &Config, out: &Outcome) -> Value {
         .map(|(k, n)| (k.name().to_owned(), json!(n)))
         .collect();
     let m = &out.memory;
+    let proxies = out.proxies.as_ref().map(|p| {
+        json!({"count": p.count, "sync_ms": round(p.sync_ms),
+               "rss_before_bytes": p.rss_before_bytes,
+               "rss_connected_bytes": p.rss_connected_bytes,
+               "rss_per_proxy_bytes": p.rss_per_proxy_bytes,
+               "failed": p.failed})
+    });
     json!({
         "preset": config.preset.name(),
         "mode": out.mode,
@@ -73,6 +92,9 @@ pub fn json(config: &Config, out: &Outcome) -> Value {
         "rss_after_churn_bytes": m.after_churn,
         "peak_rss_bytes": m.peak,
         "final_rss_bytes": m.final_,
+        "proxies": out.proxies.as_ref().map_or(0, |p| p.count),
+        "rss_per_proxy_bytes": out.proxies.as_ref().map(|p| p.rss_per_proxy_bytes),
+        "proxy_fleet": proxies,
     })
 }
 
@@ -134,6 +156,32 @@ pub fn table(config: &Config, out: &Outcome) -> String {
             "batched endpoint churn: {} changes in {} times of {} : {:.1} ms, {:.0} changes/s",
             b.changes, b.times, config.batch, b.ms, b.per_s
         );
+    }
+    if let Some(p) = &out.proxies {
+        let _ = writeln!(
+            t,
+            "{} proxies: initial sync {:.1} ms, {:.1} KiB RSS per proxy, {} streams failed",
+            p.count,
+            p.sync_ms,
+            p.rss_per_proxy_bytes as f64 / 1024.0,
+            p.failed
+        );
+        let _ = writeln!(
+            t,
+            "{:<18} {:>7} {:>14} {:>14} {:>9}",
+            "until all proxies", "count", "p50 ms", "p99 ms", "timeouts"
+        );
+        for (kind, s) in &out.churn {
+            let _ = writeln!(
+                t,
+                "{:<18} {:>7} {:>14.3} {:>14.3} {:>9}",
+                kind.name(),
+                s.proxies_count,
+                s.proxies_p50_ms,
+                s.proxies_p99_ms,
+                s.proxies_timeouts
+            );
+        }
     }
     let m = &out.memory;
     let cycles: Vec<String> = m
