@@ -14,8 +14,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::consolidation::consolidate;
-use differential_dataflow::input::Input;
+use differential_dataflow::input::{Input, InputSession};
 use timely::WorkerConfig;
+use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
 use crate::dataflow::translate;
@@ -182,34 +183,63 @@ impl Drop for Pipeline {
     }
 }
 
+/// The translation dataflow on one worker: its input, and the output updates of
+/// each time, captured for the caller.
+struct Dataflow {
+    input: InputSession<u64, Object, isize>,
+    probe: ProbeHandle<u64>,
+    captured: Rc<RefCell<Vec<(Output, isize)>>>,
+}
+
+impl Dataflow {
+    fn build(worker: &mut Worker, controller: String) -> Self {
+        let captured: Rc<RefCell<Vec<(Output, isize)>>> = Rc::default();
+        let sink = captured.clone();
+        let (input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, objects) = scope.new_collection::<Object, isize>();
+            let (probe, _) = translate(objects, controller)
+                .inspect_batch(move |_time, batch| {
+                    sink.borrow_mut()
+                        .extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
+                })
+                .probe();
+            (input, probe)
+        });
+        Self {
+            input,
+            probe,
+            captured,
+        }
+    }
+
+    /// Feed one time's updates and step until the outputs for it are complete.
+    fn step(
+        &mut self,
+        worker: &mut Worker,
+        time: u64,
+        updates: Vec<(Object, isize)>,
+    ) -> Vec<(Output, isize)> {
+        for (obj, diff) in updates {
+            self.input.update(obj, diff);
+        }
+        self.input.advance_to(time + 1);
+        self.input.flush();
+        while self.probe.less_than(self.input.time()) {
+            worker.step();
+        }
+        std::mem::take(&mut *self.captured.borrow_mut())
+    }
+}
+
 fn run_worker(
     worker: &mut Worker,
     commands: Receiver<Command>,
     reports: Sender<std::result::Result<WorkerReport, String>>,
     controller: String,
 ) {
-    let captured: Rc<RefCell<Vec<(Output, isize)>>> = Rc::default();
-    let sink = captured.clone();
-    let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, objects) = scope.new_collection::<Object, isize>();
-        let (probe, _) = translate(objects, controller)
-            .inspect_batch(move |_time, batch| {
-                sink.borrow_mut()
-                    .extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
-            })
-            .probe();
-        (input, probe)
-    });
+    let mut dataflow = Dataflow::build(worker, controller);
     while let Ok(Command::Step { time, updates }) = commands.recv() {
-        for (obj, diff) in updates {
-            input.update(obj, diff);
-        }
-        input.advance_to(time + 1);
-        input.flush();
-        while probe.less_than(input.time()) {
-            worker.step();
-        }
-        let updates = std::mem::take(&mut *captured.borrow_mut());
+        let updates = dataflow.step(worker, time, updates);
         if reports.send(Ok(WorkerReport { time, updates })).is_err() {
             return;
         }
@@ -222,27 +252,9 @@ pub fn evaluate(objects: impl IntoIterator<Item = Object>, controller: &str) -> 
     let objects: Vec<Object> = objects.into_iter().collect();
     let controller = controller.to_string();
     timely::execute_directly(move |worker| {
-        let captured: Rc<RefCell<Vec<(Output, isize)>>> = Rc::default();
-        let sink = captured.clone();
-        let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, coll) = scope.new_collection::<Object, isize>();
-            let (probe, _) = translate(coll, controller)
-                .inspect_batch(move |_t, batch| {
-                    sink.borrow_mut()
-                        .extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
-                })
-                .probe();
-            (input, probe)
-        });
-        for obj in objects {
-            input.insert(obj);
-        }
-        input.advance_to(1);
-        input.flush();
-        while probe.less_than(input.time()) {
-            worker.step();
-        }
-        let mut out = std::mem::take(&mut *captured.borrow_mut());
+        let mut dataflow = Dataflow::build(worker, controller);
+        let updates = objects.into_iter().map(|o| (o, 1)).collect();
+        let mut out = dataflow.step(worker, 0, updates);
         consolidate(&mut out);
         out.into_iter()
             .filter(|(_, d)| *d > 0)
