@@ -200,13 +200,17 @@ impl AdsServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
+        // The builder's `tcp_nodelay` only applies to sockets tonic binds itself;
+        // an incoming stream of our own sets it explicitly.
         Server::builder()
-            .tcp_nodelay(true)
             // Find dead proxies, so their streams end and release their state.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await?;
         Ok(())
     }
