@@ -1,13 +1,12 @@
-//! The `small` preset end to end: pipeline and translator start, initial load, then
-//! a churn cycle of every change type (each undone), one logical time per change.
+//! The `small` preset end to end through the runtime: the controller starts, takes
+//! the initial load, then a churn cycle of every change type (each undone), one
+//! logical time per change.
 
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice_pipeline::model::Change;
-use sluice_pipeline::{Pipeline, PipelineConfig};
-use sluice_sinks::encode::EncodeConfig;
-use sluice_sinks::translator::Translator;
+use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sources::generate::{ChangeType, Churn, Mix, Preset, generate};
 
 fn small_end_to_end(c: &mut Criterion) {
@@ -22,15 +21,13 @@ fn small_end_to_end(c: &mut Criterion) {
     let name = format!("scale/small_initial_plus_{}_changes", churn.len());
     c.bench_function(&name, |b| {
         b.iter(|| {
-            let mut pipeline = Pipeline::new(PipelineConfig::default()).expect("starts");
-            let mut translator = Translator::new(EncodeConfig::default());
-            let delta = pipeline
+            let mut controller =
+                Controller::new(ControllerConfig::default()).expect("starts");
+            controller
                 .apply(objects.iter().cloned().map(Change::Apply))
                 .expect("loads");
-            translator.apply(&delta).expect("translates");
             for change in &churn {
-                let delta = pipeline.apply([change.clone()]).expect("applies");
-                translator.apply(&delta).expect("translates");
+                controller.apply([change.clone()]).expect("applies");
             }
         })
     });

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-mod scale;
 mod serve;
 mod translate;
 
@@ -31,7 +30,7 @@ enum Command {
     Serve(ServeArgs),
     /// Generate a synthetic cluster, load and churn it, and report per-change latency,
     /// xDS volume and memory (or write it as manifests, or plot reports).
-    Scale(scale::ScaleArgs),
+    Scale(sluice_scale::ScaleArgs),
 }
 
 /// Settings shared by every command that runs the pipeline.
@@ -96,7 +95,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Translate(args) => translate::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::Scale(args) => scale::run(args),
+        Command::Scale(args) => sluice_scale::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,25 +2,23 @@
 //! and serve the result over ADS; optionally keep a status file current.
 //!
 //! ```text
-//!  files ─notify/scan─► DirectorySource ─changes @ t─► Pipeline ─Delta─► Translator ─► XdsHub ─► ADS streams
-//!                                                                   └──► StatusBoard ─► status file
+//!  files ─notify/scan─► DirectorySource ─changes @ t─► Controller ─xDS─► XdsHub ─► ADS streams
+//!                                                     (runtime)   └─status board─► status file
 //! ```
 //! The translation loop runs on its own thread (timely blocks its threads); the ADS
 //! server runs on tokio.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use sluice_pipeline::Pipeline;
-use sluice_pipeline::ir::{Delta, Output};
 use sluice_pipeline::model::ObjectKey;
+use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::XdsHub;
 use sluice_sinks::status::StatusBoard;
-use sluice_sinks::translator::Translator;
+use sluice_sinks::status_file::StatusFile;
 use sluice_sources::watch::DirectorySource;
 
 use crate::ServeArgs;
@@ -38,23 +36,14 @@ pub fn parse_gateway_address(s: &str) -> Result<(ObjectKey, String), String> {
     Ok((ObjectKey::new(ns, name), ip.to_string()))
 }
 
-/// What the translation loop needs.
+/// What the translation loop needs: the file source and the runtime around which
+/// the xDS hub and the status writer sit.
 struct Loop {
     source: DirectorySource,
-    pipeline: Pipeline,
-    translator: Translator,
+    controller: Controller,
     hub: Arc<XdsHub>,
-    /// Status-only deltas, to the status writer thread.
-    status: Option<mpsc::Sender<Delta>>,
-}
-
-/// Keeps the status board and rewrites the status file, off the translation thread:
-/// rendering every status is O(objects), so bursts are coalesced into one write.
-struct StatusWriter {
-    board: StatusBoard,
-    path: PathBuf,
-    encode: EncodeConfig,
-    controller: String,
+    /// Board snapshots, to the status writer thread.
+    status: Option<mpsc::Sender<StatusBoard>>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -67,29 +56,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         status_file,
         pipeline,
     } = args;
-    let config = pipeline.config();
-    let encode = EncodeConfig {
-        default_address: listen_address,
-        gateway_addresses: gateway_addresses.into_iter().collect(),
-        port_offset,
+    let config = ControllerConfig {
+        pipeline: pipeline.config(),
+        encode: EncodeConfig {
+            default_address: listen_address,
+            gateway_addresses: gateway_addresses.into_iter().collect(),
+            port_offset,
+        },
     };
     let hub = XdsHub::new();
     let status = match status_file {
         Some(path) => {
-            let writer = StatusWriter {
-                board: StatusBoard::default(),
+            let file = StatusFile {
                 path,
-                encode: encode.clone(),
-                controller: config.controller_name.clone(),
+                encode: config.encode.clone(),
+                controller: config.pipeline.controller_name.clone(),
             };
-            Some(writer.spawn()?)
+            Some(file.spawn().context("starting the status file writer")?)
         }
         None => None,
     };
     let mut lp = Loop {
         source: DirectorySource::new(from),
-        pipeline: Pipeline::new(config)?,
-        translator: Translator::new(encode),
+        controller: Controller::new(config)?,
         hub: hub.clone(),
         status,
     };
@@ -126,42 +115,29 @@ impl Loop {
         for e in &scan.errors {
             tracing::error!("{e}");
         }
-        if scan.changes.is_empty() && self.pipeline.time() > 0 {
+        if scan.changes.is_empty() && self.controller.time() > 0 {
             return Ok(());
         }
-        let started = Instant::now();
-        let n = scan.changes.len();
-        let delta = self.pipeline.apply(scan.changes)?;
-        let translated = started.elapsed();
-        let published = self.translator.apply(&delta)?;
-        for (gateway, resources) in &published {
+        let step = self.controller.apply(scan.changes)?;
+        for (gateway, resources) in &step.xds {
             self.hub.publish(gateway, resources.clone());
         }
-        let encoded = started.elapsed();
-        if let Some(status) = &self.status {
-            let updates: Vec<_> = delta
-                .updates
-                .iter()
-                .filter(|(o, _)| matches!(o, Output::GatewayStatus(_) | Output::RouteStatus(_)))
-                .cloned()
-                .collect();
-            if !updates.is_empty() {
-                status
-                    .send(Delta {
-                        time: delta.time,
-                        updates,
-                    })
-                    .map_err(|_| anyhow::anyhow!("the status writer stopped"))?;
-            }
+        if let Some(status) = &self.status
+            && !step.status.is_empty()
+        {
+            status
+                .send(self.controller.status().clone())
+                .map_err(|_| anyhow::anyhow!("the status writer stopped"))?;
         }
+        let us = |d: Duration| d.as_micros() as u64;
         tracing::info!(
-            time = delta.time,
-            changes = n,
-            outputs = delta.updates.len(),
-            gateways = published.len(),
-            pipeline_us = translated.as_micros() as u64,
-            published_us = encoded.as_micros() as u64,
-            total_us = started.elapsed().as_micros() as u64,
+            time = step.time,
+            changes = step.changes,
+            outputs = step.outputs,
+            gateways = step.xds.len(),
+            pipeline_us = us(step.timings.pipeline),
+            translate_us = us(step.timings.translate),
+            total_us = us(step.timings.total()),
             "applied"
         );
         Ok(())
@@ -188,39 +164,4 @@ impl Loop {
             self.step()?;
         }
     }
-}
-
-impl StatusWriter {
-    fn spawn(mut self) -> anyhow::Result<mpsc::Sender<Delta>> {
-        let (tx, rx) = mpsc::channel::<Delta>();
-        std::thread::Builder::new()
-            .name("status".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    self.board.apply(&first);
-                    while let Ok(more) = rx.try_recv() {
-                        self.board.apply(&more);
-                    }
-                    if let Err(e) = self.write() {
-                        tracing::error!("writing the status file: {e:#}");
-                    }
-                }
-            })
-            .context("starting the status thread")?;
-        Ok(tx)
-    }
-
-    fn write(&self) -> anyhow::Result<()> {
-        let addresses = |gw: &ObjectKey| vec![self.encode.address_for(gw).to_string()];
-        let doc = self.board.to_json(&self.controller, &addresses);
-        write_atomically(&self.path, &serde_json::to_vec_pretty(&doc)?)
-    }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
 }

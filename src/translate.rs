@@ -5,13 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use sluice_pipeline::Pipeline;
 use sluice_pipeline::model::Change;
+use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::json::resource_to_json;
 use sluice_sinks::state::{GatewayResources, ResourceType};
-use sluice_sinks::status::{StatusBoard, gateway_status_json, route_status_json};
-use sluice_sinks::translator::Translator;
+use sluice_sinks::status::{gateway_status_json, route_status_json};
 
 use crate::{Format, TranslateArgs};
 
@@ -37,20 +36,17 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     tracing::debug!(objects = parsed.objects.len(), ms = ms(started), "loaded");
-    let config = pipeline.config();
-    let controller = config.controller_name.clone();
-    let mut pipeline = Pipeline::new(config)?;
-    let delta = pipeline.apply(parsed.objects.into_iter().map(Change::Apply))?;
-    let mut translator = Translator::new(EncodeConfig::default());
-    translator.apply(&delta)?;
+    let mut controller = Controller::new(ControllerConfig {
+        pipeline: pipeline.config(),
+        encode: EncodeConfig::default(),
+    })?;
+    let step = controller.apply(parsed.objects.into_iter().map(Change::Apply))?;
     tracing::debug!(
-        outputs = delta.updates.len(),
+        outputs = step.outputs,
         ms = ms(started),
         "translated and encoded"
     );
-    let mut board = StatusBoard::default();
-    board.apply(&delta);
-    let doc = document(&translator, &board, &controller)?;
+    let doc = document(&controller)?;
     tracing::debug!(ms = ms(started), "rendered");
     let text = match output {
         Format::Json => serde_json::to_string_pretty(&doc)?,
@@ -80,15 +76,12 @@ fn resources_json(res: &GatewayResources) -> anyhow::Result<Value> {
 
 /// The printed document: every Gateway of ours with its xDS and status, then every
 /// HTTPRoute's status.
-pub fn document(
-    translator: &Translator,
-    board: &StatusBoard,
-    controller: &str,
-) -> anyhow::Result<Value> {
+pub fn document(controller: &Controller) -> anyhow::Result<Value> {
+    let board = controller.status();
     let empty = GatewayResources::default();
     let mut gateways = vec![];
     for status in board.gateways() {
-        let res = translator
+        let res = controller
             .gateways()
             .find(|(k, _)| **k == status.gateway)
             .map(|(_, r)| r.as_ref());
@@ -103,7 +96,7 @@ pub fn document(
         .routes()
         .into_iter()
         .map(|(route, parents)| {
-            json!({"namespace": route.namespace, "name": route.name, "status": route_status_json(&parents, controller)})
+            json!({"namespace": route.namespace, "name": route.name, "status": route_status_json(&parents, controller.controller_name())})
         })
         .collect();
     Ok(json!({ "gateways": gateways, "httproutes": routes }))

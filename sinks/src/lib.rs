@@ -14,6 +14,7 @@ pub mod error;
 pub mod json;
 pub mod state;
 pub mod status;
+pub mod status_file;
 pub mod translator;
 
 pub use error::Error;

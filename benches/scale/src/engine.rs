@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use sluice_pipeline::ir::Delta;
 use sluice_pipeline::model::{Change, Object, ObjectId, ObjectKey};
-use sluice_pipeline::{Pipeline, PipelineConfig, evaluate};
+use sluice_pipeline::{PipelineConfig, evaluate};
+use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::GatewayResources;
 use sluice_sinks::translator::Translator;
@@ -25,11 +26,9 @@ pub struct Published {
 
 #[derive(Debug)]
 pub enum Engine {
-    Incremental {
-        pipeline: Pipeline,
-        /// Boxed: a translator is much larger than the full engine's state.
-        translator: Box<Translator>,
-    },
+    /// The runtime every mode drives. Boxed: it is much larger than the full
+    /// engine's state.
+    Incremental(Box<Controller>),
     Full {
         objects: BTreeMap<ObjectId, Object>,
         controller: String,
@@ -39,10 +38,11 @@ pub enum Engine {
 
 impl Engine {
     pub fn incremental(config: PipelineConfig) -> anyhow::Result<Self> {
-        Ok(Engine::Incremental {
-            pipeline: Pipeline::new(config)?,
-            translator: Box::new(Translator::new(EncodeConfig::default())),
-        })
+        let controller = Controller::new(ControllerConfig {
+            pipeline: config,
+            encode: EncodeConfig::default(),
+        })?;
+        Ok(Engine::Incremental(Box::new(controller)))
     }
 
     pub fn full(controller: String) -> Self {
@@ -55,7 +55,7 @@ impl Engine {
 
     pub fn mode(&self) -> &'static str {
         match self {
-            Engine::Incremental { .. } => "incremental",
+            Engine::Incremental(_) => "incremental",
             Engine::Full { .. } => "full",
         }
     }
@@ -63,16 +63,11 @@ impl Engine {
     /// Applies one logical time's changes; returns when the xDS is ready.
     pub fn apply(&mut self, changes: Vec<Change>) -> anyhow::Result<Published> {
         match self {
-            Engine::Incremental {
-                pipeline,
-                translator,
-            } => {
-                let start = std::time::Instant::now();
-                let delta = pipeline.apply(changes)?;
-                let pipeline = start.elapsed();
+            Engine::Incremental(controller) => {
+                let step = controller.apply(changes)?;
                 Ok(Published {
-                    pipeline,
-                    gateways: translator.apply(&delta)?,
+                    pipeline: step.timings.pipeline,
+                    gateways: step.xds,
                     complete: false,
                 })
             }
