@@ -75,7 +75,12 @@ impl Gateways {
     }
 
     /// Brings one API listener of a gateway up to date.
-    pub(super) fn sync_host(&mut self, cache: &EncodeCache, gateway: &ObjectKey, host: &str) -> bool {
+    pub(super) fn sync_host(
+        &mut self,
+        cache: &EncodeCache,
+        gateway: &ObjectKey,
+        host: &str,
+    ) -> bool {
         let served = cache.api_listener(gateway, host);
         let state = self.current.entry(gateway.clone()).or_default();
         set(&mut state.api_listeners, host, served)
@@ -103,7 +108,11 @@ impl Gateways {
 
     /// A snapshot of a gateway whose set changed, stamped `time`; an emptied
     /// gateway is published (empty) once and forgotten.
-    pub(super) fn publish(&mut self, gateway: &ObjectKey, time: u64) -> Option<Arc<GatewayResources>> {
+    pub(super) fn publish(
+        &mut self,
+        gateway: &ObjectKey,
+        time: u64,
+    ) -> Option<Arc<GatewayResources>> {
         let state = self.current.get_mut(gateway)?;
         state.time = time;
         if state.is_empty() {

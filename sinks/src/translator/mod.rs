@@ -178,7 +178,9 @@ impl Translator {
         };
         for port in std::mem::take(&mut dirty.tables) {
             let hosts = self.cache.assemble(&port);
-            dirty.hosts.extend(hosts.into_iter().map(|h| (port.0.clone(), h)));
+            dirty
+                .hosts
+                .extend(hosts.into_iter().map(|h| (port.0.clone(), h)));
             mark(&port.0, self.gateways.sync_port(&self.cache, &port));
         }
         for cluster in &dirty.clusters {
