@@ -16,8 +16,14 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use prost::Message;
 use prost::bytes::Bytes;
 use sluice_pipeline::fixtures;
-use sluice_pipeline::ir::{Delta, Output};
-use sluice_pipeline::model::{Change, FromNamespaces, Listener, Object, ObjectKey};
+use sluice_pipeline::ir::{
+    Action, ClusterIr, Delta, EndpointsIr, ListenerIr, Output, OutputKey, RouteIr, VirtualHostIr,
+    WeightedBackend,
+};
+use sluice_pipeline::model::{
+    Change, FromNamespaces, HeaderModifier, Listener, Object, ObjectKey, PathMatch, RouteMatch,
+    Timeouts,
+};
 use sluice_pipeline::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::{GatewayResources, ResourceType};
@@ -238,12 +244,17 @@ impl Oracle {
     }
 }
 
+/// The one place a test builds a `Delta`.
+fn delta(time: u64, updates: Vec<(Output, isize)>) -> Delta {
+    Delta { time, updates }
+}
+
 /// A fresh translator fed `outputs` as one delta.
 fn translate_once(outputs: Vec<Output>, time: u64) -> Translator {
     let updates = outputs.into_iter().map(|o| (o, 1)).collect();
     let mut translator = Translator::new(EncodeConfig::default());
     translator
-        .apply(&Delta { time, updates })
+        .apply(&delta(time, updates))
         .expect("fresh translator applies");
     translator
 }
@@ -609,4 +620,144 @@ fn assert_reached(r: &Reached, min: usize, required: &[&str]) {
         r.published * 5 >= r.steps * 2,
         "too few steps changed anything: {r:?}"
     );
+}
+
+// ---- Arbitrary output streams, straight into the translator (no pipeline). ----
+// They reach states the pipeline never produces (a virtual host without its
+// listener, a membership without its Cluster, a Cluster without endpoints), so the
+// translator's bookkeeping is checked beyond the pipeline's invariants.
+
+const CLUSTERS: usize = 4;
+
+fn route_ir(i: usize, clusters: &[usize]) -> RouteIr {
+    let backends = clusters.iter().map(|c| WeightedBackend {
+        cluster: Some(format!("c{c}")),
+        weight: 1,
+        filters: vec![],
+    });
+    RouteIr {
+        name: format!("app/r{i}"),
+        matcher: RouteMatch {
+            path: PathMatch::Prefix(format!("/r{i}")),
+            ..Default::default()
+        },
+        action: Action::Forward {
+            backends: backends.collect(),
+            rewrite: None,
+        },
+        request_headers: HeaderModifier::default(),
+        response_headers: HeaderModifier::default(),
+        mirrors: vec![],
+        timeouts: Timeouts::default(),
+    }
+}
+
+/// One random output of a small universe: few gateways, ports, hostnames and
+/// clusters, so that keys collide often.
+fn random_output(rng: &mut Rng) -> Output {
+    let gateway = ObjectKey::new(INFRA, format!("g{}", rng.below(2)));
+    let port = [80, 8080][rng.below(2)];
+    let cluster = format!("c{}", rng.below(CLUSTERS));
+    match rng.below(5) {
+        0 => Output::Listener(ListenerIr { gateway, port }),
+        1 => {
+            let routes = (0..rng.below(3))
+                .map(|i| route_ir(i, &[rng.below(CLUSTERS)]))
+                .collect();
+            let hostname = HOSTNAMES[rng.below(HOSTNAMES.len())].to_owned();
+            Output::VirtualHost(VirtualHostIr {
+                gateway,
+                port,
+                hostname,
+                routes,
+            })
+        }
+        2 => Output::GatewayCluster { gateway, cluster },
+        3 => Output::Cluster(ClusterIr {
+            name: cluster.clone(),
+            service: ObjectKey::new(APP, cluster),
+            port: 80,
+            app_protocol: rng.percent(30).then(|| "kubernetes.io/h2c".to_owned()),
+        }),
+        _ => {
+            let addrs = ADDRESSES.iter().filter(|_| rng.percent(50));
+            let endpoints = addrs.map(|a| ((*a).to_owned(), 8080)).collect();
+            Output::Endpoints(EndpointsIr { cluster, endpoints })
+        }
+    }
+}
+
+/// One logical time: a few keys set to a random output or removed; returns the
+/// consolidated updates (a key set to what it held already changes nothing).
+fn random_updates(rng: &mut Rng, state: &mut BTreeMap<OutputKey, Output>) -> Vec<(Output, isize)> {
+    let mut updates = vec![];
+    for _ in 0..rng.between(1, 5) {
+        let output = random_output(rng);
+        let key = output.key();
+        let new = (!rng.percent(35)).then_some(output);
+        let old = match &new {
+            Some(new) => state.insert(key, new.clone()),
+            None => state.remove(&key),
+        };
+        if old == new {
+            continue;
+        }
+        updates.extend(old.map(|o| (o, -1)));
+        updates.extend(new.map(|o| (o, 1)));
+    }
+    consolidate(updates)
+}
+
+/// Sums the updates per record and drops those that cancel out.
+fn consolidate(updates: Vec<(Output, isize)>) -> Vec<(Output, isize)> {
+    let mut sums: BTreeMap<Output, isize> = BTreeMap::new();
+    for (output, diff) in updates {
+        *sums.entry(output).or_default() += diff;
+    }
+    sums.into_iter().filter(|(_, d)| *d != 0).collect()
+}
+
+fn run_outputs(seed: u64, steps: u64) -> Reached {
+    let mut rng = Rng::new(seed);
+    let mut state = BTreeMap::new();
+    let mut translator = Translator::new(EncodeConfig::default());
+    let (mut previous, mut reached) = (View::new(), Reached::default());
+    for time in 0..steps {
+        let at = format!("output stream, seed {seed} at time {time}");
+        let updates = random_updates(&mut rng, &mut state);
+        let published = translator.apply(&delta(time, updates)).expect("applies");
+        let now = view(&translator);
+        let fresh = translate_once(state.values().cloned().collect(), time);
+        let diff = differences(&now, &view(&fresh));
+        assert!(
+            diff.is_empty(),
+            "{at}: translator differs from a fresh one:\n{}",
+            diff.join("\n")
+        );
+        check_published(&previous, &now, &published, time, &at);
+        reached.record(&previous, &now, !published.is_empty());
+        previous = now;
+    }
+    reached
+}
+
+#[test]
+fn arbitrary_output_streams_match_a_fresh_translator_at_every_step() {
+    let mut total = Reached::default();
+    for seed in 0..4 {
+        let r = run_outputs(seed, 400);
+        eprintln!("seed {seed}: {r:?}");
+        add(&mut total, &r);
+    }
+    let required = [
+        "gateway appeared",
+        "gateway disappeared",
+        "cluster shared by gateways",
+        "endpoints changed",
+        "virtual host emptied",
+        "virtual host removed",
+        "cluster without endpoints",
+        "API listeners served",
+    ];
+    assert_reached(&total, 10, &required);
 }
