@@ -485,7 +485,7 @@ fn run_fixture_world(seed: u64, steps: usize) -> Reached {
 fn fixture_world_matches_a_fresh_translator_at_every_step() {
     let mut total = Reached::default();
     for seed in 0..4 {
-        let r = run_fixture_world(seed, 120);
+        let r = run_fixture_world(seed, 100);
         eprintln!("seed {seed}: {r:?}");
         add(&mut total, &r);
     }
@@ -565,7 +565,7 @@ fn run_generated(seed: u64, cycles: usize) -> Reached {
 fn generated_cluster_under_churn_matches_a_fresh_translator_at_every_step() {
     let mut total = Reached::default();
     for seed in [7, 8] {
-        let r = run_generated(seed, 6);
+        let r = run_generated(seed, 4);
         eprintln!("seed {seed}: {r:?}");
         add(&mut total, &r);
     }
@@ -745,7 +745,7 @@ fn run_outputs(seed: u64, steps: u64) -> Reached {
 fn arbitrary_output_streams_match_a_fresh_translator_at_every_step() {
     let mut total = Reached::default();
     for seed in 0..4 {
-        let r = run_outputs(seed, 400);
+        let r = run_outputs(seed, 300);
         eprintln!("seed {seed}: {r:?}");
         add(&mut total, &r);
     }
