@@ -4,6 +4,9 @@
 //! be byte-identical to those of a fresh `Translator` fed `evaluate(current
 //! objects)` as one delta, and `apply` must return exactly the gateways whose set
 //! changed. The translator is a hand-written cache; this is what keeps it honest.
+//! Three streams: a small fixture world (few names, many collisions), the
+//! generator's cluster under churn, and arbitrary output streams fed straight to
+//! the translator (states the pipeline never produces).
 //! Each run also counts the interesting states it reached (gateways appearing and
 //! disappearing, clusters shared by gateways, endpoints changing, virtual hosts
 //! emptied or removed, clusters without endpoints) and asserts it reached them.
@@ -21,8 +24,8 @@ use sluice_pipeline::ir::{
     WeightedBackend,
 };
 use sluice_pipeline::model::{
-    Change, FromNamespaces, HeaderModifier, Listener, Object, ObjectKey, PathMatch, RouteMatch,
-    Timeouts,
+    BackendRef, Change, FromNamespaces, HeaderModifier, Listener, Object, ObjectKey, ParentRef,
+    PathMatch, RouteMatch, Timeouts,
 };
 use sluice_pipeline::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 use sluice_sinks::encode::EncodeConfig;
@@ -357,46 +360,42 @@ fn route_change(rng: &mut Rng, i: usize) -> Change {
         .collect();
     gateways.sort_unstable();
     gateways.dedup();
-    let parents = gateways
-        .iter()
-        .map(|g| {
-            let mut p = fixtures::parent(&format!("g{g}"));
-            p.namespace = Some(INFRA.into());
-            p.section_name =
-                [None, None, Some("web"), Some("alt")][rng.below(4)].map(str::to_owned);
-            p
-        })
-        .collect();
+    let parents = gateways.iter().map(|g| parent_ref(rng, *g)).collect();
     let mut hosts: Vec<&str> = (0..rng.below(3))
         .map(|_| HOSTNAMES[rng.below(HOSTNAMES.len())])
         .collect();
     hosts.sort_unstable();
     hosts.dedup();
     let rules = (0..rng.between(1, 2))
-        .map(|k| {
-            let backends = (0..rng.between(1, 2))
-                .map(|_| {
-                    let port = if rng.percent(80) { 80 } else { 81 };
-                    let mut b = fixtures::backend(&format!("s{}", rng.below(SERVICES)), port);
-                    b.weight = rng.below(3) as u32;
-                    b
-                })
-                .collect();
-            fixtures::prefix_rule(&format!("/r{i}/{k}"), backends)
-        })
+        .map(|k| fixtures::prefix_rule(&format!("/r{i}/{k}"), backend_refs(rng)))
         .collect();
-    let route = Object::HttpRoute(fixtures::route(
-        APP,
-        &format!("r{i}"),
-        parents,
-        &hosts,
-        rules,
-    ));
+    let name = format!("r{i}");
+    let route = Object::HttpRoute(fixtures::route(APP, &name, parents, &hosts, rules));
     if rng.percent(20) {
         Change::Delete(route.id())
     } else {
         Change::Apply(route)
     }
+}
+
+/// A reference to gateway `g{g}`, maybe to one of its listeners.
+fn parent_ref(rng: &mut Rng, g: usize) -> ParentRef {
+    let mut p = fixtures::parent(&format!("g{g}"));
+    p.namespace = Some(INFRA.into());
+    p.section_name = [None, None, Some("web"), Some("alt")][rng.below(4)].map(str::to_owned);
+    p
+}
+
+/// One or two backends, on a port the Service may not have, weights 0 to 2.
+fn backend_refs(rng: &mut Rng) -> Vec<BackendRef> {
+    (0..rng.between(1, 2))
+        .map(|_| {
+            let port = if rng.percent(80) { 80 } else { 81 };
+            let mut b = fixtures::backend(&format!("s{}", rng.below(SERVICES)), port);
+            b.weight = rng.below(3) as u32;
+            b
+        })
+        .collect()
 }
 
 /// Service `s{i}` with port 80 or ports 80 and 81, or deleted.

@@ -19,7 +19,8 @@
 //! endpoint change costs one encode and touches only the gateways holding it.
 //! Status outputs are not xDS and are ignored here.
 //!
-//! Two halves (see each module's contract):
+//! Two halves (see each module's contract); in the diagram, `members` and `holders`
+//! are the bookkeeping's, the other maps the cache's:
 //! - [`cache`]: the encode-once cache, keyed by output identity (encoded
 //!   listeners, virtual host bytes, assembled route tables, API listeners,
 //!   clusters, endpoints). No gateway bookkeeping.
