@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use sluice_pipeline::fixtures::*;
-use sluice_pipeline::ir::Output;
+use sluice_pipeline::ir::{Keyed, StatusOutput, XdsOutput};
 use sluice_pipeline::model::*;
 use sluice_pipeline::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 
@@ -254,6 +254,33 @@ impl ClonePick for Rng {
     }
 }
 
+/// The current records of one output stream, maintained from its deltas.
+struct State<T>(BTreeMap<T, isize>);
+
+impl<T: Keyed + Ord + std::fmt::Debug> State<T> {
+    fn apply(&mut self, updates: Vec<(T, isize)>) {
+        for (out, diff) in updates {
+            *self.0.entry(out).or_default() += diff;
+        }
+        self.0.retain(|_, d| *d != 0);
+    }
+
+    /// The records, after checking each is present once and no two share a key.
+    fn records(&self, at: &str) -> Vec<T> {
+        assert!(
+            self.0.values().all(|d| *d == 1),
+            "{at}: multiplicities {:?}",
+            self.0
+        );
+        let records: Vec<T> = self.0.keys().cloned().collect();
+        let mut keys: Vec<_> = records.iter().map(Keyed::key).collect();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "{at}: two outputs share a key");
+        records
+    }
+}
+
 fn check_sequence(seed: u64, steps: usize, workers: usize) {
     let mut rng = Rng(seed);
     let config = PipelineConfig {
@@ -261,33 +288,26 @@ fn check_sequence(seed: u64, steps: usize, workers: usize) {
         ..Default::default()
     };
     let mut pipeline = Pipeline::new(config).expect("pipeline");
-    let mut state: BTreeMap<Output, isize> = BTreeMap::new();
+    let mut xds = State::<XdsOutput>(BTreeMap::new());
+    let mut status = State::<StatusOutput>(BTreeMap::new());
     for step in 0..steps {
         let batch: Vec<Change> = (0..1 + rng.below(3))
             .map(|_| random_change(&mut rng))
             .collect();
         let delta = pipeline.apply(batch.clone()).expect("apply");
-        for (out, diff) in delta.updates {
-            *state.entry(out).or_default() += diff;
-        }
-        state.retain(|_, d| *d != 0);
-        let incremental: Vec<Output> = state.keys().cloned().collect();
-        assert!(
-            state.values().all(|d| *d == 1),
-            "seed {seed} step {step}: multiplicities {state:?}"
-        );
+        xds.apply(delta.xds);
+        status.apply(delta.status);
+        let at = format!("seed {seed} step {step}");
         let fresh = evaluate(pipeline.objects().cloned(), DEFAULT_CONTROLLER);
         assert_eq!(
-            incremental, fresh,
-            "seed {seed} step {step}: incremental != fresh after {batch:?}"
+            xds.records(&at),
+            fresh.xds,
+            "{at}: incremental xDS != fresh after {batch:?}"
         );
-        let mut keys: Vec<_> = incremental.iter().map(Output::key).collect();
-        let n = keys.len();
-        keys.dedup();
         assert_eq!(
-            keys.len(),
-            n,
-            "seed {seed} step {step}: two outputs share a key"
+            status.records(&at),
+            fresh.status,
+            "{at}: incremental status != fresh after {batch:?}"
         );
     }
 }

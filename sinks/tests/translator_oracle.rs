@@ -20,7 +20,7 @@ use prost::Message;
 use prost::bytes::Bytes;
 use sluice_pipeline::fixtures;
 use sluice_pipeline::ir::{
-    Action, ClusterIr, Delta, EndpointsIr, ListenerIr, Output, OutputKey, RouteIr, VirtualHostIr,
+    Action, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr, VirtualHostIr, XdsKey, XdsOutput,
     WeightedBackend,
 };
 use sluice_pipeline::model::{
@@ -189,7 +189,7 @@ struct Oracle {
     pipeline: Pipeline,
     translator: Translator,
     /// The pipeline's outputs so far, accumulated from its deltas.
-    outputs: BTreeSet<Output>,
+    outputs: BTreeSet<XdsOutput>,
     previous: View,
     reached: Reached,
 }
@@ -228,8 +228,8 @@ impl Oracle {
 
     /// The from-scratch outputs of the current objects; first checks that the
     /// incremental pipeline agrees, so that a failure here names the pipeline.
-    fn fresh_outputs(&mut self, delta: &Delta, at: &str) -> Vec<Output> {
-        for (output, diff) in &delta.updates {
+    fn fresh_outputs(&mut self, delta: &Delta, at: &str) -> Vec<XdsOutput> {
+        for (output, diff) in &delta.xds {
             if *diff > 0 {
                 self.outputs.insert(output.clone());
             } else {
@@ -237,8 +237,8 @@ impl Oracle {
             }
         }
         let objects = self.pipeline.objects().cloned();
-        let fresh = evaluate(objects, DEFAULT_CONTROLLER);
-        let incremental: Vec<Output> = self.outputs.iter().cloned().collect();
+        let fresh = evaluate(objects, DEFAULT_CONTROLLER).xds;
+        let incremental: Vec<XdsOutput> = self.outputs.iter().cloned().collect();
         assert!(
             incremental == fresh,
             "{at}: the pipeline (not the translator) diverged"
@@ -248,12 +248,16 @@ impl Oracle {
 }
 
 /// The one place a test builds a `Delta`.
-fn delta(time: u64, updates: Vec<(Output, isize)>) -> Delta {
-    Delta { time, updates }
+fn delta(time: u64, updates: Vec<(XdsOutput, isize)>) -> Delta {
+    Delta {
+        time,
+        xds: updates,
+        status: vec![],
+    }
 }
 
 /// A fresh translator fed `outputs` as one delta.
-fn translate_once(outputs: Vec<Output>, time: u64) -> Translator {
+fn translate_once(outputs: Vec<XdsOutput>, time: u64) -> Translator {
     let updates = outputs.into_iter().map(|o| (o, 1)).collect();
     let mut translator = Translator::new(EncodeConfig::default());
     translator
@@ -653,26 +657,26 @@ fn route_ir(i: usize, clusters: &[usize]) -> RouteIr {
 
 /// One random output of a small universe: few gateways, ports, hostnames and
 /// clusters, so that keys collide often.
-fn random_output(rng: &mut Rng) -> Output {
+fn random_output(rng: &mut Rng) -> XdsOutput {
     let gateway = ObjectKey::new(INFRA, format!("g{}", rng.below(2)));
     let port = [80, 8080][rng.below(2)];
     let cluster = format!("c{}", rng.below(CLUSTERS));
     match rng.below(5) {
-        0 => Output::Listener(ListenerIr { gateway, port }),
+        0 => XdsOutput::Listener(ListenerIr { gateway, port }),
         1 => {
             let routes = (0..rng.below(3))
                 .map(|i| route_ir(i, &[rng.below(CLUSTERS)]))
                 .collect();
             let hostname = HOSTNAMES[rng.below(HOSTNAMES.len())].to_owned();
-            Output::VirtualHost(VirtualHostIr {
+            XdsOutput::VirtualHost(VirtualHostIr {
                 gateway,
                 port,
                 hostname,
                 routes,
             })
         }
-        2 => Output::GatewayCluster { gateway, cluster },
-        3 => Output::Cluster(ClusterIr {
+        2 => XdsOutput::GatewayCluster { gateway, cluster },
+        3 => XdsOutput::Cluster(ClusterIr {
             name: cluster.clone(),
             service: ObjectKey::new(APP, cluster),
             port: 80,
@@ -681,14 +685,14 @@ fn random_output(rng: &mut Rng) -> Output {
         _ => {
             let addrs = ADDRESSES.iter().filter(|_| rng.percent(50));
             let endpoints = addrs.map(|a| ((*a).to_owned(), 8080)).collect();
-            Output::Endpoints(EndpointsIr { cluster, endpoints })
+            XdsOutput::Endpoints(EndpointsIr { cluster, endpoints })
         }
     }
 }
 
 /// One logical time: a few keys set to a random output or removed; returns the
 /// consolidated updates (a key set to what it held already changes nothing).
-fn random_updates(rng: &mut Rng, state: &mut BTreeMap<OutputKey, Output>) -> Vec<(Output, isize)> {
+fn random_updates(rng: &mut Rng, state: &mut BTreeMap<XdsKey, XdsOutput>) -> Vec<(XdsOutput, isize)> {
     let mut updates = vec![];
     for _ in 0..rng.between(1, 5) {
         let output = random_output(rng);
@@ -708,8 +712,8 @@ fn random_updates(rng: &mut Rng, state: &mut BTreeMap<OutputKey, Output>) -> Vec
 }
 
 /// Sums the updates per record and drops those that cancel out.
-fn consolidate(updates: Vec<(Output, isize)>) -> Vec<(Output, isize)> {
-    let mut sums: BTreeMap<Output, isize> = BTreeMap::new();
+fn consolidate(updates: Vec<(XdsOutput, isize)>) -> Vec<(XdsOutput, isize)> {
+    let mut sums: BTreeMap<XdsOutput, isize> = BTreeMap::new();
     for (output, diff) in updates {
         *sums.entry(output).or_default() += diff;
     }

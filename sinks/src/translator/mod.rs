@@ -42,7 +42,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use sluice_pipeline::ir::{Delta, KeyedChange, Output};
+use sluice_pipeline::ir::{Delta, KeyedChange, XdsOutput};
 use sluice_pipeline::model::ObjectKey;
 
 use crate::Result;
@@ -90,7 +90,7 @@ impl Translator {
     /// whose last resource went away is returned once with an empty set.
     pub fn apply(&mut self, delta: &Delta) -> Result<BTreeMap<ObjectKey, Arc<GatewayResources>>> {
         let mut dirty = Dirty::default();
-        for (_, change) in delta.keyed() {
+        for (_, change) in delta.xds_keyed() {
             match change {
                 KeyedChange::Added(new) | KeyedChange::Changed { new, .. } => {
                     self.upsert(&new, &mut dirty);
@@ -118,53 +118,51 @@ impl Translator {
         self.cache.encoded()
     }
 
-    fn upsert(&mut self, output: &Output, dirty: &mut Dirty) {
+    fn upsert(&mut self, output: \&XdsOutput, dirty: &mut Dirty) {
         match output {
-            Output::Listener(l) => {
+            XdsOutput::Listener(l) => {
                 dirty.tables.insert(self.cache.put_listener(l));
             }
-            Output::VirtualHost(v) => {
+            XdsOutput::VirtualHost(v) => {
                 dirty.tables.insert(self.cache.put_virtual_host(v));
                 dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
             }
-            Output::GatewayCluster { gateway, cluster } => {
+            XdsOutput::GatewayCluster { gateway, cluster } => {
                 self.gateways.join(gateway, cluster);
                 dirty.members.insert((gateway.clone(), cluster.clone()));
             }
-            Output::Cluster(c) => {
+            XdsOutput::Cluster(c) => {
                 self.cache.put_cluster(c);
                 dirty.clusters.insert(c.name.clone());
             }
-            Output::Endpoints(e) => {
+            XdsOutput::Endpoints(e) => {
                 self.cache.put_endpoints(e);
                 dirty.clusters.insert(e.cluster.clone());
             }
-            Output::GatewayStatus(_) | Output::RouteStatus(_) => {}
         }
     }
 
-    fn remove(&mut self, output: &Output, dirty: &mut Dirty) {
+    fn remove(&mut self, output: \&XdsOutput, dirty: &mut Dirty) {
         match output {
-            Output::Listener(l) => {
+            XdsOutput::Listener(l) => {
                 dirty.tables.insert(self.cache.remove_listener(l));
             }
-            Output::VirtualHost(v) => {
+            XdsOutput::VirtualHost(v) => {
                 dirty.tables.insert(self.cache.remove_virtual_host(v));
                 dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
             }
-            Output::GatewayCluster { gateway, cluster } => {
+            XdsOutput::GatewayCluster { gateway, cluster } => {
                 self.gateways.leave(gateway, cluster);
                 dirty.members.insert((gateway.clone(), cluster.clone()));
             }
-            Output::Cluster(c) => {
+            XdsOutput::Cluster(c) => {
                 self.cache.remove_cluster(&c.name);
                 dirty.clusters.insert(c.name.clone());
             }
-            Output::Endpoints(e) => {
+            XdsOutput::Endpoints(e) => {
                 self.cache.remove_endpoints(&e.cluster);
                 dirty.clusters.insert(e.cluster.clone());
             }
-            Output::GatewayStatus(_) | Output::RouteStatus(_) => {}
         }
     }
 

@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
 use sluice_pipeline::ir::{
-    Action, ClusterIr, EndpointsIr, GatewayStatus, ListenerIr, RouteIr, VirtualHostIr,
+    Action, ClusterIr, EndpointsIr, GatewayStatus, ListenerIr, RouteIr, StatusOutput, VirtualHostIr,
 };
 use sluice_pipeline::model::{HeaderModifier, PathMatch, RouteMatch, Timeouts};
 
@@ -25,18 +25,18 @@ fn gw(name: &str) -> ObjectKey {
     ObjectKey::new("infra", name)
 }
 
-fn listener(g: &str, port: u16) -> Output {
-    Output::Listener(ListenerIr {
+fn listener(g: &str, port: u16) -> XdsOutput {
+    XdsOutput::Listener(ListenerIr {
         gateway: gw(g),
         port,
     })
 }
 
-fn vhost(g: &str, hostname: &str, clusters: &[&str]) -> Output {
+fn vhost(g: &str, hostname: &str, clusters: &[&str]) -> XdsOutput {
     vhost_on(g, 80, hostname, clusters)
 }
 
-fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> Output {
+fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> XdsOutput {
     let routes = clusters
         .iter()
         .map(|c| RouteIr {
@@ -59,7 +59,7 @@ fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> Output {
             timeouts: Timeouts::default(),
         })
         .collect();
-    Output::VirtualHost(VirtualHostIr {
+    XdsOutput::VirtualHost(VirtualHostIr {
         gateway: gw(g),
         port,
         hostname: hostname.to_owned(),
@@ -67,15 +67,15 @@ fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> Output {
     })
 }
 
-fn member(g: &str, cluster: &str) -> Output {
-    Output::GatewayCluster {
+fn member(g: &str, cluster: &str) -> XdsOutput {
+    XdsOutput::GatewayCluster {
         gateway: gw(g),
         cluster: cluster.to_owned(),
     }
 }
 
-fn cluster(name: &str) -> Output {
-    Output::Cluster(ClusterIr {
+fn cluster(name: &str) -> XdsOutput {
+    XdsOutput::Cluster(ClusterIr {
         name: name.to_owned(),
         service: ObjectKey::new("ns", name),
         port: 80,
@@ -83,20 +83,24 @@ fn cluster(name: &str) -> Output {
     })
 }
 
-fn endpoints(cluster: &str, ips: &[&str]) -> Output {
-    Output::Endpoints(EndpointsIr {
+fn endpoints(cluster: &str, ips: &[&str]) -> XdsOutput {
+    XdsOutput::Endpoints(EndpointsIr {
         cluster: cluster.to_owned(),
         endpoints: ips.iter().map(|ip| ((*ip).to_owned(), 8080)).collect(),
     })
 }
 
-fn delta(time: u64, added: Vec<Output>, removed: Vec<Output>) -> Delta {
+fn delta(time: u64, added: Vec<XdsOutput>, removed: Vec<XdsOutput>) -> Delta {
     let updates = added
         .into_iter()
         .map(|o| (o, 1))
         .chain(removed.into_iter().map(|o| (o, -1)))
         .collect();
-    Delta { time, updates }
+    Delta {
+        time,
+        xds: updates,
+        status: vec![],
+    }
 }
 
 /// g1 holds c1 and c2, g2 holds c2; both clusters have endpoints.
@@ -234,7 +238,7 @@ fn vhost_change_reencodes_one_vhost_and_the_table_matches_a_fresh_encoding() {
             .iter()
             .zip([&["c1", "c2"][..], &["c1"][..]])
             .map(|(h, cs)| match vhost("g1", h, cs) {
-                Output::VirtualHost(v) => encode::route::virtual_host(&v),
+                XdsOutput::VirtualHost(v) => encode::route::virtual_host(&v),
                 _ => unreachable!(),
             })
             .collect(),
@@ -360,17 +364,17 @@ fn gateway_losing_everything_is_published_empty_once() {
 #[test]
 fn status_and_no_op_deltas_publish_nothing() {
     let (mut t, _) = two_gateways();
-    let status = Output::GatewayStatus(GatewayStatus {
+    let status = StatusOutput::Gateway(GatewayStatus {
         gateway: gw("g1"),
         generation: 1,
         conditions: vec![],
         listeners: vec![],
     });
-    assert!(
-        t.apply(&delta(2, vec![status], vec![]))
-            .expect("applies")
-            .is_empty()
-    );
+    let status_only = Delta {
+        status: vec![(status, 1)],
+        ..delta(2, vec![], vec![])
+    };
+    assert!(t.apply(&status_only).expect("applies").is_empty());
     // Re-adding an identical cluster encodes it but changes no gateway's set.
     let same = delta(3, vec![cluster("c1")], vec![]);
     assert!(t.apply(&same).expect("applies").is_empty());
