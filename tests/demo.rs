@@ -107,14 +107,22 @@ fn each_backend_names_itself_on_every_request_of_a_kept_alive_connection() {
         let mut reader = BufReader::new(stream);
         // A request with a body, then one without, on the same connection.
         let requests = [
-            ("POST", "/echo/a", "POST /echo/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello"),
+            (
+                "POST",
+                "/echo/a",
+                "POST /echo/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello",
+            ),
             ("GET", "/echo", "GET /echo HTTP/1.1\r\nhost: x\r\n\r\n"),
         ];
         for (method, path, request) in requests {
             writer.write_all(request.as_bytes()).expect("send");
             let answer = read_answer(&mut reader);
             assert_eq!(answer.status, "HTTP/1.1 200 OK", "{answer:?}");
-            assert_eq!(answer.header("x-backend"), Some(name.as_str()), "{answer:?}");
+            assert_eq!(
+                answer.header("x-backend"),
+                Some(name.as_str()),
+                "{answer:?}"
+            );
             assert_eq!(answer.body, format!("{name} answered {method} {path}\n"));
             assert_ne!(answer.header("connection"), Some("close"), "{answer:?}");
         }

@@ -81,7 +81,9 @@ fn finds_the_locked_version_in_the_registry_and_depends_on_the_lockfile() {
     let tmp = TempDir::new();
     let inputs = layout(&tmp.0, LOCK, "0.7.7");
     // Another version next to it must not be picked.
-    let other = tmp.0.join("cargo/registry/src/other-index/envoy-types-0.7.6/proto");
+    let other = tmp
+        .0
+        .join("cargo/registry/src/other-index/envoy-types-0.7.6/proto");
     std::fs::create_dir_all(other.join("data-plane-api/envoy")).expect("mkdir");
     let (dir, depends_on) = locate::proto_dir(&inputs).expect("found");
     assert_eq!(
@@ -111,7 +113,9 @@ fn an_empty_cargo_home_names_the_registry_pattern() {
     let mut inputs = layout(&tmp.0, LOCK, "0.7.7");
     inputs.cargo_home = Some(tmp.0.join("empty-home"));
     let err = locate::proto_dir(&inputs).expect_err("nothing unpacked");
-    let pattern = tmp.0.join("empty-home/registry/src/*/envoy-types-0.7.7/proto");
+    let pattern = tmp
+        .0
+        .join("empty-home/registry/src/*/envoy-types-0.7.7/proto");
     assert!(err.contains(&pattern.display().to_string()), "{err}");
 }
 
@@ -122,11 +126,17 @@ fn the_override_wins_and_is_checked() {
     let vendored = tmp.0.join("vendor/envoy-types/proto");
     std::fs::create_dir_all(vendored.join("data-plane-api/envoy")).expect("mkdir");
     inputs.override_dir = Some(vendored.clone());
-    assert_eq!(locate::proto_dir(&inputs).expect("override"), (vendored, vec![]));
+    assert_eq!(
+        locate::proto_dir(&inputs).expect("override"),
+        (vendored, vec![])
+    );
 
     inputs.override_dir = Some(tmp.0.join("vendor"));
     let err = locate::proto_dir(&inputs).expect_err("not a proto dir");
-    assert!(err.contains(OVERRIDE_ENV) && err.contains("data-plane-api/envoy"), "{err}");
+    assert!(
+        err.contains(OVERRIDE_ENV) && err.contains("data-plane-api/envoy"),
+        "{err}"
+    );
 }
 
 #[test]
