@@ -1,8 +1,10 @@
 //! Compiles the `.proto` files that envoy-types ships into a `FileDescriptorSet`
 //! (`$OUT_DIR/envoy.bin`), so `json.rs` can print any xDS message as proto3 JSON.
 //!
-//! The directory is found through `cargo metadata --offline` (envoy-types'
-//! `manifest_path` + `proto/`): no protoc and no network needed. Every
+//! The directory is `$SLUICE_ENVOY_PROTO_DIR`, or the registry source directory of
+//! the envoy-types version locked in `Cargo.lock` (`build/locate.rs`; not `cargo
+//! metadata`, which resolves dev-dependencies too and fails offline on a machine that
+//! never downloaded them): no protoc and no network needed. Every
 //! `envoy/**/*.proto` is compiled, each root file with its own `protox::Compiler`
 //! (sharing one compiler resolves some relative type names differently from
 //! protoc), and the resulting files are merged by name. All of `envoy/**` is needed
@@ -10,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use prost::Message;
 use prost_reflect::prost_types::{FileDescriptorProto, FileDescriptorSet};
@@ -30,10 +31,22 @@ const INCLUDES: [&str; 8] = [
     "ratelimit/api",
 ];
 
+#[path = "build/locate.rs"]
+mod locate;
+
 type BoxError = Box<dyn std::error::Error>;
 
-fn main() -> Result<(), BoxError> {
+fn main() {
+    if let Err(e) = run() {
+        // Display, not the Debug of `main() -> Result`: the message has paths and fixes.
+        eprintln!("error: sluice-sinks build script: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), BoxError> {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/locate.rs");
     let proto = envoy_types_proto_dir()?;
     let includes: Vec<PathBuf> = INCLUDES.iter().map(|i| proto.join(i)).collect();
     let api = proto.join("data-plane-api");
@@ -102,47 +115,28 @@ impl FileResolver for PatchingResolver {
     }
 }
 
-/// `<envoy-types package dir>/proto`, from `cargo metadata`.
+/// `<envoy-types package dir>/proto`: see `build/locate.rs` for where it looks.
 fn envoy_types_proto_dir() -> Result<PathBuf, BoxError> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
-    // Filtering to the host platform keeps cargo from wanting (offline) manifests of
-    // other platforms' dependencies that were never downloaded.
-    let host = std::env::var("HOST")?;
-    let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--offline",
-            "--format-version",
-            "1",
-            "--filter-platform",
-            &host,
-        ])
-        .current_dir(&manifest_dir)
-        .output()?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
+    println!("cargo:rerun-if-env-changed={}", locate::OVERRIDE_ENV);
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
+    let inputs = locate::Inputs {
+        override_dir: std::env::var_os(locate::OVERRIDE_ENV).map(PathBuf::from),
+        manifest_dir: PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?),
+        cargo_home: locate::cargo_home(
+            std::env::var_os("CARGO_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        ),
+    };
+    let (dir, depends_on) = locate::proto_dir(&inputs)?;
+    for file in depends_on {
+        println!("cargo:rerun-if-changed={}", file.display());
     }
-    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let manifest = meta["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == "envoy-types")
-        .and_then(|p| p["manifest_path"].as_str())
-        .ok_or("envoy-types not found in cargo metadata")?;
-    let dir = Path::new(manifest)
-        .parent()
-        .ok_or("manifest_path has no parent")?;
-    Ok(dir.join("proto"))
+    Ok(dir)
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BoxError> {
-    for entry in std::fs::read_dir(dir)? {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
         let path = entry?.path();
         if path.is_dir() {
             collect_protos(&path, out)?;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod demo;
 mod serve;
 mod translate;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Generate a synthetic cluster, load and churn it, and report per-change latency,
     /// xDS volume and memory (or write it as manifests, or plot reports).
     Scale(sluice_scale::ScaleArgs),
+    /// Start the HTTP backends `examples/basic` routes to (echo-v1 on 127.0.0.1:9001,
+    /// echo-v2 on 127.0.0.1:9002); each answers every request with its name.
+    DemoBackends(demo::DemoArgs),
 }
 
 /// Settings shared by every command that runs the pipeline.
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::Translate(args) => translate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Scale(args) => sluice_scale::run(args),
+        Command::DemoBackends(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,
