@@ -118,7 +118,7 @@ impl Translator {
         self.cache.encoded()
     }
 
-    fn upsert(&mut self, output: \&XdsOutput, dirty: &mut Dirty) {
+    fn upsert(&mut self, output: &XdsOutput, dirty: &mut Dirty) {
         match output {
             XdsOutput::Listener(l) => {
                 dirty.tables.insert(self.cache.put_listener(l));
@@ -142,7 +142,7 @@ impl Translator {
         }
     }
 
-    fn remove(&mut self, output: \&XdsOutput, dirty: &mut Dirty) {
+    fn remove(&mut self, output: &XdsOutput, dirty: &mut Dirty) {
         match output {
             XdsOutput::Listener(l) => {
                 dirty.tables.insert(self.cache.remove_listener(l));
