@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use prost::Message;
-use sluice_pipeline::ir::{Output, VirtualHostIr};
+use sluice_pipeline::ir::{VirtualHostIr, XdsOutput};
 use sluice_pipeline::model::{Change, Object};
 use sluice_pipeline::precedence::Precedence;
 use sluice_pipeline::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
@@ -63,9 +63,10 @@ fn selector_flip(c: &mut Criterion) {
 /// The largest virtual host of the `small` cluster, from a full translation.
 fn largest_vhost(objects: Vec<Object>) -> (VirtualHostIr, Vec<VirtualHostIr>) {
     let mut vhosts: Vec<VirtualHostIr> = evaluate(objects, DEFAULT_CONTROLLER)
+        .xds
         .into_iter()
         .filter_map(|o| match o {
-            Output::VirtualHost(v) => Some(v),
+            XdsOutput::VirtualHost(v) => Some(v),
             _ => None,
         })
         .collect();

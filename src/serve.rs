@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_pipeline::Pipeline;
-use sluice_pipeline::ir::{Delta, Output};
+use sluice_pipeline::ir::StatusOutput;
 use sluice_pipeline::model::ObjectKey;
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::XdsHub;
@@ -44,9 +44,13 @@ struct Loop {
     pipeline: Pipeline,
     translator: Translator,
     hub: Arc<XdsHub>,
-    /// Status-only deltas, to the status writer thread.
-    status: Option<mpsc::Sender<Delta>>,
+    /// The status stream of each time that changed status, to the status writer
+    /// thread.
+    status: Option<mpsc::Sender<StatusBatch>>,
 }
+
+/// One logical time's status stream.
+type StatusBatch = (u64, Vec<(StatusOutput, isize)>);
 
 /// Keeps the status board and rewrites the status file, off the translation thread:
 /// rendering every status is O(objects), so bursts are coalesced into one write.
@@ -138,26 +142,18 @@ impl Loop {
             self.hub.publish(gateway, resources.clone());
         }
         let encoded = started.elapsed();
-        if let Some(status) = &self.status {
-            let updates: Vec<_> = delta
-                .updates
-                .iter()
-                .filter(|(o, _)| matches!(o, Output::GatewayStatus(_) | Output::RouteStatus(_)))
-                .cloned()
-                .collect();
-            if !updates.is_empty() {
-                status
-                    .send(Delta {
-                        time: delta.time,
-                        updates,
-                    })
-                    .map_err(|_| anyhow::anyhow!("the status writer stopped"))?;
-            }
+        let outputs = delta.len();
+        if let Some(status) = &self.status
+            && !delta.status.is_empty()
+        {
+            status
+                .send((delta.time, delta.status))
+                .map_err(|_| anyhow::anyhow!("the status writer stopped"))?;
         }
         tracing::info!(
             time = delta.time,
             changes = n,
-            outputs = delta.updates.len(),
+            outputs,
             gateways = published.len(),
             pipeline_us = translated.as_micros() as u64,
             published_us = encoded.as_micros() as u64,
@@ -191,15 +187,15 @@ impl Loop {
 }
 
 impl StatusWriter {
-    fn spawn(mut self) -> anyhow::Result<mpsc::Sender<Delta>> {
-        let (tx, rx) = mpsc::channel::<Delta>();
+    fn spawn(mut self) -> anyhow::Result<mpsc::Sender<StatusBatch>> {
+        let (tx, rx) = mpsc::channel::<StatusBatch>();
         std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    self.board.apply(&first);
-                    while let Ok(more) = rx.try_recv() {
-                        self.board.apply(&more);
+                while let Ok((time, status)) = rx.recv() {
+                    self.board.apply(time, &status);
+                    while let Ok((time, status)) = rx.try_recv() {
+                        self.board.apply(time, &status);
                     }
                     if let Err(e) = self.write() {
                         tracing::error!("writing the status file: {e:#}");

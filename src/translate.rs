@@ -44,12 +44,12 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
     let mut translator = Translator::new(EncodeConfig::default());
     translator.apply(&delta)?;
     tracing::debug!(
-        outputs = delta.updates.len(),
+        outputs = delta.len(),
         ms = ms(started),
         "translated and encoded"
     );
     let mut board = StatusBoard::default();
-    board.apply(&delta);
+    board.apply(delta.time, &delta.status);
     let doc = document(&translator, &board, &controller)?;
     tracing::debug!(ms = ms(started), "rendered");
     let text = match output {

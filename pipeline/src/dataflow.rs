@@ -16,7 +16,10 @@ use differential_dataflow::VecCollection;
 use crate::attach::{Attachment, attach_routes};
 use crate::backends::resolve_routes;
 use crate::gateway::{ListenerView, gateway_status, listener_views};
-use crate::ir::{EndpointsIr, ListenerIr, Output, RouteParentStatus, VirtualHostIr, cluster_name};
+use crate::ir::{
+    EndpointsIr, ListenerIr, RouteParentStatus, StatusOutput, VirtualHostIr, XdsOutput,
+    cluster_name,
+};
 use crate::model::{Gateway, Object, ObjectKey};
 use crate::select::select_namespaces;
 
@@ -32,8 +35,22 @@ macro_rules! kind {
     };
 }
 
+/// The dataflow's two output streams.
+pub struct Translation<'s> {
+    /// Listeners, virtual hosts, gateway-cluster membership, clusters, endpoints.
+    pub xds: Col<'s, XdsOutput>,
+    /// Gateway statuses and route parent statuses.
+    pub status: Col<'s, StatusOutput>,
+}
+
+impl std::fmt::Debug for Translation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translation").finish_non_exhaustive()
+    }
+}
+
 /// Build the whole translation over the input objects.
-pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Col<'s, Output> {
+pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Translation<'s> {
     let classes = kind!(objects, GatewayClass);
     let gateways = kind!(objects, Gateway);
     let routes = kind!(objects, HttpRoute);
@@ -81,16 +98,19 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Col<'s, Ou
         })
         .distinct();
 
-    listeners
-        .map(Output::Listener)
-        .concat(vhosts.map(Output::VirtualHost))
+    let xds = listeners
+        .map(XdsOutput::Listener)
+        .concat(vhosts.map(XdsOutput::VirtualHost))
         .concat(
-            gateway_clusters.map(|(gateway, cluster)| Output::GatewayCluster { gateway, cluster }),
+            gateway_clusters
+                .map(|(gateway, cluster)| XdsOutput::GatewayCluster { gateway, cluster }),
         )
-        .concat(clusters.map(Output::Cluster))
-        .concat(endpoints.map(Output::Endpoints))
-        .concat(gateway_status.map(Output::GatewayStatus))
-        .concat(route_status.map(Output::RouteStatus))
+        .concat(clusters.map(XdsOutput::Cluster))
+        .concat(endpoints.map(XdsOutput::Endpoints));
+    let status = gateway_status
+        .map(StatusOutput::Gateway)
+        .concat(route_status.map(StatusOutput::Route));
+    Translation { xds, status }
 }
 
 /// Virtual hosts: attached route entries grouped by (gateway, port, hostname) and

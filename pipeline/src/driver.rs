@@ -19,8 +19,8 @@ use timely::WorkerConfig;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use crate::dataflow::translate;
-use crate::ir::{Delta, Output};
+use crate::dataflow::{Translation, translate};
+use crate::ir::{Delta, Outputs, StatusOutput, XdsOutput};
 use crate::model::{Change, Object, ObjectId};
 use crate::{Error, Result};
 
@@ -49,9 +49,16 @@ enum Command {
     },
 }
 
+/// One worker's share of one time's output changes, per stream.
+#[derive(Default)]
+struct Captured {
+    xds: Vec<(XdsOutput, isize)>,
+    status: Vec<(StatusOutput, isize)>,
+}
+
 struct WorkerReport {
     time: u64,
-    updates: Vec<(Output, isize)>,
+    captured: Captured,
 }
 
 /// A running translation pipeline.
@@ -159,7 +166,10 @@ impl Pipeline {
             })
             .map_err(|_| Error::WorkerGone)?;
         }
-        let mut out = vec![];
+        let mut delta = Delta {
+            time,
+            ..Delta::default()
+        };
         for _ in 0..self.commands.len() {
             let report = self
                 .reports
@@ -167,10 +177,12 @@ impl Pipeline {
                 .map_err(|_| Error::WorkerGone)?
                 .map_err(Error::Worker)?;
             debug_assert_eq!(report.time, time);
-            out.extend(report.updates);
+            delta.xds.extend(report.captured.xds);
+            delta.status.extend(report.captured.status);
         }
-        consolidate(&mut out);
-        Ok(Delta { time, updates: out })
+        consolidate(&mut delta.xds);
+        consolidate(&mut delta.status);
+        Ok(delta)
     }
 }
 
@@ -184,26 +196,33 @@ impl Drop for Pipeline {
 }
 
 /// The translation dataflow on one worker: its input, and the output updates of
-/// each time, captured for the caller.
+/// each time, captured per stream for the caller.
 struct Dataflow {
     input: InputSession<u64, Object, isize>,
     probe: ProbeHandle<u64>,
-    captured: Rc<RefCell<Vec<(Output, isize)>>>,
+    captured: Rc<RefCell<Captured>>,
 }
 
 impl Dataflow {
     fn build(worker: &mut Worker, controller: String) -> Self {
-        let captured: Rc<RefCell<Vec<(Output, isize)>>> = Rc::default();
-        let sink = captured.clone();
-        let (input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let captured: Rc<RefCell<Captured>> = Rc::default();
+        let (xds_sink, status_sink) = (captured.clone(), captured.clone());
+        let probe = ProbeHandle::new();
+        let input = worker.dataflow::<u64, _, _>(|scope| {
             let (input, objects) = scope.new_collection::<Object, isize>();
-            let (probe, _) = translate(objects, controller)
+            let Translation { xds, status } = translate(objects, controller);
+            xds.inspect_batch(move |_time, batch| {
+                let xds = &mut xds_sink.borrow_mut().xds;
+                xds.extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
+            })
+            .probe_with(&probe);
+            status
                 .inspect_batch(move |_time, batch| {
-                    sink.borrow_mut()
-                        .extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
+                    let status = &mut status_sink.borrow_mut().status;
+                    status.extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
                 })
-                .probe();
-            (input, probe)
+                .probe_with(&probe);
+            input
         });
         Self {
             input,
@@ -213,12 +232,7 @@ impl Dataflow {
     }
 
     /// Feed one time's updates and step until the outputs for it are complete.
-    fn step(
-        &mut self,
-        worker: &mut Worker,
-        time: u64,
-        updates: Vec<(Object, isize)>,
-    ) -> Vec<(Output, isize)> {
+    fn step(&mut self, worker: &mut Worker, time: u64, updates: Vec<(Object, isize)>) -> Captured {
         for (obj, diff) in updates {
             self.input.update(obj, diff);
         }
@@ -239,26 +253,36 @@ fn run_worker(
 ) {
     let mut dataflow = Dataflow::build(worker, controller);
     while let Ok(Command::Step { time, updates }) = commands.recv() {
-        let updates = dataflow.step(worker, time, updates);
-        if reports.send(Ok(WorkerReport { time, updates })).is_err() {
+        let captured = dataflow.step(worker, time, updates);
+        if reports.send(Ok(WorkerReport { time, captured })).is_err() {
             return;
         }
     }
 }
 
 /// Translate `objects` from scratch in a fresh dataflow on the calling thread: the
-/// full-recompute reference for tests and baselines. Returns the outputs, sorted.
-pub fn evaluate(objects: impl IntoIterator<Item = Object>, controller: &str) -> Vec<Output> {
+/// full-recompute reference for tests and baselines. Returns both output streams,
+/// each sorted.
+pub fn evaluate(objects: impl IntoIterator<Item = Object>, controller: &str) -> Outputs {
     let objects: Vec<Object> = objects.into_iter().collect();
     let controller = controller.to_string();
     timely::execute_directly(move |worker| {
         let mut dataflow = Dataflow::build(worker, controller);
         let updates = objects.into_iter().map(|o| (o, 1)).collect();
-        let mut out = dataflow.step(worker, 0, updates);
-        consolidate(&mut out);
-        out.into_iter()
-            .filter(|(_, d)| *d > 0)
-            .map(|(o, _)| o)
-            .collect()
+        let Captured { xds, status } = dataflow.step(worker, 0, updates);
+        Outputs {
+            xds: present(xds),
+            status: present(status),
+        }
     })
+}
+
+/// The records of consolidated updates from an empty state, sorted.
+fn present<T: Ord>(mut updates: Vec<(T, isize)>) -> Vec<T> {
+    consolidate(&mut updates);
+    updates
+        .into_iter()
+        .filter(|(_, d)| *d > 0)
+        .map(|(o, _)| o)
+        .collect()
 }

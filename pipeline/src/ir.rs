@@ -1,9 +1,13 @@
 //! Output records: the pipeline's internal, indexed form of what a gateway serves.
 //!
 //! These are not xDS: the sink crate turns them into Envoy resources. They are ours
-//! to change (no user ever writes them). Every record has a key ([`Output::key`]);
-//! a [`Delta`] lists, for one logical time, the records that were added and removed,
-//! so a sink can derive per-key added / changed / removed.
+//! to change (no user ever writes them). They leave the dataflow as two streams:
+//! [`XdsOutput`] records for the translator and [`StatusOutput`] records for the
+//! status board. Every record has a key ([`Keyed::key`]); a [`Delta`] lists, for one
+//! logical time and per stream, the records that were added and removed, so a sink
+//! can derive per-key added / changed / removed ([`keyed`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -152,9 +156,9 @@ pub struct RouteParentStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// Every record the pipeline outputs.
+/// An xDS-shaped record: what the translator turns into Envoy resources.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Output {
+pub enum XdsOutput {
     Listener(ListenerIr),
     VirtualHost(VirtualHostIr),
     /// The gateway's proxies need this cluster (and its endpoints).
@@ -164,83 +168,149 @@ pub enum Output {
     },
     Cluster(ClusterIr),
     Endpoints(EndpointsIr),
-    GatewayStatus(GatewayStatus),
-    RouteStatus(RouteParentStatus),
 }
 
-/// The identity of an output record: at most one record per key at any time.
+/// The identity of an xDS record: at most one record per key at any time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum OutputKey {
+pub enum XdsKey {
     Listener(ObjectKey, u16),
     VirtualHost(ObjectKey, u16, String),
     GatewayCluster(ObjectKey, String),
     Cluster(String),
     Endpoints(String),
-    GatewayStatus(ObjectKey),
-    RouteStatus(ObjectKey, usize),
 }
 
-impl Output {
-    pub fn key(&self) -> OutputKey {
+/// A status record: what the status board renders as Gateway API `status`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum StatusOutput {
+    Gateway(GatewayStatus),
+    /// One route's status for one of its parentRefs.
+    Route(RouteParentStatus),
+}
+
+/// The identity of a status record: a Gateway, or a route's parentRef by index.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum StatusKey {
+    Gateway(ObjectKey),
+    Route(ObjectKey, usize),
+}
+
+/// An output record with an identity: at most one record per key at any time.
+pub trait Keyed: Clone {
+    type Key: Ord + Clone + std::fmt::Debug;
+    fn key(&self) -> Self::Key;
+}
+
+impl Keyed for XdsOutput {
+    type Key = XdsKey;
+    fn key(&self) -> XdsKey {
         match self {
-            Output::Listener(l) => OutputKey::Listener(l.gateway.clone(), l.port),
-            Output::VirtualHost(v) => {
-                OutputKey::VirtualHost(v.gateway.clone(), v.port, v.hostname.clone())
+            XdsOutput::Listener(l) => XdsKey::Listener(l.gateway.clone(), l.port),
+            XdsOutput::VirtualHost(v) => {
+                XdsKey::VirtualHost(v.gateway.clone(), v.port, v.hostname.clone())
             }
-            Output::GatewayCluster { gateway, cluster } => {
-                OutputKey::GatewayCluster(gateway.clone(), cluster.clone())
+            XdsOutput::GatewayCluster { gateway, cluster } => {
+                XdsKey::GatewayCluster(gateway.clone(), cluster.clone())
             }
-            Output::Cluster(c) => OutputKey::Cluster(c.name.clone()),
-            Output::Endpoints(e) => OutputKey::Endpoints(e.cluster.clone()),
-            Output::GatewayStatus(s) => OutputKey::GatewayStatus(s.gateway.clone()),
-            Output::RouteStatus(s) => OutputKey::RouteStatus(s.route.clone(), s.index),
+            XdsOutput::Cluster(c) => XdsKey::Cluster(c.name.clone()),
+            XdsOutput::Endpoints(e) => XdsKey::Endpoints(e.cluster.clone()),
         }
     }
 }
 
-/// The net change of the outputs at one logical time.
+impl Keyed for StatusOutput {
+    type Key = StatusKey;
+    fn key(&self) -> StatusKey {
+        match self {
+            StatusOutput::Gateway(s) => StatusKey::Gateway(s.gateway.clone()),
+            StatusOutput::Route(s) => StatusKey::Route(s.route.clone(), s.index),
+        }
+    }
+}
+
+/// The net change of the outputs at one logical time, as two separate streams: the
+/// xDS records (for the translator) and the status records (for the status board).
+/// Each is consolidated: every record once, with a non-zero count (+1 added,
+/// -1 removed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delta {
     pub time: u64,
-    /// Consolidated: each record once, with a non-zero count (+1 added, -1 removed).
-    pub updates: Vec<(Output, isize)>,
+    pub xds: Vec<(XdsOutput, isize)>,
+    pub status: Vec<(StatusOutput, isize)>,
+}
+
+impl Delta {
+    /// Per-key view of the xDS stream, ordered by key.
+    pub fn xds_keyed(&self) -> Vec<(XdsKey, KeyedChange<XdsOutput>)> {
+        keyed(&self.xds)
+    }
+
+    /// Per-key view of the status stream, ordered by key.
+    pub fn status_keyed(&self) -> Vec<(StatusKey, KeyedChange<StatusOutput>)> {
+        keyed(&self.status)
+    }
+
+    /// How many record updates the delta holds, both streams together.
+    pub fn len(&self) -> usize {
+        self.xds.len() + self.status.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.xds.is_empty() && self.status.is_empty()
+    }
+}
+
+/// Every output of a translation from scratch ([`crate::evaluate`]), each stream
+/// sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub xds: Vec<XdsOutput>,
+    pub status: Vec<StatusOutput>,
+}
+
+impl Outputs {
+    /// The delta that brings an empty state to these outputs.
+    pub fn into_delta(self, time: u64) -> Delta {
+        Delta {
+            time,
+            xds: self.xds.into_iter().map(|o| (o, 1)).collect(),
+            status: self.status.into_iter().map(|o| (o, 1)).collect(),
+        }
+    }
 }
 
 /// What happened to one output key at one time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyedChange {
-    Added(Box<Output>),
-    Changed { old: Box<Output>, new: Box<Output> },
-    Removed(Box<Output>),
+pub enum KeyedChange<T> {
+    Added(Box<T>),
+    Changed { old: Box<T>, new: Box<T> },
+    Removed(Box<T>),
 }
 
-impl Delta {
-    /// Per-key view of the delta, ordered by key.
-    pub fn keyed(&self) -> Vec<(OutputKey, KeyedChange)> {
-        let mut by_key: std::collections::BTreeMap<OutputKey, (Option<Output>, Option<Output>)> =
-            Default::default();
-        for (out, diff) in &self.updates {
-            let slot = by_key.entry(out.key()).or_default();
-            if *diff > 0 {
-                slot.1 = Some(out.clone());
-            } else {
-                slot.0 = Some(out.clone());
-            }
+/// Per-key view of consolidated updates, ordered by key.
+pub fn keyed<T: Keyed>(updates: &[(T, isize)]) -> Vec<(T::Key, KeyedChange<T>)> {
+    let mut by_key: BTreeMap<T::Key, (Option<T>, Option<T>)> = BTreeMap::new();
+    for (out, diff) in updates {
+        let slot = by_key.entry(out.key()).or_default();
+        if *diff > 0 {
+            slot.1 = Some(out.clone());
+        } else {
+            slot.0 = Some(out.clone());
         }
-        by_key
-            .into_iter()
-            .filter_map(|(k, pair)| {
-                let change = match pair {
-                    (None, Some(new)) => KeyedChange::Added(Box::new(new)),
-                    (Some(old), Some(new)) => KeyedChange::Changed {
-                        old: Box::new(old),
-                        new: Box::new(new),
-                    },
-                    (Some(old), None) => KeyedChange::Removed(Box::new(old)),
-                    (None, None) => return None,
-                };
-                Some((k, change))
-            })
-            .collect()
     }
+    by_key
+        .into_iter()
+        .filter_map(|(k, pair)| {
+            let change = match pair {
+                (None, Some(new)) => KeyedChange::Added(Box::new(new)),
+                (Some(old), Some(new)) => KeyedChange::Changed {
+                    old: Box::new(old),
+                    new: Box::new(new),
+                },
+                (Some(old), None) => KeyedChange::Removed(Box::new(old)),
+                (None, None) => return None,
+            };
+            Some((k, change))
+        })
+        .collect()
 }

@@ -31,7 +31,13 @@ fn parent_in(ns: &str, name: &str) -> ParentRef {
 }
 
 fn http_route(ns: &str, name: &str, parents: Vec<ParentRef>, hosts: &[&str]) -> Object {
-    Object::HttpRoute(route(ns, name, parents, hosts, vec![prefix_rule("/", vec![])]))
+    Object::HttpRoute(route(
+        ns,
+        name,
+        parents,
+        hosts,
+        vec![prefix_rule("/", vec![])],
+    ))
 }
 
 fn base(listeners: Vec<Listener>) -> Vec<Object> {
@@ -48,9 +54,15 @@ fn accepted_on_the_whole_gateway() {
     let mut objs = base(vec![listener("http", 80, None, FromNamespaces::Same)]);
     objs.push(http_route("infra", "r", vec![parent("gw")], &[]));
     let run = Run::new(objs);
-    assert_eq!(run.route_conds("infra", "r", 0), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("infra", "r", 0),
+        expect((true, "Accepted"), OK)
+    );
     assert_eq!(run.attached("infra", "gw"), [("http".to_string(), 1)]);
-    assert_eq!(run.vhost_entries(("infra", "gw"), 80, "*"), ["infra/r/rule/0/match/0"]);
+    assert_eq!(
+        run.vhost_entries(("infra", "gw"), 80, "*"),
+        ["infra/r/rule/0/match/0"]
+    );
 }
 
 #[test]
@@ -61,7 +73,10 @@ fn other_namespace_not_allowed_by_same() {
     let refused = expect((false, "NotAllowedByListeners"), OK);
     assert_eq!(run.route_conds("apps", "r", 0), refused);
     assert_eq!(run.attached("infra", "gw"), [("http".to_string(), 0)]);
-    assert_eq!(run.vhost_entries(("infra", "gw"), 80, "*"), Vec::<String>::new());
+    assert_eq!(
+        run.vhost_entries(("infra", "gw"), 80, "*"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -82,7 +97,12 @@ fn listener_kinds_without_httproute_not_allowed() {
 fn no_intersecting_hostname() {
     let l = listener("http", 80, Some("foo.example.com"), FromNamespaces::All);
     let mut objs = base(vec![l]);
-    objs.push(http_route("apps", "r", vec![parent_in("infra", "gw")], &["bar.net"]));
+    objs.push(http_route(
+        "apps",
+        "r",
+        vec![parent_in("infra", "gw")],
+        &["bar.net"],
+    ));
     let run = Run::new(objs);
     let refused = expect((false, "NoMatchingListenerHostname"), OK);
     assert_eq!(run.route_conds("apps", "r", 0), refused);
@@ -103,7 +123,11 @@ fn section_name_or_port_matching_no_listener() {
     let run = Run::new(objs);
     let none = expect((false, "NoMatchingParent"), OK);
     for index in 0..3 {
-        assert_eq!(run.route_conds("infra", "r", index), none, "parentRef {index}");
+        assert_eq!(
+            run.route_conds("infra", "r", index),
+            none,
+            "parentRef {index}"
+        );
     }
 }
 
@@ -119,10 +143,16 @@ fn one_of_two_listeners_is_enough() {
     let mut objs = base(objs_listeners);
     objs.push(http_route("apps", "r", vec![parent_in("infra", "gw")], &[]));
     let run = Run::new(objs);
-    assert_eq!(run.route_conds("apps", "r", 0), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("apps", "r", 0),
+        expect((true, "Accepted"), OK)
+    );
     let counts = [("same".to_string(), 0), ("all".to_string(), 1)];
     assert_eq!(run.attached("infra", "gw"), counts);
-    assert_eq!(run.vhost_entries(("infra", "gw"), 80, "a.example.com"), Vec::<String>::new());
+    assert_eq!(
+        run.vhost_entries(("infra", "gw"), 80, "a.example.com"),
+        Vec::<String>::new()
+    );
     assert_eq!(
         run.vhost_entries(("infra", "gw"), 80, "b.example.com"),
         ["apps/r/rule/0/match/0"]
@@ -140,11 +170,20 @@ fn section_name_selects_one_listener() {
     p.section_name = Some("l8080".into());
     objs.push(http_route("infra", "r", vec![p], &[]));
     let run = Run::new(objs);
-    assert_eq!(run.route_conds("infra", "r", 0), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("infra", "r", 0),
+        expect((true, "Accepted"), OK)
+    );
     let counts = [("l80".to_string(), 0), ("l8080".to_string(), 1)];
     assert_eq!(run.attached("infra", "gw"), counts);
-    assert_eq!(run.vhost_entries(("infra", "gw"), 80, "*"), Vec::<String>::new());
-    assert_eq!(run.vhost_entries(("infra", "gw"), 8080, "*"), ["infra/r/rule/0/match/0"]);
+    assert_eq!(
+        run.vhost_entries(("infra", "gw"), 80, "*"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        run.vhost_entries(("infra", "gw"), 8080, "*"),
+        ["infra/r/rule/0/match/0"]
+    );
 }
 
 /// Only parentRefs to Gateways of our class get a status from us: another class's
@@ -161,9 +200,15 @@ fn status_only_for_our_gateways() {
     objs.push(http_route("infra", "r", parents, &[]));
     let run = Run::new(objs);
     for index in 0..3 {
-        assert!(run.route_status("infra", "r", index).is_none(), "parentRef {index}");
+        assert!(
+            run.route_status("infra", "r", index).is_none(),
+            "parentRef {index}"
+        );
     }
-    assert_eq!(run.route_conds("infra", "r", 3), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("infra", "r", 3),
+        expect((true, "Accepted"), OK)
+    );
 }
 
 /// Wildcard listener hostnames match one or more labels, never the bare suffix;
@@ -175,10 +220,16 @@ fn wildcard_intersection() {
     let hosts = ["a.example.com", "x.y.example.com", "example.com", "bar.net"];
     objs.push(http_route("infra", "r", vec![parent("gw")], &hosts));
     let run = Run::new(objs);
-    assert_eq!(run.route_conds("infra", "r", 0), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("infra", "r", 0),
+        expect((true, "Accepted"), OK)
+    );
     let expected = ["*.example.com", "a.example.com", "x.y.example.com"];
     assert_eq!(run.hostnames(("infra", "gw"), 80), expected);
-    assert_eq!(run.vhost_entries(("infra", "gw"), 80, "*.example.com"), Vec::<String>::new());
+    assert_eq!(
+        run.vhost_entries(("infra", "gw"), 80, "*.example.com"),
+        Vec::<String>::new()
+    );
 }
 
 /// Listener isolation: `foo.example.com` belongs to the listener of that name, so a
@@ -194,10 +245,19 @@ fn listener_isolation() {
     let hosts = ["foo.example.com", "bar.example.com"];
     objs.push(http_route("infra", "r", vec![p], &hosts));
     let run = Run::new(objs);
-    assert_eq!(run.route_conds("infra", "r", 0), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("infra", "r", 0),
+        expect((true, "Accepted"), OK)
+    );
     let gw = ("infra", "gw");
-    assert_eq!(run.vhost_entries(gw, 80, "bar.example.com"), ["infra/r/rule/0/match/0"]);
-    assert_eq!(run.vhost_entries(gw, 80, "foo.example.com"), Vec::<String>::new());
+    assert_eq!(
+        run.vhost_entries(gw, 80, "bar.example.com"),
+        ["infra/r/rule/0/match/0"]
+    );
+    assert_eq!(
+        run.vhost_entries(gw, 80, "foo.example.com"),
+        Vec::<String>::new()
+    );
 }
 
 /// Removing the GatewayClass takes the Gateway away from us: no listener, no
@@ -208,7 +268,11 @@ fn class_removal_detaches() {
     objs.push(http_route("infra", "r", vec![parent("gw")], &[]));
     let mut run = Run::new(objs);
     run.apply(vec![Change::Delete(class().id())]);
-    assert!(run.state.is_empty(), "{:#?}", run.state);
+    assert!(run.xds.is_empty(), "{:#?}", run.xds);
+    assert!(run.status.is_empty(), "{:#?}", run.status);
     run.apply(vec![Change::Apply(class())]);
-    assert_eq!(run.route_conds("infra", "r", 0), expect((true, "Accepted"), OK));
+    assert_eq!(
+        run.route_conds("infra", "r", 0),
+        expect((true, "Accepted"), OK)
+    );
 }

@@ -32,7 +32,13 @@ fn base() -> Vec<Object> {
 
 fn with_route(backends: Vec<BackendRef>) -> Vec<Object> {
     let mut objs = base();
-    let r = route("apps", "r", vec![parent("gw")], &[], vec![prefix_rule("/", backends)]);
+    let r = route(
+        "apps",
+        "r",
+        vec![parent("gw")],
+        &[],
+        vec![prefix_rule("/", backends)],
+    );
     objs.push(Object::HttpRoute(r));
     objs
 }
@@ -59,11 +65,20 @@ fn forward(backends: &[(Option<&str>, u32)]) -> Action {
 #[test]
 fn same_namespace_service_resolves() {
     let run = Run::new(with_route(vec![backend("web", 8080)]));
-    assert_eq!(run.route_conds("apps", "r", 0), expect(ACCEPTED, (true, "ResolvedRefs")));
-    assert_eq!(run.first_action(GW, 80, "*"), forward(&[(Some("apps/web:8080"), 1)]));
+    assert_eq!(
+        run.route_conds("apps", "r", 0),
+        expect(ACCEPTED, (true, "ResolvedRefs"))
+    );
+    assert_eq!(
+        run.first_action(GW, 80, "*"),
+        forward(&[(Some("apps/web:8080"), 1)])
+    );
     let (clusters, members) = run.clusters();
     assert_eq!(clusters, ["apps/web:8080"]);
-    assert_eq!(members, [("apps/gw".to_string(), "apps/web:8080".to_string())]);
+    assert_eq!(
+        members,
+        [("apps/gw".to_string(), "apps/web:8080".to_string())]
+    );
     let eps = run.endpoints("apps/web:8080").expect("endpoints");
     assert_eq!(eps, [("10.0.0.1".to_string(), 3000)]);
 }
@@ -143,7 +158,10 @@ fn grant_added_and_removed() {
     assert_eq!(run.clusters(), (vec![], vec![]));
     let g = grant("other", "g", "apps", Some("db"));
     run.apply(vec![Change::Apply(g.clone())]);
-    assert_eq!(run.first_action(GW, 80, "*"), forward(&[(Some("other/db:5433"), 1)]));
+    assert_eq!(
+        run.first_action(GW, 80, "*"),
+        forward(&[(Some("other/db:5433"), 1)])
+    );
     assert_eq!(run.clusters().0, ["other/db:5433"]);
     // No slice for other/db: the cluster has no endpoints record.
     assert_eq!(run.endpoints("other/db:5433"), None);
@@ -175,12 +193,22 @@ fn service_created_later() {
     assert_eq!(run.route_conds("apps", "r", 0), c);
     run.apply(vec![
         Change::Apply(service("apps", "late", &[80, 81])),
-        Change::Apply(slice("apps", "late-a", "late", 80, 8000, &["10.0.0.9", "10.0.0.8"])),
+        Change::Apply(slice(
+            "apps",
+            "late-a",
+            "late",
+            80,
+            8000,
+            &["10.0.0.9", "10.0.0.8"],
+        )),
         Change::Apply(slice("apps", "late-b", "late", 81, 8100, &["10.0.0.7"])),
     ]);
     let ok = expect(ACCEPTED, (true, "ResolvedRefs"));
     assert_eq!(run.route_conds("apps", "r", 0), ok);
     let eps = run.endpoints("apps/late:80").expect("endpoints");
-    let expected = [("10.0.0.8".to_string(), 8000), ("10.0.0.9".to_string(), 8000)];
+    let expected = [
+        ("10.0.0.8".to_string(), 8000),
+        ("10.0.0.9".to_string(), 8000),
+    ];
     assert_eq!(eps, expected);
 }

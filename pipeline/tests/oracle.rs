@@ -11,9 +11,10 @@
 mod reference;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
 
 use sluice_pipeline::fixtures::*;
-use sluice_pipeline::ir::Output;
+use sluice_pipeline::ir::{Keyed, StatusOutput, XdsOutput};
 use sluice_pipeline::model::*;
 use sluice_pipeline::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 
@@ -268,7 +269,14 @@ fn seed_objects(rng: &mut Rng) -> Vec<Change> {
         objs.push(random_namespace(rng, ns));
         for svc in SERVICES {
             objs.push(random_service(rng, ns, svc));
-            objs.push(slice(ns, &format!("{svc}-80"), svc, 80, 9000, &["10.0.0.1"]));
+            objs.push(slice(
+                ns,
+                &format!("{svc}-80"),
+                svc,
+                80,
+                9000,
+                &["10.0.0.1"],
+            ));
         }
     }
     let ns = rng.pick(&NAMESPACES);
@@ -356,6 +364,7 @@ struct Coverage {
     reasons: BTreeMap<String, usize>,
 }
 
+/// Apply a change to an object map; whether it created or deleted an object.
 fn apply_to(objects: &mut BTreeMap<ObjectId, Object>, change: &Change) -> bool {
     match change {
         Change::Apply(o) => objects.insert(o.id(), o.clone()).is_none(),
@@ -413,7 +422,10 @@ impl Coverage {
         self.cross_namespace_resolved += after
             .resolutions
             .iter()
-            .filter(|((route, _), r)| r.as_ref().is_ok_and(|c| c.service.namespace != route.namespace))
+            .filter(|((route, _), r)| {
+                r.as_ref()
+                    .is_ok_and(|c| c.service.namespace != route.namespace)
+            })
             .count();
         let reasons: BTreeSet<&str> = after
             .route_status
@@ -431,14 +443,30 @@ impl Coverage {
         let at_least = |what: &str, n: usize, min: usize| {
             assert!(n >= min, "coverage: {what} = {n}, below {min}: {self:#?}");
         };
-        at_least("% steps with an attached route", pct(self.steps_attached), 50);
+        at_least(
+            "% steps with an attached route",
+            pct(self.steps_attached),
+            50,
+        );
         at_least("% steps with a cluster", pct(self.steps_cluster), 30);
         at_least("% steps with endpoints", pct(self.steps_endpoints), 20);
-        at_least("selector flips that change an attachment", self.selector_flips, 200);
+        at_least(
+            "selector flips that change an attachment",
+            self.selector_flips,
+            200,
+        );
         at_least("grants that change a resolution", self.grant_flips, 200);
-        at_least("resolved cross-namespace references", self.cross_namespace_resolved, 100);
+        at_least(
+            "resolved cross-namespace references",
+            self.cross_namespace_resolved,
+            100,
+        );
         at_least("deletes that delete", self.deletes_effective, 1000);
-        at_least("% deletes that delete", self.deletes_effective * 100 / self.deletes.max(1), 85);
+        at_least(
+            "% deletes that delete",
+            self.deletes_effective * 100 / self.deletes.max(1),
+            85,
+        );
         for reason in [
             "Accepted",
             "NotAllowedByListeners",
@@ -458,42 +486,61 @@ impl Coverage {
 // ---- the check ------------------------------------------------------------------
 
 /// Records in one list and not the other, for a readable failure.
-fn difference(left: &[Output], right: &[Output]) -> String {
-    let l: BTreeSet<&Output> = left.iter().collect();
-    let r: BTreeSet<&Output> = right.iter().collect();
+fn difference<T: Ord + Debug>(left: &[T], right: &[T]) -> String {
+    let l: BTreeSet<&T> = left.iter().collect();
+    let r: BTreeSet<&T> = right.iter().collect();
     let only_l: Vec<_> = l.difference(&r).collect();
     let only_r: Vec<_> = r.difference(&l).collect();
     format!("only in the pipeline: {only_l:#?}\nonly in the other: {only_r:#?}")
 }
 
+/// One output stream's accumulated state: the updates of every delta so far.
+struct Stream<T>(BTreeMap<T, isize>);
+
+impl<T: Keyed + Ord + Debug> Stream<T> {
+    fn add(&mut self, updates: Vec<(T, isize)>) {
+        for (out, diff) in updates {
+            *self.0.entry(out).or_default() += diff;
+        }
+        self.0.retain(|_, d| *d != 0);
+    }
+
+    /// Every record once, at most one per key, and equal to the reference's and to
+    /// a fresh dataflow's.
+    fn check(&self, at: &str, reference: &[T], fresh: &[T]) {
+        assert!(
+            self.0.values().all(|d| *d == 1),
+            "{at}: multiplicities {:?}",
+            self.0
+        );
+        let incremental: Vec<T> = self.0.keys().cloned().collect();
+        assert!(
+            incremental == reference,
+            "{at}: pipeline != reference\n{}",
+            difference(&incremental, reference)
+        );
+        assert!(
+            incremental == fresh,
+            "{at}: incremental != fresh dataflow\n{}",
+            difference(&incremental, fresh)
+        );
+        let mut keys: Vec<_> = incremental.iter().map(Keyed::key).collect();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "{at}: two outputs share a key");
+    }
+}
+
 fn check_step(
-    seed: u64,
-    step: usize,
-    state: &BTreeMap<Output, isize>,
+    at: &str,
+    (xds, status): (&Stream<XdsOutput>, &Stream<StatusOutput>),
     objects: &BTreeMap<ObjectId, Object>,
     expected: &reference::Reference,
 ) {
-    assert!(
-        state.values().all(|d| *d == 1),
-        "seed {seed} step {step}: multiplicities {state:?}"
-    );
-    let incremental: Vec<Output> = state.keys().cloned().collect();
     let reference = expected.outputs();
-    assert!(
-        incremental == reference,
-        "seed {seed} step {step}: pipeline != reference\n{}",
-        difference(&incremental, &reference)
-    );
     let fresh = evaluate(objects.values().cloned(), DEFAULT_CONTROLLER);
-    assert!(
-        incremental == fresh,
-        "seed {seed} step {step}: incremental != fresh dataflow\n{}",
-        difference(&incremental, &fresh)
-    );
-    let mut keys: Vec<_> = incremental.iter().map(Output::key).collect();
-    let n = keys.len();
-    keys.dedup();
-    assert_eq!(keys.len(), n, "seed {seed} step {step}: two outputs share a key");
+    xds.check(&format!("{at} xds"), &reference.xds, &fresh.xds);
+    status.check(&format!("{at} status"), &reference.status, &fresh.status);
 }
 
 fn check_sequence(seed: u64, workers: usize, coverage: &mut Coverage) {
@@ -503,7 +550,8 @@ fn check_sequence(seed: u64, workers: usize, coverage: &mut Coverage) {
         ..Default::default()
     };
     let mut pipeline = Pipeline::new(config).expect("pipeline");
-    let mut state: BTreeMap<Output, isize> = BTreeMap::new();
+    let mut xds = Stream(BTreeMap::new());
+    let mut status = Stream(BTreeMap::new());
     let mut objects: BTreeMap<ObjectId, Object> = BTreeMap::new();
     let mut prev = reference::Reference::default();
     for step in 0..STEPS {
@@ -516,19 +564,18 @@ fn check_sequence(seed: u64, workers: usize, coverage: &mut Coverage) {
         };
         let before = objects.clone();
         for c in &batch {
-            let new = apply_to(&mut objects, c);
+            let changed = apply_to(&mut objects, c);
             if let Change::Delete(_) = c {
                 coverage.deletes += 1;
-                coverage.deletes_effective += usize::from(new);
+                coverage.deletes_effective += usize::from(changed);
             }
         }
         let delta = pipeline.apply(batch.clone()).expect("apply");
-        for (out, diff) in delta.updates {
-            *state.entry(out).or_default() += diff;
-        }
-        state.retain(|_, d| *d != 0);
+        xds.add(delta.xds);
+        status.add(delta.status);
         let expected = translate(&objects);
-        check_step(seed, step, &state, &objects, &expected);
+        let at = format!("seed {seed} step {step}");
+        check_step(&at, (&xds, &status), &objects, &expected);
         coverage.record_step((&before, &prev), &batch, &expected);
         prev = expected;
     }
@@ -544,6 +591,10 @@ fn incremental_equals_reference_and_fresh() {
     for seed in 1000..1000 + SEQUENCES_TWO_WORKERS {
         check_sequence(seed, 2, &mut coverage);
     }
-    eprintln!("oracle: {} steps in {:?}", coverage.steps, started.elapsed());
+    eprintln!(
+        "oracle: {} steps in {:?}",
+        coverage.steps,
+        started.elapsed()
+    );
     coverage.check();
 }

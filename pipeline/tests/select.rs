@@ -76,7 +76,10 @@ fn match_labels_is_in_with_one_value() {
 
 #[test]
 fn in_with_several_values() {
-    check(vec![req("env", SelectorOp::In, &["prod", "qa"])], &["prod-x", "qa"]);
+    check(
+        vec![req("env", SelectorOp::In, &["prod", "qa"])],
+        &["prod-x", "qa"],
+    );
 }
 
 #[test]
@@ -89,7 +92,10 @@ fn not_in_selects_missing_keys_too() {
 
 #[test]
 fn exists() {
-    check(vec![req("team", SelectorOp::Exists, &[])], &["prod-x", "dev-y"]);
+    check(
+        vec![req("team", SelectorOp::Exists, &[])],
+        &["prod-x", "dev-y"],
+    );
 }
 
 #[test]
@@ -133,7 +139,11 @@ fn requirements_are_anded() {
 #[test]
 fn metadata_name_label_selects_by_name() {
     check(
-        vec![req("kubernetes.io/metadata.name", SelectorOp::In, &["bare"])],
+        vec![req(
+            "kubernetes.io/metadata.name",
+            SelectorOp::In,
+            &["bare"],
+        )],
         &["bare"],
     );
 }

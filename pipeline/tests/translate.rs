@@ -4,15 +4,24 @@
 use std::collections::BTreeMap;
 
 use sluice_pipeline::fixtures::*;
-use sluice_pipeline::ir::{Action, Output, OutputKey};
+use sluice_pipeline::ir::{Action, Keyed, StatusKey, StatusOutput, XdsKey, XdsOutput};
 use sluice_pipeline::model::*;
 use sluice_pipeline::{Pipeline, PipelineConfig};
 
-fn state_after(changes: Vec<Change>) -> BTreeMap<OutputKey, Output> {
+/// The xDS and status records after one time of changes, by key.
+type State = (
+    BTreeMap<XdsKey, XdsOutput>,
+    BTreeMap<StatusKey, StatusOutput>,
+);
+
+fn state_after(changes: Vec<Change>) -> State {
     let mut p = Pipeline::new(PipelineConfig::default()).expect("pipeline");
     let delta = p.apply(changes).expect("apply");
-    delta
-        .updates
+    (by_key(delta.xds), by_key(delta.status))
+}
+
+fn by_key<T: Keyed>(updates: Vec<(T, isize)>) -> BTreeMap<T::Key, T> {
+    updates
         .into_iter()
         .filter(|(_, d)| *d > 0)
         .map(|(o, _)| (o.key(), o))
@@ -48,11 +57,11 @@ fn basic() -> Vec<Object> {
 
 #[test]
 fn simple_route_translates_to_listener_vhost_cluster_endpoints() {
-    let out = state_after(apply(basic()));
+    let (out, status) = state_after(apply(basic()));
     let gw = ObjectKey::new("infra", "gw");
-    assert!(out.contains_key(&OutputKey::Listener(gw.clone(), 80)));
-    let Some(Output::VirtualHost(vh)) =
-        out.get(&OutputKey::VirtualHost(gw.clone(), 80, "*".into()))
+    assert!(out.contains_key(&XdsKey::Listener(gw.clone(), 80)));
+    let Some(XdsOutput::VirtualHost(vh)) =
+        out.get(&XdsKey::VirtualHost(gw.clone(), 80, "*".into()))
     else {
         panic!("no vhost: {out:#?}")
     };
@@ -63,11 +72,8 @@ fn simple_route_translates_to_listener_vhost_cluster_endpoints() {
         }
         other => panic!("unexpected action {other:?}"),
     }
-    assert!(out.contains_key(&OutputKey::GatewayCluster(
-        gw.clone(),
-        "infra/web:8080".into()
-    )));
-    let Some(Output::Endpoints(eps)) = out.get(&OutputKey::Endpoints("infra/web:8080".into()))
+    assert!(out.contains_key(&XdsKey::GatewayCluster(gw.clone(), "infra/web:8080".into())));
+    let Some(XdsOutput::Endpoints(eps)) = out.get(&XdsKey::Endpoints("infra/web:8080".into()))
     else {
         panic!("no endpoints")
     };
@@ -78,21 +84,26 @@ fn simple_route_translates_to_listener_vhost_cluster_endpoints() {
             ("10.0.0.2".to_string(), 3000)
         ]
     );
-    let Some(Output::GatewayStatus(st)) = out.get(&OutputKey::GatewayStatus(gw)) else {
+    let Some(StatusOutput::Gateway(st)) = status.get(&StatusKey::Gateway(gw)) else {
         panic!("no status")
     };
     assert_eq!(st.listeners[0].attached_routes, 1);
-    let Some(Output::RouteStatus(rs)) =
-        out.get(&OutputKey::RouteStatus(ObjectKey::new("infra", "r"), 0))
+    let Some(StatusOutput::Route(rs)) =
+        status.get(&StatusKey::Route(ObjectKey::new("infra", "r"), 0))
     else {
         panic!("no route status")
     };
     assert!(rs.conditions.iter().all(|c| c.status), "{rs:?}");
 }
 
-fn keys_changed(p: &mut Pipeline, change: Change) -> Vec<OutputKey> {
+/// The keys whose records changed, per stream.
+fn keys_changed(p: &mut Pipeline, change: Change) -> (Vec<XdsKey>, Vec<StatusKey>) {
     let delta = p.apply([change]).expect("apply");
-    let mut keys: Vec<OutputKey> = delta.updates.iter().map(|(o, _)| o.key()).collect();
+    (keys_of(&delta.xds), keys_of(&delta.status))
+}
+
+fn keys_of<T: Keyed>(updates: &[(T, isize)]) -> Vec<T::Key> {
+    let mut keys: Vec<T::Key> = updates.iter().map(|(o, _)| o.key()).collect();
     keys.dedup();
     keys
 }
@@ -117,7 +128,8 @@ fn endpoint_change_touches_only_its_endpoints() {
             &["10.0.0.1", "10.0.0.3"],
         )),
     );
-    assert_eq!(changed, vec![OutputKey::Endpoints("infra/web:8080".into())]);
+    let endpoints = XdsKey::Endpoints("infra/web:8080".into());
+    assert_eq!(changed, (vec![endpoints], vec![]));
 }
 
 /// A route change re-sorts only the virtual host it is on; the listener, clusters,
@@ -136,5 +148,6 @@ fn route_change_touches_only_its_virtual_host() {
     );
     let changed = keys_changed(&mut p, Change::Apply(Object::HttpRoute(r)));
     let gw = ObjectKey::new("infra", "gw");
-    assert_eq!(changed, vec![OutputKey::VirtualHost(gw, 80, "*".into())]);
+    let vhost = XdsKey::VirtualHost(gw, 80, "*".into());
+    assert_eq!(changed, (vec![vhost], vec![]));
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use sluice_pipeline::ir::{Condition, Delta, GatewayStatus, Output, RouteParentStatus};
+use sluice_pipeline::ir::{
+    Condition, GatewayStatus, KeyedChange, RouteParentStatus, StatusOutput, keyed,
+};
 use sluice_pipeline::model::{ObjectKey, ParentRef};
 
 fn condition(c: &Condition, generation: i64) -> Value {
@@ -79,36 +81,43 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
-    /// Apply a delta; returns whether any status changed.
-    pub fn apply(&mut self, delta: &Delta) -> bool {
-        let mut changed = false;
-        self.time = delta.time;
-        // Removals first, so a change (remove old + add new) leaves the new record.
-        let mut updates: Vec<&(Output, isize)> = delta.updates.iter().collect();
-        updates.sort_by_key(|(_, d)| *d);
-        for (out, diff) in updates {
-            match out {
-                Output::GatewayStatus(s) => {
-                    changed = true;
-                    if *diff > 0 {
-                        self.gateways.insert(s.gateway.clone(), s.clone());
-                    } else {
-                        self.gateways.remove(&s.gateway);
-                    }
-                }
-                Output::RouteStatus(s) => {
-                    changed = true;
-                    let key = (s.route.clone(), s.index);
-                    if *diff > 0 {
-                        self.routes.insert(key, s.clone());
-                    } else {
-                        self.routes.remove(&key);
-                    }
-                }
-                _ => {}
+    /// Apply the status stream of one logical time (a [`Delta`]'s `status`);
+    /// returns whether any status changed.
+    ///
+    /// [`Delta`]: sluice_pipeline::ir::Delta
+    pub fn apply(&mut self, time: u64, updates: &[(StatusOutput, isize)]) -> bool {
+        self.time = time;
+        let changes = keyed(updates);
+        let changed = !changes.is_empty();
+        for (_, change) in changes {
+            match change {
+                KeyedChange::Added(new) | KeyedChange::Changed { new, .. } => self.insert(*new),
+                KeyedChange::Removed(old) => self.remove(&old),
             }
         }
         changed
+    }
+
+    fn insert(&mut self, status: StatusOutput) {
+        match status {
+            StatusOutput::Gateway(s) => {
+                self.gateways.insert(s.gateway.clone(), s);
+            }
+            StatusOutput::Route(s) => {
+                self.routes.insert((s.route.clone(), s.index), s);
+            }
+        }
+    }
+
+    fn remove(&mut self, status: &StatusOutput) {
+        match status {
+            StatusOutput::Gateway(s) => {
+                self.gateways.remove(&s.gateway);
+            }
+            StatusOutput::Route(s) => {
+                self.routes.remove(&(s.route.clone(), s.index));
+            }
+        }
     }
 
     pub fn gateway(&self, key: &ObjectKey) -> Option<&GatewayStatus> {

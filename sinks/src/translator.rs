@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use prost::bytes::Bytes;
-use sluice_pipeline::ir::{Delta, KeyedChange, Output, listener_name};
+use sluice_pipeline::ir::{Delta, KeyedChange, XdsOutput, listener_name};
 use sluice_pipeline::model::ObjectKey;
 
 use crate::Result;
@@ -103,7 +103,7 @@ impl Translator {
     /// whose last resource went away is returned once with an empty set.
     pub fn apply(&mut self, delta: &Delta) -> Result<BTreeMap<ObjectKey, Arc<GatewayResources>>> {
         let mut dirty = Dirty::default();
-        for (_, change) in delta.keyed() {
+        for (_, change) in delta.xds_keyed() {
             match change {
                 KeyedChange::Added(new) | KeyedChange::Changed { new, .. } => {
                     self.upsert(&new, &mut dirty);
@@ -156,16 +156,16 @@ impl Translator {
         self.encoded
     }
 
-    fn upsert(&mut self, output: &Output, dirty: &mut Dirty) {
+    fn upsert(&mut self, output: &XdsOutput, dirty: &mut Dirty) {
         match output {
-            Output::Listener(l) => {
+            XdsOutput::Listener(l) => {
                 let resource = self.encode(l.name(), &encode::listener::listener(&self.config, l));
                 self.listeners.insert((l.gateway.clone(), l.port), resource);
                 // A listener always has its (maybe empty) route configuration.
                 self.tables.entry((l.gateway.clone(), l.port)).or_default();
                 dirty.tables.insert((l.gateway.clone(), l.port));
             }
-            Output::VirtualHost(v) => {
+            XdsOutput::VirtualHost(v) => {
                 self.encoded += 1;
                 let bytes = Bytes::from(encode::route::virtual_host(v).encode_to_vec());
                 let port = (v.gateway.clone(), v.port);
@@ -177,7 +177,7 @@ impl Translator {
                 dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
                 dirty.tables.insert(port);
             }
-            Output::GatewayCluster { gateway, cluster } => {
+            XdsOutput::GatewayCluster { gateway, cluster } => {
                 self.members
                     .entry(gateway.clone())
                     .or_default()
@@ -188,28 +188,27 @@ impl Translator {
                     .insert(gateway.clone());
                 dirty.members.insert((gateway.clone(), cluster.clone()));
             }
-            Output::Cluster(c) => {
+            XdsOutput::Cluster(c) => {
                 let resource = self.encode(c.name.clone(), &encode::cluster::cluster(c));
                 self.clusters.insert(c.name.clone(), resource);
                 dirty.clusters.insert(c.name.clone());
             }
-            Output::Endpoints(e) => {
+            XdsOutput::Endpoints(e) => {
                 let cla = encode::cluster::load_assignment(&e.cluster, &e.endpoints);
                 let resource = self.encode(e.cluster.clone(), &cla);
                 self.endpoints.insert(e.cluster.clone(), resource);
                 dirty.clusters.insert(e.cluster.clone());
             }
-            Output::GatewayStatus(_) | Output::RouteStatus(_) => {}
         }
     }
 
-    fn remove(&mut self, output: &Output, dirty: &mut Dirty) {
+    fn remove(&mut self, output: &XdsOutput, dirty: &mut Dirty) {
         match output {
-            Output::Listener(l) => {
+            XdsOutput::Listener(l) => {
                 self.listeners.remove(&(l.gateway.clone(), l.port));
                 dirty.tables.insert((l.gateway.clone(), l.port));
             }
-            Output::VirtualHost(v) => {
+            XdsOutput::VirtualHost(v) => {
                 let port = (v.gateway.clone(), v.port);
                 if let Some(table) = self.tables.get_mut(&port) {
                     table.vhosts.remove(&v.hostname);
@@ -217,20 +216,19 @@ impl Translator {
                 dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
                 dirty.tables.insert(port);
             }
-            Output::GatewayCluster { gateway, cluster } => {
+            XdsOutput::GatewayCluster { gateway, cluster } => {
                 remove_from(&mut self.members, gateway, cluster);
                 remove_from(&mut self.holders, cluster, gateway);
                 dirty.members.insert((gateway.clone(), cluster.clone()));
             }
-            Output::Cluster(c) => {
+            XdsOutput::Cluster(c) => {
                 self.clusters.remove(&c.name);
                 dirty.clusters.insert(c.name.clone());
             }
-            Output::Endpoints(e) => {
+            XdsOutput::Endpoints(e) => {
                 self.endpoints.remove(&e.cluster);
                 dirty.clusters.insert(e.cluster.clone());
             }
-            Output::GatewayStatus(_) | Output::RouteStatus(_) => {}
         }
     }
 
@@ -435,7 +433,8 @@ mod tests {
         HttpConnectionManager, http_connection_manager::RouteSpecifier,
     };
     use sluice_pipeline::ir::{
-        Action, ClusterIr, EndpointsIr, GatewayStatus, ListenerIr, RouteIr, VirtualHostIr,
+        Action, ClusterIr, EndpointsIr, GatewayStatus, ListenerIr, RouteIr, StatusOutput,
+        VirtualHostIr,
     };
     use sluice_pipeline::model::{HeaderModifier, PathMatch, RouteMatch, Timeouts};
 
@@ -445,18 +444,18 @@ mod tests {
         ObjectKey::new("infra", name)
     }
 
-    fn listener(g: &str, port: u16) -> Output {
-        Output::Listener(ListenerIr {
+    fn listener(g: &str, port: u16) -> XdsOutput {
+        XdsOutput::Listener(ListenerIr {
             gateway: gw(g),
             port,
         })
     }
 
-    fn vhost(g: &str, hostname: &str, clusters: &[&str]) -> Output {
+    fn vhost(g: &str, hostname: &str, clusters: &[&str]) -> XdsOutput {
         vhost_on(g, 80, hostname, clusters)
     }
 
-    fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> Output {
+    fn vhost_on(g: &str, port: u16, hostname: &str, clusters: &[&str]) -> XdsOutput {
         let routes = clusters
             .iter()
             .map(|c| RouteIr {
@@ -479,7 +478,7 @@ mod tests {
                 timeouts: Timeouts::default(),
             })
             .collect();
-        Output::VirtualHost(VirtualHostIr {
+        XdsOutput::VirtualHost(VirtualHostIr {
             gateway: gw(g),
             port,
             hostname: hostname.to_owned(),
@@ -487,15 +486,15 @@ mod tests {
         })
     }
 
-    fn member(g: &str, cluster: &str) -> Output {
-        Output::GatewayCluster {
+    fn member(g: &str, cluster: &str) -> XdsOutput {
+        XdsOutput::GatewayCluster {
             gateway: gw(g),
             cluster: cluster.to_owned(),
         }
     }
 
-    fn cluster(name: &str) -> Output {
-        Output::Cluster(ClusterIr {
+    fn cluster(name: &str) -> XdsOutput {
+        XdsOutput::Cluster(ClusterIr {
             name: name.to_owned(),
             service: ObjectKey::new("ns", name),
             port: 80,
@@ -503,20 +502,24 @@ mod tests {
         })
     }
 
-    fn endpoints(cluster: &str, ips: &[&str]) -> Output {
-        Output::Endpoints(EndpointsIr {
+    fn endpoints(cluster: &str, ips: &[&str]) -> XdsOutput {
+        XdsOutput::Endpoints(EndpointsIr {
             cluster: cluster.to_owned(),
             endpoints: ips.iter().map(|ip| ((*ip).to_owned(), 8080)).collect(),
         })
     }
 
-    fn delta(time: u64, added: Vec<Output>, removed: Vec<Output>) -> Delta {
+    fn delta(time: u64, added: Vec<XdsOutput>, removed: Vec<XdsOutput>) -> Delta {
         let updates = added
             .into_iter()
             .map(|o| (o, 1))
             .chain(removed.into_iter().map(|o| (o, -1)))
             .collect();
-        Delta { time, updates }
+        Delta {
+            time,
+            xds: updates,
+            status: vec![],
+        }
     }
 
     /// g1 holds c1 and c2, g2 holds c2; both clusters have endpoints.
@@ -654,7 +657,7 @@ mod tests {
                 .iter()
                 .zip([&["c1", "c2"][..], &["c1"][..]])
                 .map(|(h, cs)| match vhost("g1", h, cs) {
-                    Output::VirtualHost(v) => encode::route::virtual_host(&v),
+                    XdsOutput::VirtualHost(v) => encode::route::virtual_host(&v),
                     _ => unreachable!(),
                 })
                 .collect(),
@@ -780,17 +783,17 @@ mod tests {
     #[test]
     fn status_and_no_op_deltas_publish_nothing() {
         let (mut t, _) = two_gateways();
-        let status = Output::GatewayStatus(GatewayStatus {
+        let status = StatusOutput::Gateway(GatewayStatus {
             gateway: gw("g1"),
             generation: 1,
             conditions: vec![],
             listeners: vec![],
         });
-        assert!(
-            t.apply(&delta(2, vec![status], vec![]))
-                .expect("applies")
-                .is_empty()
-        );
+        let status_only = Delta {
+            status: vec![(status, 1)],
+            ..delta(2, vec![], vec![])
+        };
+        assert!(t.apply(&status_only).expect("applies").is_empty());
         // Re-adding an identical cluster encodes it but changes no gateway's set.
         let same = delta(3, vec![cluster("c1")], vec![]);
         assert!(t.apply(&same).expect("applies").is_empty());

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sluice_pipeline::ir::Delta;
 use sluice_pipeline::model::{Change, Object, ObjectId, ObjectKey};
 use sluice_pipeline::{Pipeline, PipelineConfig, evaluate};
 use sluice_sinks::encode::EncodeConfig;
@@ -89,11 +88,7 @@ impl Engine {
                 }
                 *time += 1;
                 let start = std::time::Instant::now();
-                let outputs = evaluate(objects.values().cloned(), controller);
-                let delta = Delta {
-                    time: *time,
-                    updates: outputs.into_iter().map(|o| (o, 1)).collect(),
-                };
+                let delta = evaluate(objects.values().cloned(), controller).into_delta(*time);
                 let pipeline = start.elapsed();
                 let mut translator = Translator::new(EncodeConfig::default());
                 Ok(Published {

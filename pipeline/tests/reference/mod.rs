@@ -30,8 +30,8 @@ use sluice_pipeline::{
     gateway::{ListenerView, gateway_status, listener_views},
     hostname::effective,
     ir::{
-        ClusterIr, Condition, EndpointsIr, GatewayStatus, ListenerIr, Output, RouteIr,
-        RouteParentStatus, VirtualHostIr, cluster_name,
+        ClusterIr, Condition, EndpointsIr, GatewayStatus, ListenerIr, Outputs, RouteIr,
+        RouteParentStatus, StatusOutput, VirtualHostIr, XdsOutput, cluster_name,
     },
     model::{
         BackendRef, EndpointSlice, FromNamespaces, GATEWAY_GROUP, Gateway, HttpRoute,
@@ -63,24 +63,38 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// The outputs, sorted, as the pipeline's `evaluate` lists them.
-    pub fn outputs(&self) -> Vec<Output> {
-        let mut out: Vec<Output> = self.listeners.iter().cloned().map(Output::Listener).collect();
-        out.extend(self.virtual_hosts.values().cloned().map(Output::VirtualHost));
-        out.extend(
-            self.gateway_clusters
-                .iter()
-                .map(|(gateway, cluster)| Output::GatewayCluster {
-                    gateway: gateway.clone(),
-                    cluster: cluster.clone(),
-                }),
+    /// The outputs, each stream sorted, as the pipeline's `evaluate` lists them.
+    pub fn outputs(&self) -> Outputs {
+        let mut xds: Vec<XdsOutput> = self
+            .listeners
+            .iter()
+            .cloned()
+            .map(XdsOutput::Listener)
+            .collect();
+        xds.extend(
+            self.virtual_hosts
+                .values()
+                .cloned()
+                .map(XdsOutput::VirtualHost),
         );
-        out.extend(self.clusters.iter().cloned().map(Output::Cluster));
-        out.extend(self.endpoints.iter().cloned().map(Output::Endpoints));
-        out.extend(self.gateway_status.iter().cloned().map(Output::GatewayStatus));
-        out.extend(self.route_status.iter().cloned().map(Output::RouteStatus));
-        out.sort();
-        out
+        xds.extend(self.gateway_clusters.iter().map(|(gateway, cluster)| {
+            XdsOutput::GatewayCluster {
+                gateway: gateway.clone(),
+                cluster: cluster.clone(),
+            }
+        }));
+        xds.extend(self.clusters.iter().cloned().map(XdsOutput::Cluster));
+        xds.extend(self.endpoints.iter().cloned().map(XdsOutput::Endpoints));
+        let mut status: Vec<StatusOutput> = self
+            .gateway_status
+            .iter()
+            .cloned()
+            .map(StatusOutput::Gateway)
+            .collect();
+        status.extend(self.route_status.iter().cloned().map(StatusOutput::Route));
+        xds.sort();
+        status.sort();
+        Outputs { xds, status }
     }
 }
 
@@ -107,9 +121,7 @@ fn world<'a>(objects: &'a [Object], controller: &str) -> World<'a> {
     let mut w = World::default();
     for o in objects {
         match o {
-            Object::Gateway(g) if our_classes.contains(g.class_name.as_str()) => {
-                w.gateways.push(g)
-            }
+            Object::Gateway(g) if our_classes.contains(g.class_name.as_str()) => w.gateways.push(g),
             Object::HttpRoute(r) => w.routes.push(r),
             Object::ReferenceGrant(g) => w.grants.push(g),
             Object::Service(s) => w.services.push(s),
@@ -229,7 +241,9 @@ fn granted(w: &World, from_ns: &str, to_ns: &str, name: &str) -> bool {
                 f.group == GATEWAY_GROUP && f.kind == "HTTPRoute" && f.namespace == from_ns
             })
             && g.to.iter().any(|t| {
-                t.group.is_empty() && t.kind == "Service" && t.name.as_deref().is_none_or(|n| n == name)
+                t.group.is_empty()
+                    && t.kind == "Service"
+                    && t.name.as_deref().is_none_or(|n| n == name)
             })
     })
 }
@@ -245,9 +259,9 @@ fn resolve(w: &World, route: &HttpRoute, b: &BackendRef) -> Resolution {
     }
     let key = ObjectKey::new(ns.clone(), b.name.clone());
     let service = w.services.iter().find(|s| s.key == key);
-    let port = service.zip(b.port).and_then(|(s, port)| {
-        s.ports.iter().find(|p| p.port == port).map(|p| (s, p))
-    });
+    let port = service
+        .zip(b.port)
+        .and_then(|(s, port)| s.ports.iter().find(|p| p.port == port).map(|p| (s, p)));
     let (service, port) = port.ok_or(Unresolved::BackendNotFound)?;
     Ok(ClusterIr {
         name: cluster_name(&service.key, port.port),
@@ -323,7 +337,11 @@ fn attach_to_gateway(
                 continue;
             }
             let verdicts: Vec<Verdict> = views.iter().map(|v| verdict(w, route, p, v)).collect();
-            for (v, _) in views.iter().zip(&verdicts).filter(|(_, x)| **x == Verdict::Attached) {
+            for (v, _) in views
+                .iter()
+                .zip(&verdicts)
+                .filter(|(_, x)| **x == Verdict::Attached)
+            {
                 out.attachments
                     .insert((route.meta.key.clone(), key.clone(), v.name.clone()));
                 if !v.serves_http {
@@ -332,7 +350,10 @@ fn attach_to_gateway(
                 for h in effective(v.hostname.as_deref(), &route.hostnames) {
                     if v.owns(&h) {
                         let vk = (key.clone(), v.port, h);
-                        on_vhost.entry(vk).or_default().insert(route.meta.key.clone());
+                        on_vhost
+                            .entry(vk)
+                            .or_default()
+                            .insert(route.meta.key.clone());
                     }
                 }
             }
@@ -400,7 +421,8 @@ fn build_clusters(
     for ((gateway, _, _), routes) in on_vhost {
         for r in routes.iter().filter_map(|r| resolved.get(r)) {
             for c in &r.clusters {
-                out.gateway_clusters.insert((gateway.clone(), c.name.clone()));
+                out.gateway_clusters
+                    .insert((gateway.clone(), c.name.clone()));
                 out.clusters.insert(c.clone());
             }
         }

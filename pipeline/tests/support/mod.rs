@@ -6,14 +6,29 @@
 
 use std::collections::BTreeMap;
 
-use sluice_pipeline::ir::{Action, Output, OutputKey, RouteParentStatus, VirtualHostIr};
+use sluice_pipeline::ir::{
+    Action, Keyed, RouteParentStatus, StatusKey, StatusOutput, VirtualHostIr, XdsKey, XdsOutput,
+};
 use sluice_pipeline::model::{Change, Object, ObjectKey};
 use sluice_pipeline::{Pipeline, PipelineConfig};
 
-/// A pipeline plus the output state its deltas accumulate to.
+/// A pipeline plus the output state its deltas accumulate to, per stream.
 pub struct Run {
     pipeline: Pipeline,
-    pub state: BTreeMap<OutputKey, Output>,
+    pub xds: BTreeMap<XdsKey, XdsOutput>,
+    pub status: BTreeMap<StatusKey, StatusOutput>,
+}
+
+/// Apply consolidated updates to a keyed state; removals first, so a replaced
+/// record ends up with its new value.
+fn merge<T: Keyed>(state: &mut BTreeMap<T::Key, T>, updates: Vec<(T, isize)>) {
+    let (added, removed): (Vec<_>, Vec<_>) = updates.into_iter().partition(|(_, d)| *d > 0);
+    for (out, _) in removed {
+        state.remove(&out.key());
+    }
+    for (out, _) in added {
+        state.insert(out.key(), out);
+    }
 }
 
 impl Run {
@@ -21,30 +36,27 @@ impl Run {
         let pipeline = Pipeline::new(PipelineConfig::default()).expect("pipeline");
         let mut run = Run {
             pipeline,
-            state: BTreeMap::new(),
+            xds: BTreeMap::new(),
+            status: BTreeMap::new(),
         };
         run.apply(objects.into_iter().map(Change::Apply).collect());
         run
     }
 
-    /// Apply one logical time's changes; removals first, so a replaced record
-    /// ends up with its new value.
+    /// Apply one logical time's changes.
     pub fn apply(&mut self, changes: Vec<Change>) {
         let delta = self.pipeline.apply(changes).expect("apply");
-        let (added, removed): (Vec<_>, Vec<_>) =
-            delta.updates.into_iter().partition(|(_, d)| *d > 0);
-        for (out, _) in removed {
-            self.state.remove(&out.key());
-        }
-        for (out, _) in added {
-            self.state.insert(out.key(), out);
-        }
+        merge(&mut self.xds, delta.xds);
+        merge(&mut self.status, delta.status);
     }
 
     /// The status of `route`'s parentRef number `index`, if the pipeline wrote one.
     pub fn route_status(&self, ns: &str, name: &str, index: usize) -> Option<&RouteParentStatus> {
-        match self.state.get(&OutputKey::RouteStatus(ObjectKey::new(ns, name), index)) {
-            Some(Output::RouteStatus(s)) => Some(s),
+        match self
+            .status
+            .get(&StatusKey::Route(ObjectKey::new(ns, name), index))
+        {
+            Some(StatusOutput::Route(s)) => Some(s),
             _ => None,
         }
     }
@@ -59,8 +71,11 @@ impl Run {
 
     /// `attachedRoutes` of each listener of the Gateway, by listener name.
     pub fn attached(&self, ns: &str, name: &str) -> Vec<(String, u32)> {
-        match self.state.get(&OutputKey::GatewayStatus(ObjectKey::new(ns, name))) {
-            Some(Output::GatewayStatus(s)) => s
+        match self
+            .status
+            .get(&StatusKey::Gateway(ObjectKey::new(ns, name)))
+        {
+            Some(StatusOutput::Gateway(s)) => s
                 .listeners
                 .iter()
                 .map(|l| (l.name.clone(), l.attached_routes))
@@ -70,9 +85,9 @@ impl Run {
     }
 
     pub fn vhost(&self, gw: (&str, &str), port: u16, host: &str) -> Option<&VirtualHostIr> {
-        let key = OutputKey::VirtualHost(ObjectKey::new(gw.0, gw.1), port, host.into());
-        match self.state.get(&key) {
-            Some(Output::VirtualHost(v)) => Some(v),
+        let key = XdsKey::VirtualHost(ObjectKey::new(gw.0, gw.1), port, host.into());
+        match self.xds.get(&key) {
+            Some(XdsOutput::VirtualHost(v)) => Some(v),
             _ => None,
         }
     }
@@ -94,10 +109,10 @@ impl Run {
     /// Every virtual host hostname on `(gateway, port)`, sorted.
     pub fn hostnames(&self, gw: (&str, &str), port: u16) -> Vec<String> {
         let gw = ObjectKey::new(gw.0, gw.1);
-        self.state
+        self.xds
             .keys()
             .filter_map(|k| match k {
-                OutputKey::VirtualHost(g, p, h) if *g == gw && *p == port => Some(h.clone()),
+                XdsKey::VirtualHost(g, p, h) if *g == gw && *p == port => Some(h.clone()),
                 _ => None,
             })
             .collect()
@@ -107,10 +122,10 @@ impl Run {
     pub fn clusters(&self) -> (Vec<String>, Vec<(String, String)>) {
         let mut clusters = vec![];
         let mut members = vec![];
-        for k in self.state.keys() {
+        for k in self.xds.keys() {
             match k {
-                OutputKey::Cluster(c) => clusters.push(c.clone()),
-                OutputKey::GatewayCluster(g, c) => members.push((g.to_string(), c.clone())),
+                XdsKey::Cluster(c) => clusters.push(c.clone()),
+                XdsKey::GatewayCluster(g, c) => members.push((g.to_string(), c.clone())),
                 _ => {}
             }
         }
@@ -118,8 +133,8 @@ impl Run {
     }
 
     pub fn endpoints(&self, cluster: &str) -> Option<Vec<(String, u16)>> {
-        match self.state.get(&OutputKey::Endpoints(cluster.into())) {
-            Some(Output::Endpoints(e)) => Some(e.endpoints.clone()),
+        match self.xds.get(&XdsKey::Endpoints(cluster.into())) {
+            Some(XdsOutput::Endpoints(e)) => Some(e.endpoints.clone()),
             _ => None,
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use sluice_pipeline::ir::Output;
+use sluice_pipeline::ir::StatusOutput;
 use sluice_pipeline::model::{Change, Object};
 
 use super::*;
@@ -99,9 +99,10 @@ fn most_routes_attach_and_resolve() {
     let objects = generate(&tiny(), 11);
     let outputs = sluice_pipeline::evaluate(objects, sluice_pipeline::DEFAULT_CONTROLLER);
     let statuses: Vec<_> = outputs
+        .status
         .iter()
         .filter_map(|o| match o {
-            Output::RouteStatus(s) => Some(s),
+            StatusOutput::Route(s) => Some(s),
             _ => None,
         })
         .collect();
