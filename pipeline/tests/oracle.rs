@@ -1,9 +1,17 @@
 //! Oracle test: seeded random sequences of object changes (creates, updates and
-//! deletes in random order, including references to objects that do not exist yet)
-//! applied incrementally must give, at every step, exactly the outputs of a fresh
-//! dataflow fed the current objects. This is what makes incremental translation safe.
+//! deletes, references mostly to objects that exist and some to objects that do not
+//! yet) applied incrementally must give, at every step, exactly (1) what the
+//! reference translator (`reference/mod.rs`, plain loops over the objects, rules
+//! re-derived from the spec) computes from the current objects, and (2) what a fresh
+//! dataflow computes from them. (1) catches semantic bugs that the dataflow has both
+//! incrementally and from scratch; (2) catches incremental-only bugs. The run
+//! measures its own coverage and fails when the generator stops reaching the
+//! interesting states (attached routes, selector flips, grants that matter, ...).
 
-use std::collections::BTreeMap;
+mod reference;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
 
 use sluice_pipeline::fixtures::*;
 use sluice_pipeline::ir::{Keyed, StatusOutput, XdsOutput};
@@ -24,15 +32,24 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
     }
     fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 }
 
+const STEPS: usize = 40;
+/// Sequences run with one worker, and with two (where exchanges between workers
+/// can reorder updates).
+const SEQUENCES: u64 = 160;
+const SEQUENCES_TWO_WORKERS: u64 = 20;
+/// Namespaces seeded at step 0; `d` is only referenced, and created later at times.
 const NAMESPACES: [&str; 3] = ["a", "b", "c"];
+const GATEWAYS: [(&str, &str); 2] = [("a", "gw1"), ("b", "gw2")];
+const SERVICES: [&str; 2] = ["s1", "s2"];
+const ROUTES: [&str; 4] = ["r1", "r2", "r3", "r4"];
 const HOSTS: [&str; 4] = [
     "foo.example.com",
     "*.example.com",
@@ -40,42 +57,52 @@ const HOSTS: [&str; 4] = [
     "x.foo.example.com",
 ];
 
-fn random_selector(rng: &mut Rng) -> FromNamespaces {
-    let req = |key: &str, op, values: &[&str]| Requirement {
+// ---- the generator --------------------------------------------------------------
+
+fn req(key: &str, op: SelectorOp, values: &[&str]) -> Requirement {
+    Requirement {
         key: key.into(),
         op,
         values: values.iter().map(|v| v.to_string()).collect(),
-    };
+    }
+}
+
+fn random_selector(rng: &mut Rng) -> FromNamespaces {
     let options = [
         vec![req("env", SelectorOp::In, &["prod"])],
+        vec![req("env", SelectorOp::NotIn, &["dev"])],
+        vec![req("team", SelectorOp::Exists, &[])],
+        vec![req("team", SelectorOp::DoesNotExist, &[])],
         vec![
             req("team", SelectorOp::Exists, &[]),
             req("env", SelectorOp::NotIn, &["dev"]),
         ],
-        vec![],
-        vec![req("team", SelectorOp::DoesNotExist, &[])],
         vec![
             req("env", SelectorOp::In, &["prod", "dev"]),
             req("team", SelectorOp::In, &["x"]),
         ],
+        vec![],
     ];
     FromNamespaces::Selector(LabelSelector {
-        requirements: rng.pick(&options).clone(),
+        requirements: rng.pick(&options),
     })
 }
 
-fn random_listener(rng: &mut Rng, name: &str) -> Listener {
-    let mut l = http_listener(name, *rng.pick(&[80, 8080]));
-    l.hostname = rng.chance(50).then(|| rng.pick(&HOSTS).to_string());
-    l.allowed_namespaces = match rng.below(3) {
-        0 => FromNamespaces::Same,
-        1 => FromNamespaces::All,
+fn random_listener(rng: &mut Rng, name: &str, port: u16) -> Listener {
+    let mut l = http_listener(name, port);
+    l.hostname = rng.chance(40).then(|| rng.pick(&HOSTS).to_string());
+    l.allowed_namespaces = match rng.below(10) {
+        0 | 1 => FromNamespaces::Same,
+        2 | 3 => FromNamespaces::All,
         _ => random_selector(rng),
     };
-    if rng.chance(10) {
+    if rng.chance(5) {
         l.protocol = Protocol::Tcp;
     }
-    if rng.chance(10) {
+    if rng.chance(5) {
+        l.protocol = Protocol::Https;
+    }
+    if rng.chance(5) {
         l.allowed_kinds = vec![GroupKind {
             group: GATEWAY_GROUP.into(),
             kind: "TLSRoute".into(),
@@ -84,29 +111,35 @@ fn random_listener(rng: &mut Rng, name: &str) -> Listener {
     l
 }
 
-fn random_gateway(rng: &mut Rng, name: &str) -> Object {
-    let listeners = (0..1 + rng.below(2))
-        .map(|i| random_listener(rng, &format!("l{i}")))
+fn random_gateway(rng: &mut Rng, ns: &str, name: &str) -> Object {
+    let listeners = (0..1 + rng.below(3))
+        .map(|i| {
+            let port = if rng.chance(70) { 80 } else { 8080 };
+            random_listener(rng, &format!("l{i}"), port)
+        })
         .collect();
-    let mut g = gateway("a", name, listeners);
-    if rng.chance(15) {
+    let mut g = gateway(ns, name, listeners);
+    if rng.chance(5) {
         g.class_name = "someone-else".into();
     }
     Object::Gateway(g)
 }
 
-fn random_backend(rng: &mut Rng) -> BackendRef {
-    let mut b = backend(
-        rng.clone_pick(&["s1", "s2", "missing"]),
-        *rng.pick(&[80, 8080]),
-    );
-    if rng.chance(30) {
-        b.namespace = Some(rng.pick(&NAMESPACES).to_string());
+fn random_backend(rng: &mut Rng, route_ns: &str) -> BackendRef {
+    let name = if rng.chance(90) {
+        rng.pick(&SERVICES)
+    } else {
+        "missing"
+    };
+    let mut b = backend(name, if rng.chance(80) { 80 } else { 8080 });
+    if rng.chance(45) {
+        let ns = rng.pick(&["a", "b", "c", "d"]);
+        b.namespace = Some(ns.to_string()).filter(|n| n != route_ns);
     }
-    if rng.chance(10) {
+    if rng.chance(5) {
         b.kind = "Unknown".into();
     }
-    b.weight = rng.below(3) as u32;
+    b.weight = if rng.chance(90) { 1 } else { 0 };
     b
 }
 
@@ -123,20 +156,27 @@ fn random_match(rng: &mut Rng) -> RouteMatch {
     if rng.chance(30) {
         m.method = Some("GET".into());
     }
-    if rng.chance(30) {
+    for _ in 0..rng.below(3) {
         m.headers.push(ValueMatch {
             name: "h".into(),
             value: "v".into(),
             regex: false,
         });
     }
+    if rng.chance(20) {
+        m.query.push(ValueMatch {
+            name: "q".into(),
+            value: "1".into(),
+            regex: false,
+        });
+    }
     m
 }
 
-fn random_filters(rng: &mut Rng) -> Vec<Filter> {
-    match rng.below(8) {
+fn random_filters(rng: &mut Rng, route_ns: &str) -> Vec<Filter> {
+    match rng.below(10) {
         0 => vec![Filter::Mirror(Mirror {
-            backend: random_backend(rng),
+            backend: random_backend(rng, route_ns),
             fraction: None,
         })],
         1 => vec![Filter::Unsupported("ExtensionRef".into())],
@@ -148,26 +188,34 @@ fn random_filters(rng: &mut Rng) -> Vec<Filter> {
     }
 }
 
+fn random_parent(rng: &mut Rng) -> ParentRef {
+    let (ns, name) = if rng.chance(90) {
+        rng.pick(&GATEWAYS)
+    } else {
+        ("a", "nope")
+    };
+    let mut p = parent(name);
+    p.namespace = Some(ns.into());
+    if rng.chance(20) {
+        p.section_name = Some(rng.pick(&["l0", "l1", "l2"]).to_string());
+    }
+    if rng.chance(10) {
+        p.port = Some(rng.pick(&[80, 8080]));
+    }
+    if rng.chance(3) {
+        p.kind = "Service".into();
+    }
+    p
+}
+
 fn random_route(rng: &mut Rng, ns: &str, name: &str) -> Object {
-    let parents = (0..1 + rng.below(2))
-        .map(|_| {
-            let mut p = parent(rng.clone_pick(&["gw1", "gw2", "nope"]));
-            p.namespace = Some("a".into());
-            if rng.chance(20) {
-                p.section_name = Some(rng.pick(&["l0", "l1"]).to_string());
-            }
-            if rng.chance(15) {
-                p.port = Some(*rng.pick(&[80, 8080]));
-            }
-            p
-        })
-        .collect();
-    let hostnames: Vec<&str> = HOSTS.iter().copied().filter(|_| rng.chance(25)).collect();
+    let parents = (0..1 + rng.below(2)).map(|_| random_parent(rng)).collect();
+    let hostnames: Vec<&str> = HOSTS.iter().copied().filter(|_| rng.chance(20)).collect();
     let rules = (0..1 + rng.below(2))
         .map(|_| Rule {
             matches: (0..1 + rng.below(2)).map(|_| random_match(rng)).collect(),
-            filters: random_filters(rng),
-            backends: (0..rng.below(3)).map(|_| random_backend(rng)).collect(),
+            filters: random_filters(rng, ns),
+            backends: (0..rng.below(3)).map(|_| random_backend(rng, ns)).collect(),
             ..Default::default()
         })
         .collect();
@@ -180,148 +228,373 @@ fn random_route(rng: &mut Rng, ns: &str, name: &str) -> Object {
 
 fn random_namespace(rng: &mut Rng, name: &str) -> Object {
     let mut labels = vec![];
-    if rng.chance(60) {
-        labels.push(("env", *rng.pick(&["prod", "dev"])));
+    if rng.chance(70) {
+        labels.push(("env", rng.pick(&["prod", "dev", "qa"])));
     }
     if rng.chance(50) {
-        labels.push(("team", "x"));
+        labels.push(("team", rng.pick(&["x", "y"])));
     }
     namespace(name, &labels)
 }
 
-/// One random change to the small universe of object identities.
-fn random_change(rng: &mut Rng) -> Change {
-    let ns = rng.pick(&NAMESPACES).to_string();
-    let obj = match rng.below(9) {
-        0 => {
-            if rng.chance(80) {
-                class()
-            } else {
-                Object::GatewayClass(GatewayClass {
-                    name: CLASS.into(),
-                    controller_name: "other".into(),
-                    generation: 2,
-                })
-            }
-        }
-        1 => {
-            let name = rng.clone_pick(&["gw1", "gw2"]);
-            random_gateway(rng, name)
-        }
-        2 | 3 => {
-            let name = rng.clone_pick(&["r1", "r2", "r3"]);
-            random_route(rng, &ns, name)
-        }
-        4 => service(
-            &ns,
-            rng.clone_pick(&["s1", "s2"]),
-            if rng.chance(50) { &[80] } else { &[80, 8080] },
-        ),
-        5 => {
-            let port = *rng.pick(&[80, 8080]);
-            let choices: [&[&str]; 3] = [&["10.0.0.1"], &["10.0.0.1", "10.0.0.2"], &[]];
-            let addrs = *rng.pick(&choices);
-            slice(
-                &ns,
-                rng.clone_pick(&["e1", "e2"]),
-                rng.clone_pick(&["s1", "s2"]),
-                port,
-                9000,
-                addrs,
-            )
-        }
-        6 => grant(
-            "b",
-            rng.clone_pick(&["g1", "g2"]),
-            rng.clone_pick(&["a", "c"]),
-            if rng.chance(50) { Some("s1") } else { None },
-        ),
-        _ => random_namespace(rng, &ns),
-    };
-    if rng.chance(25) {
-        Change::Delete(obj.id())
+fn random_service(rng: &mut Rng, ns: &str, name: &str) -> Object {
+    service(ns, name, if rng.chance(50) { &[80] } else { &[80, 8080] })
+}
+
+fn random_slice(rng: &mut Rng, ns: &str, svc: &str) -> Object {
+    let port = if rng.chance(70) { 80 } else { 8080 };
+    let choices: [&[&str]; 3] = [&["10.0.0.1"], &["10.0.0.1", "10.0.0.2"], &[]];
+    let addrs = rng.pick(&choices);
+    slice(ns, &format!("{svc}-{port}"), svc, port, 9000, addrs)
+}
+
+fn random_grant(rng: &mut Rng) -> Object {
+    let to_ns = rng.pick(&["a", "b", "c"]);
+    let from_ns = rng.pick(&["a", "b", "c", "d"]);
+    let to = if rng.chance(50) {
+        Some(rng.pick(&SERVICES))
     } else {
-        Change::Apply(obj)
+        None
+    };
+    grant(to_ns, rng.pick(&["g1", "g2"]), from_ns, to)
+}
+
+/// Step 0: the class, the gateways, the namespaces, services, slices and a route.
+fn seed_objects(rng: &mut Rng) -> Vec<Change> {
+    let mut objs = vec![class()];
+    for (ns, name) in GATEWAYS {
+        objs.push(random_gateway(rng, ns, name));
+    }
+    for ns in NAMESPACES {
+        objs.push(random_namespace(rng, ns));
+        for svc in SERVICES {
+            objs.push(random_service(rng, ns, svc));
+            objs.push(slice(
+                ns,
+                &format!("{svc}-80"),
+                svc,
+                80,
+                9000,
+                &["10.0.0.1"],
+            ));
+        }
+    }
+    let ns = rng.pick(&NAMESPACES);
+    objs.push(random_route(rng, ns, "r1"));
+    objs.into_iter().map(Change::Apply).collect()
+}
+
+/// A delete: mostly of an object that exists (not the class: its flips are their
+/// own kind of change), sometimes of one that does not.
+fn random_delete(rng: &mut Rng, objects: &BTreeMap<ObjectId, Object>) -> Change {
+    let ids: Vec<&ObjectId> = objects
+        .keys()
+        .filter(|id| id.kind != Kind::GatewayClass)
+        .collect();
+    if ids.is_empty() || rng.chance(5) {
+        let key = ObjectKey::new("c", "never-created");
+        return Change::Delete(ObjectId {
+            kind: Kind::HttpRoute,
+            key,
+        });
+    }
+    Change::Delete(ids[rng.below(ids.len())].clone())
+}
+
+fn random_class(rng: &mut Rng) -> Object {
+    let mut c = class();
+    if let Object::GatewayClass(c) = &mut c
+        && rng.chance(50)
+    {
+        c.controller_name = "other".into();
+    }
+    c
+}
+
+/// One random change, drawn with the current objects in view.
+fn random_change(rng: &mut Rng, objects: &BTreeMap<ObjectId, Object>) -> Change {
+    let ns = if rng.chance(95) {
+        rng.pick(&NAMESPACES)
+    } else {
+        "d"
+    };
+    let obj = match rng.below(100) {
+        0..=25 => {
+            let name = rng.pick(&ROUTES);
+            random_route(rng, ns, name)
+        }
+        26..=41 => random_namespace(rng, ns),
+        42..=57 => random_grant(rng),
+        58..=65 => {
+            let (gns, name) = rng.pick(&GATEWAYS);
+            random_gateway(rng, gns, name)
+        }
+        66..=70 => {
+            let name = rng.pick(&SERVICES);
+            random_service(rng, ns, name)
+        }
+        71..=75 => {
+            let name = rng.pick(&SERVICES);
+            random_slice(rng, ns, name)
+        }
+        76..=77 => random_class(rng),
+        _ => return random_delete(rng, objects),
+    };
+    Change::Apply(obj)
+}
+
+// ---- coverage -------------------------------------------------------------------
+
+/// What the run reached; asserted against minimums at the end.
+#[derive(Debug, Default)]
+struct Coverage {
+    steps: usize,
+    steps_attached: usize,
+    steps_cluster: usize,
+    steps_endpoints: usize,
+    /// Steps whose namespace label changes alone change some attachment.
+    selector_flips: usize,
+    /// Steps whose ReferenceGrant changes alone change some resolution.
+    grant_flips: usize,
+    /// Resolved cross-namespace backend references, summed over steps.
+    cross_namespace_resolved: usize,
+    deletes: usize,
+    deletes_effective: usize,
+    /// Route parent and ResolvedRefs reasons seen, with how many steps showed each.
+    reasons: BTreeMap<String, usize>,
+}
+
+/// Apply a change to an object map; whether it created or deleted an object.
+fn apply_to(objects: &mut BTreeMap<ObjectId, Object>, change: &Change) -> bool {
+    match change {
+        Change::Apply(o) => objects.insert(o.id(), o.clone()).is_none(),
+        Change::Delete(id) => objects.remove(id).is_some(),
     }
 }
 
-trait ClonePick {
-    fn clone_pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str;
+fn translate(objects: &BTreeMap<ObjectId, Object>) -> reference::Reference {
+    let objs: Vec<Object> = objects.values().cloned().collect();
+    reference::translate(&objs, DEFAULT_CONTROLLER)
 }
-impl ClonePick for Rng {
-    fn clone_pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
-        items[self.below(items.len())]
+
+/// The reference's state after applying only the changes of `kind` from `batch`.
+fn only(
+    before: &BTreeMap<ObjectId, Object>,
+    batch: &[Change],
+    kind: Kind,
+) -> Option<reference::Reference> {
+    let mut objects = before.clone();
+    let mut any = false;
+    for c in batch {
+        let k = match c {
+            Change::Apply(o) => o.id().kind,
+            Change::Delete(id) => id.kind,
+        };
+        if k == kind {
+            any = true;
+            apply_to(&mut objects, c);
+        }
+    }
+    any.then(|| translate(&objects))
+}
+
+impl Coverage {
+    fn record_step(
+        &mut self,
+        before: (&BTreeMap<ObjectId, Object>, &reference::Reference),
+        batch: &[Change],
+        after: &reference::Reference,
+    ) {
+        let (objects, prev) = before;
+        self.steps += 1;
+        self.steps_attached += usize::from(!after.attachments.is_empty());
+        self.steps_cluster += usize::from(!after.clusters.is_empty());
+        self.steps_endpoints += usize::from(!after.endpoints.is_empty());
+        if only(objects, batch, Kind::Namespace).is_some_and(|r| r.attachments != prev.attachments)
+        {
+            self.selector_flips += 1;
+        }
+        if only(objects, batch, Kind::ReferenceGrant)
+            .is_some_and(|r| r.resolutions != prev.resolutions)
+        {
+            self.grant_flips += 1;
+        }
+        self.cross_namespace_resolved += after
+            .resolutions
+            .iter()
+            .filter(|((route, _), r)| {
+                r.as_ref()
+                    .is_ok_and(|c| c.service.namespace != route.namespace)
+            })
+            .count();
+        let reasons: BTreeSet<&str> = after
+            .route_status
+            .iter()
+            .flat_map(|s| s.conditions.iter().map(|c| c.reason.as_str()))
+            .collect();
+        for r in reasons {
+            *self.reasons.entry(r.to_string()).or_default() += 1;
+        }
+    }
+
+    fn check(&self) {
+        let pct = |n: usize| n * 100 / self.steps.max(1);
+        eprintln!("oracle coverage: {self:#?}");
+        let at_least = |what: &str, n: usize, min: usize| {
+            assert!(n >= min, "coverage: {what} = {n}, below {min}: {self:#?}");
+        };
+        at_least(
+            "% steps with an attached route",
+            pct(self.steps_attached),
+            50,
+        );
+        at_least("% steps with a cluster", pct(self.steps_cluster), 30);
+        at_least("% steps with endpoints", pct(self.steps_endpoints), 20);
+        at_least(
+            "selector flips that change an attachment",
+            self.selector_flips,
+            200,
+        );
+        at_least("grants that change a resolution", self.grant_flips, 200);
+        at_least(
+            "resolved cross-namespace references",
+            self.cross_namespace_resolved,
+            100,
+        );
+        at_least("deletes that delete", self.deletes_effective, 1000);
+        at_least(
+            "% deletes that delete",
+            self.deletes_effective * 100 / self.deletes.max(1),
+            85,
+        );
+        for reason in [
+            "Accepted",
+            "NotAllowedByListeners",
+            "NoMatchingListenerHostname",
+            "NoMatchingParent",
+            "ResolvedRefs",
+            "BackendNotFound",
+            "RefNotPermitted",
+            "InvalidKind",
+        ] {
+            let n = self.reasons.get(reason).copied().unwrap_or(0);
+            at_least(&format!("steps showing reason {reason}"), n, 100);
+        }
     }
 }
 
-/// The current records of one output stream, maintained from its deltas.
-struct State<T>(BTreeMap<T, isize>);
+// ---- the check ------------------------------------------------------------------
 
-impl<T: Keyed + Ord + std::fmt::Debug> State<T> {
-    fn apply(&mut self, updates: Vec<(T, isize)>) {
+/// Records in one list and not the other, for a readable failure.
+fn difference<T: Ord + Debug>(left: &[T], right: &[T]) -> String {
+    let l: BTreeSet<&T> = left.iter().collect();
+    let r: BTreeSet<&T> = right.iter().collect();
+    let only_l: Vec<_> = l.difference(&r).collect();
+    let only_r: Vec<_> = r.difference(&l).collect();
+    format!("only in the pipeline: {only_l:#?}\nonly in the other: {only_r:#?}")
+}
+
+/// One output stream's accumulated state: the updates of every delta so far.
+struct Stream<T>(BTreeMap<T, isize>);
+
+impl<T: Keyed + Ord + Debug> Stream<T> {
+    fn add(&mut self, updates: Vec<(T, isize)>) {
         for (out, diff) in updates {
             *self.0.entry(out).or_default() += diff;
         }
         self.0.retain(|_, d| *d != 0);
     }
 
-    /// The records, after checking each is present once and no two share a key.
-    fn records(&self, at: &str) -> Vec<T> {
+    /// Every record once, at most one per key, and equal to the reference's and to
+    /// a fresh dataflow's.
+    fn check(&self, at: &str, reference: &[T], fresh: &[T]) {
         assert!(
             self.0.values().all(|d| *d == 1),
             "{at}: multiplicities {:?}",
             self.0
         );
-        let records: Vec<T> = self.0.keys().cloned().collect();
-        let mut keys: Vec<_> = records.iter().map(Keyed::key).collect();
+        let incremental: Vec<T> = self.0.keys().cloned().collect();
+        assert!(
+            incremental == reference,
+            "{at}: pipeline != reference\n{}",
+            difference(&incremental, reference)
+        );
+        assert!(
+            incremental == fresh,
+            "{at}: incremental != fresh dataflow\n{}",
+            difference(&incremental, fresh)
+        );
+        let mut keys: Vec<_> = incremental.iter().map(Keyed::key).collect();
         let n = keys.len();
         keys.dedup();
         assert_eq!(keys.len(), n, "{at}: two outputs share a key");
-        records
     }
 }
 
-fn check_sequence(seed: u64, steps: usize, workers: usize) {
+fn check_step(
+    at: &str,
+    (xds, status): (&Stream<XdsOutput>, &Stream<StatusOutput>),
+    objects: &BTreeMap<ObjectId, Object>,
+    expected: &reference::Reference,
+) {
+    let reference = expected.outputs();
+    let fresh = evaluate(objects.values().cloned(), DEFAULT_CONTROLLER);
+    xds.check(&format!("{at} xds"), &reference.xds, &fresh.xds);
+    status.check(&format!("{at} status"), &reference.status, &fresh.status);
+}
+
+fn check_sequence(seed: u64, workers: usize, coverage: &mut Coverage) {
     let mut rng = Rng(seed);
     let config = PipelineConfig {
         workers,
         ..Default::default()
     };
     let mut pipeline = Pipeline::new(config).expect("pipeline");
-    let mut xds = State::<XdsOutput>(BTreeMap::new());
-    let mut status = State::<StatusOutput>(BTreeMap::new());
-    for step in 0..steps {
-        let batch: Vec<Change> = (0..1 + rng.below(3))
-            .map(|_| random_change(&mut rng))
-            .collect();
+    let mut xds = Stream(BTreeMap::new());
+    let mut status = Stream(BTreeMap::new());
+    let mut objects: BTreeMap<ObjectId, Object> = BTreeMap::new();
+    let mut prev = reference::Reference::default();
+    for step in 0..STEPS {
+        let batch: Vec<Change> = if step == 0 {
+            seed_objects(&mut rng)
+        } else {
+            (0..1 + rng.below(3))
+                .map(|_| random_change(&mut rng, &objects))
+                .collect()
+        };
+        let before = objects.clone();
+        for c in &batch {
+            let changed = apply_to(&mut objects, c);
+            if let Change::Delete(_) = c {
+                coverage.deletes += 1;
+                coverage.deletes_effective += usize::from(changed);
+            }
+        }
         let delta = pipeline.apply(batch.clone()).expect("apply");
-        xds.apply(delta.xds);
-        status.apply(delta.status);
+        xds.add(delta.xds);
+        status.add(delta.status);
+        let expected = translate(&objects);
         let at = format!("seed {seed} step {step}");
-        let fresh = evaluate(pipeline.objects().cloned(), DEFAULT_CONTROLLER);
-        assert_eq!(
-            xds.records(&at),
-            fresh.xds,
-            "{at}: incremental xDS != fresh after {batch:?}"
-        );
-        assert_eq!(
-            status.records(&at),
-            fresh.status,
-            "{at}: incremental status != fresh after {batch:?}"
-        );
+        check_step(&at, (&xds, &status), &objects, &expected);
+        coverage.record_step((&before, &prev), &batch, &expected);
+        prev = expected;
     }
 }
 
 #[test]
-fn incremental_equals_fresh_single_worker() {
-    for seed in 0..1000 {
-        check_sequence(seed, 12, 1);
+fn incremental_equals_reference_and_fresh() {
+    let started = std::time::Instant::now();
+    let mut coverage = Coverage::default();
+    for seed in 0..SEQUENCES {
+        check_sequence(seed, 1, &mut coverage);
     }
-}
-
-#[test]
-fn incremental_equals_fresh_two_workers() {
-    for seed in 1000..1100 {
-        check_sequence(seed, 12, 2);
+    for seed in 1000..1000 + SEQUENCES_TWO_WORKERS {
+        check_sequence(seed, 2, &mut coverage);
     }
+    eprintln!(
+        "oracle: {} steps in {:?}",
+        coverage.steps,
+        started.elapsed()
+    );
+    coverage.check();
 }
