@@ -183,7 +183,10 @@ async fn run_all() -> bool {
     }
     tally.print();
     if tally.ran() == 0 {
-        println!("FAIL conformance: no case ran (all {} selected were skipped)", selected.len());
+        println!(
+            "FAIL conformance: no case ran (all {} selected were skipped)",
+            selected.len()
+        );
         return true;
     }
     tally.failed.values().sum::<usize>() > 0
@@ -205,7 +208,11 @@ async fn run_pass(
             }
             continue;
         }
-        let ads = ads.unwrap_or(if index % 2 == 0 { Ads::Sotw } else { Ads::Delta });
+        let ads = ads.unwrap_or(if index % 2 == 0 {
+            Ads::Sotw
+        } else {
+            Ads::Delta
+        });
         if envoy.is_none() {
             *envoy = Some(tokio::task::block_in_place(|| {
                 processes::envoy_binary(&workspace())
@@ -394,7 +401,12 @@ fn start_sluice(env: &mut CaseEnv) -> Result<u16, String> {
 /// One Envoy per Gateway the case uses, each on `ads`.
 fn start_envoys(case: &Case, env: &mut CaseEnv, envoy: &Path, ads: Ads) -> Result<(), String> {
     let used = used_gateways(case);
-    for key in env.gateways.iter().map(|g| &g.key).filter(|k| used.contains(k)) {
+    for key in env
+        .gateways
+        .iter()
+        .map(|g| &g.key)
+        .filter(|k| used.contains(k))
+    {
         let node_id = format!("{key}/{}/{}", case.name, std::process::id());
         // File names have a length limit; Gateway names may be 253 characters long.
         let mut label = format!("{}.{}", key.namespace, key.name);
@@ -516,7 +528,10 @@ async fn start_backends(
     let mut listeners = BTreeMap::new();
     for (service_port, deployment) in manifests::service_ports(docs) {
         let server = running.backends.get_mut(&deployment).ok_or_else(|| {
-            format!("{service_port}: no Deployment {}/{}", deployment.0, deployment.1)
+            format!(
+                "{service_port}: no Deployment {}/{}",
+                deployment.0, deployment.1
+            )
         })?;
         let port = server
             .listen(service_port.clone())

@@ -605,7 +605,12 @@ async fn sotw_update_goes_out_in_warming_order() {
             (Cluster, names(&["c2"])),
         ]
     );
-    let acks = [(Cluster, vec![]), (Endpoint, vec!["c1", "c2"]), (Route, vec!["r"]), (Cluster, vec![])];
+    let acks = [
+        (Cluster, vec![]),
+        (Endpoint, vec!["c1", "c2"]),
+        (Route, vec!["r"]),
+        (Cluster, vec![]),
+    ];
     for ((ty, names), r) in acks.iter().zip(&got) {
         p.send(*ty, names, Some(r)).await;
     }
@@ -827,8 +832,10 @@ async fn delta_nack_is_counted_and_not_resent() {
     eventually("the NACK is counted", || h.stats.nacks() == 1).await;
     // The rejected content republished is not resent: the next response is c2's.
     h.hub.publish(&gw, state(2, &[(Cluster, "c1", "c1")]));
-    h.hub
-        .publish(&gw, state(3, &[(Cluster, "c1", "c1"), (Cluster, "c2", "c2")]));
+    h.hub.publish(
+        &gw,
+        state(3, &[(Cluster, "c1", "c1"), (Cluster, "c2", "c2")]),
+    );
     p.expect((Cluster, names(&["c2"]), vec![])).await;
     assert_eq!(h.stats.nacks(), 1);
 }
@@ -941,9 +948,7 @@ async fn delta_named_lds_gets_the_api_listener_and_wildcard_lds_never_does() {
     );
     let changed = [(Listener, "ns/gw/80", "socket 80 v2")];
     h.hub.publish(&gw, state_with_api(3, &changed, &[]));
-    envoy
-        .expect((Listener, names(&["ns/gw/80"]), vec![]))
-        .await;
+    envoy.expect((Listener, names(&["ns/gw/80"]), vec![])).await;
 }
 
 /// A wildcard proxy reconnecting with an API listener among its versions is told it

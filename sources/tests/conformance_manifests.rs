@@ -13,7 +13,10 @@ use sluice_sources::{Parsed, parse_manifests};
 /// The manifests directory and a sentence saying where it comes from.
 fn manifests_dir() -> (PathBuf, &'static str) {
     match std::env::var_os("SLUICE_CONFORMANCE_CASES") {
-        Some(dir) => (PathBuf::from(dir).join("manifests"), "$SLUICE_CONFORMANCE_CASES"),
+        Some(dir) => (
+            PathBuf::from(dir).join("manifests"),
+            "$SLUICE_CONFORMANCE_CASES",
+        ),
         None => (
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../shared/gateway-api/conformance/manifests"),

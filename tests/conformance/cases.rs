@@ -157,7 +157,9 @@ pub fn plan(case: &Case) -> Result<Vec<Step>, String> {
         .map(|(i, rc)| step(rc, flow).map_err(|e| format!("request {i} ({:?}): {e}", rc.name)))
         .collect::<Result<Vec<_>, _>>()?;
     if flow.is_some() && !steps.iter().any(|s| matches!(s, Step::Custom(_))) {
-        return Err("the runner has a custom flow for this case but no request entry uses it".into());
+        return Err(
+            "the runner has a custom flow for this case but no request entry uses it".into(),
+        );
     }
     Ok(steps)
 }
@@ -182,16 +184,15 @@ fn check_custom(case: &Case) -> Result<(), String> {
                 Some(_) => Ok(()),
             }
         }
-        Some(Custom::Actions { actions }) => match actions
-            .iter()
-            .find(|a| a.before_request >= requests)
-        {
-            Some(late) => Err(format!(
-                "an action comes before request {}, but the case has {requests} requests",
-                late.before_request
-            )),
-            None => Ok(()),
-        },
+        Some(Custom::Actions { actions }) => {
+            match actions.iter().find(|a| a.before_request >= requests) {
+                Some(late) => Err(format!(
+                    "an action comes before request {}, but the case has {requests} requests",
+                    late.before_request
+                )),
+                None => Ok(()),
+            }
+        }
         Some(Custom::Websocket(_)) if case.gateway.is_none() => {
             Err("a WebSocket check needs the case's gateway".into())
         }
@@ -203,7 +204,9 @@ fn step(rc: &RequestCase, flow: Option<CustomFlow>) -> Result<Step, String> {
     match (rc.helper.as_str(), rc.custom_flow, flow) {
         (EVENTUALLY_CONSISTENT, false, _) => Ok(Step::RoundTrip),
         (MAKE_REQUEST, true, Some(flow)) => Ok(Step::Custom(flow)),
-        (_, true, None) => Err("custom_flow is set and the runner implements none for this case".into()),
+        (_, true, None) => {
+            Err("custom_flow is set and the runner implements none for this case".into())
+        }
         (helper, custom_flow, _) => Err(format!(
             "helper {helper:?} (custom_flow {custom_flow}) is not one the runner implements"
         )),

@@ -112,8 +112,13 @@ pub fn weighted_verdict(
     total: usize,
 ) -> Result<(), String> {
     let mut errors = Vec::new();
-    if let Some(unexpected) = seen.keys().find(|b| !spec.expected_weights.contains_key(*b)) {
-        errors.push(format!("requests answered by an unexpected backend {unexpected:?}"));
+    if let Some(unexpected) = seen
+        .keys()
+        .find(|b| !spec.expected_weights.contains_key(*b))
+    {
+        errors.push(format!(
+            "requests answered by an unexpected backend {unexpected:?}"
+        ));
     }
     let active = spec.expected_weights.values().filter(|w| **w > 0.0).count();
     if seen.len() != active {
@@ -199,7 +204,10 @@ pub async fn percentage_mirror(
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(format!("percentage mirror distribution: {}", errors.join("; ")))
+        Err(format!(
+            "percentage mirror distribution: {}",
+            errors.join("; ")
+        ))
     }
 }
 

@@ -63,7 +63,11 @@ pub struct ServicePort {
 
 impl std::fmt::Display for ServicePort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Service {}/{} port {}", self.namespace, self.service, self.port)
+        write!(
+            f,
+            "Service {}/{} port {}",
+            self.namespace, self.service, self.port
+        )
     }
 }
 
@@ -130,7 +134,11 @@ impl EchoServer {
 
     /// The log lines so far, as upstream's echo server writes them.
     pub fn log(&self) -> Vec<String> {
-        self.shared.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.shared
+            .log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -288,7 +288,9 @@ pub fn endpoint_slices(docs: &mut [Value], listeners: &BTreeMap<ServicePort, u16
 }
 
 fn fill_manual_slices(docs: &mut [Value], listeners: &BTreeMap<ServicePort, u16>) {
-    let manual: Vec<usize> = (0..docs.len()).filter(|&i| is_manual_slice(&docs[i])).collect();
+    let manual: Vec<usize> = (0..docs.len())
+        .filter(|&i| is_manual_slice(&docs[i]))
+        .collect();
     for i in manual {
         let names: Vec<String> = docs[i]["ports"]
             .as_array()
@@ -319,7 +321,12 @@ pub fn referenced_service_ports(docs: &[Value]) -> BTreeSet<ServicePort> {
     for route in docs.iter().filter(|d| kind(d) == "HTTPRoute") {
         let namespace = str_at(route, "/metadata/namespace");
         let mut refs: Vec<&Value> = Vec::new();
-        for rule in route.pointer("/spec/rules").and_then(Value::as_array).into_iter().flatten() {
+        for rule in route
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let backends = rule["backendRefs"].as_array().into_iter().flatten();
             refs.extend(backends.clone());
             let filters = rule["filters"]

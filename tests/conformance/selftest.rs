@@ -111,7 +111,10 @@ pub async fn run(cases_dir: &Path) -> bool {
         "h2c reaches the backend as HTTP/2",
         h2c_upstream(&target).await,
     );
-    report("traffic to unreferenced ports is caught", wrong_ports_caught(&docs, &running));
+    report(
+        "traffic to unreferenced ports is caught",
+        wrong_ports_caught(&docs, &running),
+    );
     for (name, result) in offline_checks() {
         report(name, result);
     }
@@ -142,13 +145,19 @@ fn check_slices(docs: &[Value], running: &Running) -> Result<(), String> {
             )
         })
         .collect();
-    let want: Vec<(String, u64)> = [("first-port", 8080), ("second-port", 8081), ("third-port", 8082)]
-        .iter()
-        .map(|(n, p)| {
-            let port = backend.port(&infra_port("infra-backend-v1", *p)).unwrap_or(0);
-            (n.to_string(), u64::from(port))
-        })
-        .collect();
+    let want: Vec<(String, u64)> = [
+        ("first-port", 8080),
+        ("second-port", 8081),
+        ("third-port", 8082),
+    ]
+    .iter()
+    .map(|(n, p)| {
+        let port = backend
+            .port(&infra_port("infra-backend-v1", *p))
+            .unwrap_or(0);
+        (n.to_string(), u64::from(port))
+    })
+    .collect();
     if ports != want {
         return Err(format!("ports {ports:?}, expected {want:?}"));
     }
@@ -420,18 +429,47 @@ fn weighted_verdicts() -> Result<(), String> {
 }
 
 fn mirror_verdicts() -> Result<(), String> {
-    expect(distribution::mirror_verdict(500, 2500, 20.0).is_ok(), "20% of 2,500 passes 20%")?;
-    expect(distribution::mirror_verdict(625, 2500, 20.0).is_err(), "25% of 2,500 fails 20%")?;
-    expect(distribution::mirror_verdict(0, 2500, 20.0).is_err(), "no mirroring fails 20%")
+    expect(
+        distribution::mirror_verdict(500, 2500, 20.0).is_ok(),
+        "20% of 2,500 passes 20%",
+    )?;
+    expect(
+        distribution::mirror_verdict(625, 2500, 20.0).is_err(),
+        "25% of 2,500 fails 20%",
+    )?;
+    expect(
+        distribution::mirror_verdict(0, 2500, 20.0).is_err(),
+        "no mirroring fails 20%",
+    )
 }
 
 fn backend_header_verdicts() -> Result<(), String> {
     let echo = |backends: Value, pod: &str| json!({"headers": {"Backend": backends}, "pod": pod});
     let check = flows::backend_header_matches_pod;
-    expect(check(&echo(json!(["infra-backend-v1"]), "infra-backend-v1-abc-def")).is_ok(), "matching pod passes")?;
-    expect(check(&echo(json!(["infra-backend-v2"]), "infra-backend-v1-abc-def")).is_err(), "other pod fails")?;
-    expect(check(&echo(json!(["a", "b"]), "a-b-c")).is_err(), "two Backend headers fail")?;
-    expect(check(&json!({"pod": "a-b-c"})).is_err(), "no Backend header fails")
+    expect(
+        check(&echo(
+            json!(["infra-backend-v1"]),
+            "infra-backend-v1-abc-def",
+        ))
+        .is_ok(),
+        "matching pod passes",
+    )?;
+    expect(
+        check(&echo(
+            json!(["infra-backend-v2"]),
+            "infra-backend-v1-abc-def",
+        ))
+        .is_err(),
+        "other pod fails",
+    )?;
+    expect(
+        check(&echo(json!(["a", "b"]), "a-b-c")).is_err(),
+        "two Backend headers fail",
+    )?;
+    expect(
+        check(&json!({"pod": "a-b-c"})).is_err(),
+        "no Backend header fails",
+    )
 }
 
 fn plan_rejections() -> Result<(), String> {
@@ -446,18 +484,33 @@ fn plan_rejections() -> Result<(), String> {
         }
         serde_json::from_value(c).map_err(|e| e.to_string())
     };
-    expect(crate::cases::plan(&case(json!({}))?).is_ok(), "a plain case runs")?;
+    expect(
+        crate::cases::plan(&case(json!({}))?).is_ok(),
+        "a plain case runs",
+    )?;
     let weighted = json!({"type": "weighted_distribution", "sanity_request_index": 1,
         "expected_weights": {}, "total_requests": 1, "concurrency": 1, "tolerance": 0.1, "max_attempts": 1});
-    expect(crate::cases::plan(&case(json!({"custom": weighted}))?).is_err(), "out-of-range sanity index")?;
-    expect(crate::cases::plan(&case(json!({"custom": {"type": "new_thing"}}))?).is_err(), "unknown custom type")?;
+    expect(
+        crate::cases::plan(&case(json!({"custom": weighted}))?).is_err(),
+        "out-of-range sanity index",
+    )?;
+    expect(
+        crate::cases::plan(&case(json!({"custom": {"type": "new_thing"}}))?).is_err(),
+        "unknown custom type",
+    )?;
     let mut custom_flow = request_json("/");
     custom_flow["helper"] = json!("http.MakeRequest");
     custom_flow["custom_flow"] = json!(true);
-    expect(crate::cases::plan(&case(json!({"requests": [custom_flow]}))?).is_err(), "custom flow without an implementation")?;
+    expect(
+        crate::cases::plan(&case(json!({"requests": [custom_flow]}))?).is_err(),
+        "custom flow without an implementation",
+    )?;
     let mut tls = request_json("/");
     tls["helper"] = json!("tls.MakeTLSRequestAndExpectEventuallyConsistentResponse");
-    expect(crate::cases::plan(&case(json!({"requests": [tls]}))?).is_err(), "unknown helper")
+    expect(
+        crate::cases::plan(&case(json!({"requests": [tls]}))?).is_err(),
+        "unknown helper",
+    )
 }
 
 fn request_json(path: &str) -> Value {
@@ -472,5 +525,9 @@ fn request_json(path: &str) -> Value {
 }
 
 fn expect(holds: bool, what: &str) -> Result<(), String> {
-    if holds { Ok(()) } else { Err(format!("not so: {what}")) }
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("not so: {what}"))
+    }
 }

@@ -59,7 +59,11 @@ pub fn check(file: &Value, c: &StatusCheck, generation: Option<i64>) -> Result<(
 /// Every condition in the status of the object `c` names (a Gateway's own and its
 /// listeners', an HTTPRoute's per parent) has `observedGeneration` equal to the
 /// object's `metadata.generation`.
-fn observed_generations(file: &Value, c: &StatusCheck, generation: Option<i64>) -> Result<(), String> {
+fn observed_generations(
+    file: &Value,
+    c: &StatusCheck,
+    generation: Option<i64>,
+) -> Result<(), String> {
     let list = match c.kind.as_deref() {
         Some("Gateway") => "gateways",
         Some("HTTPRoute") => "httproutes",
@@ -75,8 +79,20 @@ fn observed_generations(file: &Value, c: &StatusCheck, generation: Option<i64>) 
     let conditions = status["conditions"]
         .as_array()
         .into_iter()
-        .chain(status["listeners"].as_array().into_iter().flatten().filter_map(|l| l["conditions"].as_array()))
-        .chain(status["parents"].as_array().into_iter().flatten().filter_map(|p| p["conditions"].as_array()))
+        .chain(
+            status["listeners"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["conditions"].as_array()),
+        )
+        .chain(
+            status["parents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["conditions"].as_array()),
+        )
         .flatten();
     match conditions
         .into_iter()

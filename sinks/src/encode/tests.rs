@@ -192,9 +192,7 @@ fn header_query_and_method_matches_encode_as_envoy_matchers() {
         m.query_parameters,
         vec![QueryParameterMatcher {
             name: "q".into(),
-            query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(
-                regex
-            )),
+            query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(regex)),
         }]
     );
     assert_eq!(
