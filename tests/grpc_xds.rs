@@ -286,7 +286,7 @@ fn start_backend_and_sluice(dir: &Path) -> (Echo, Killed, PathBuf) {
     std::fs::write(&bootstrap_file, bootstrap(xds_port).to_string()).expect("write bootstrap");
 
     // The backend first: the EndpointSlice names its port.
-    let mut echo = Echo::start(&python, dir, &bootstrap_file);
+    let echo = Echo::start(&python, dir, &bootstrap_file);
     let first = echo.line(Duration::from_secs(30));
     let backend_port: u16 = first
         .strip_prefix("PORT ")
