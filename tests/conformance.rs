@@ -9,15 +9,26 @@
 //!                      └── echoed JSON ──▶ checks ◀┘
 //! ```
 //!
-//! Run with `cargo test --test conformance`; `SLUICE_CONFORMANCE_FILTER=Redirect` runs
-//! the cases whose name contains `Redirect`. `SLUICE_CONFORMANCE_SELFTEST=1` checks the
-//! harness itself (echo backends, EndpointSlices, Envoy) against a static Envoy config,
+//! Run with `cargo test --test conformance`. The case data comes from
+//! `../shared/gateway-api/conformance` next to the workspace, or
+//! `$SLUICE_CONFORMANCE_CASES`; without it the run FAILS, unless
+//! `SLUICE_CONFORMANCE_OPTIONAL=1` says that is intended. `SLUICE_CONFORMANCE_FILTER=Redirect`
+//! runs the cases whose name contains `Redirect`; a filter matching nothing, or a run
+//! in which no case ran, fails. `SLUICE_CONFORMANCE_ADS` picks the ADS protocol of the
+//! Envoys: `alternate` (default: state of the world and Delta on alternate cases),
+//! `both` (every case on each), `sotw` or `delta`; the summary counts each.
+//! `SLUICE_CONFORMANCE_SELFTEST=1` checks the harness itself (echo backends,
+//! EndpointSlices, Envoy, the statistical verdicts) against a static Envoy config,
 //! without sluice. `SLUICE_BIN` runs another `sluice` binary (a release build, say).
 //! Logs of each case land in `target/conformance/<case>/`.
 //!
-//! A case's `custom` flows run too: the weighted-backend and percentage-mirror
-//! distributions after their sanity requests, object deletions between requests (the
-//! manifest file is rewritten without the object), and a WebSocket echo exchange.
+//! Nothing in a case is ignored (`cases::plan`): an unknown request helper, a custom
+//! flow or `custom` type the runner does not implement fails the case. The `custom`
+//! checks run: the weighted-backend and percentage-mirror distributions after their
+//! sanity requests (one verdict over the aggregate of all rounds), object deletions
+//! between requests, a WebSocket echo exchange, and the custom flows of `flows.rs`.
+//! Objects carry `metadata.generation: 7`, which status must echo; every Service port
+//! has its own echo listener, and traffic to a port no route references fails.
 
 #[path = "conformance/cases.rs"]
 mod cases;
@@ -25,6 +36,8 @@ mod cases;
 mod distribution;
 #[path = "conformance/echo.rs"]
 mod echo;
+#[path = "conformance/flows.rs"]
+mod flows;
 #[path = "conformance/manifests.rs"]
 mod manifests;
 #[path = "conformance/processes.rs"]
@@ -43,9 +56,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cases::{Case, Custom, GatewayKey};
+use crate::cases::{Case, Custom, GatewayKey, Step};
 use crate::echo::{EchoServer, Identity};
-use crate::processes::{ChildGuard, Envoy};
+use crate::processes::{Ads, ChildGuard, Envoy};
 
 const STATUS_DEADLINE: Duration = Duration::from_secs(30);
 const SLUICE_START_DEADLINE: Duration = Duration::from_secs(60);
@@ -55,74 +68,176 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Set to run without the case data: a missing case directory is then a skip, not a
+/// failure (for machines that deliberately lack `../shared/gateway-api`).
+const OPTIONAL_ENV: &str = "SLUICE_CONFORMANCE_OPTIONAL";
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let started = Instant::now();
     let failed = runtime.block_on(run_all());
+    println!("wall time {:.0?}", started.elapsed());
     std::process::exit(if failed { 1 } else { 0 });
 }
 
-/// Runs every case; `true` if any in-scope case failed.
+/// Where the case data comes from, said in every message about it.
+fn cases_source() -> (PathBuf, String) {
+    match std::env::var_os("SLUICE_CONFORMANCE_CASES") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let said = format!("{} (from $SLUICE_CONFORMANCE_CASES)", dir.display());
+            (dir, said)
+        }
+        None => {
+            let dir = workspace().join("../shared/gateway-api/conformance");
+            let said = format!(
+                "{} (the default, ../shared/gateway-api/conformance next to the workspace; \
+                 set $SLUICE_CONFORMANCE_CASES to use another copy)",
+                dir.display()
+            );
+            (dir, said)
+        }
+    }
+}
+
+/// Which ADS protocol the Envoys of each case speak: `$SLUICE_CONFORMANCE_ADS` is
+/// `alternate` (the default: even cases state of the world, odd cases Delta), `both`
+/// (every case twice, once per protocol), `sotw` or `delta`.
+fn ads_passes() -> Result<Vec<Option<Ads>>, String> {
+    match std::env::var("SLUICE_CONFORMANCE_ADS").as_deref() {
+        Err(_) | Ok("alternate") => Ok(vec![None]),
+        Ok("both") => Ok(vec![Some(Ads::Sotw), Some(Ads::Delta)]),
+        Ok("sotw") => Ok(vec![Some(Ads::Sotw)]),
+        Ok("delta") => Ok(vec![Some(Ads::Delta)]),
+        Ok(other) => Err(format!(
+            "SLUICE_CONFORMANCE_ADS={other:?}: expected alternate, both, sotw or delta"
+        )),
+    }
+}
+
+/// Cases passed and failed, per ADS protocol, and cases skipped.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: BTreeMap<Ads, usize>,
+    failed: BTreeMap<Ads, usize>,
+    skipped: usize,
+}
+
+impl Tally {
+    fn ran(&self) -> usize {
+        self.passed.values().sum::<usize>() + self.failed.values().sum::<usize>()
+    }
+
+    fn print(&self) {
+        for ads in [Ads::Sotw, Ads::Delta] {
+            let passed = self.passed.get(&ads).copied().unwrap_or(0);
+            let failed = self.failed.get(&ads).copied().unwrap_or(0);
+            println!("{ads} ADS: {passed} passed, {failed} failed");
+        }
+        let failed: usize = self.failed.values().sum();
+        let passed = self.ran() - failed;
+        println!("{passed} passed, {failed} failed, {} skipped", self.skipped);
+    }
+}
+
+/// Runs every case; `true` if any in-scope case failed, or if nothing ran.
 async fn run_all() -> bool {
-    let cases_dir = std::env::var_os("SLUICE_CONFORMANCE_CASES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/gateway-api/conformance"));
+    let (cases_dir, source) = cases_source();
     if std::env::var_os("SLUICE_CONFORMANCE_SELFTEST").is_some() {
         return selftest::run(&cases_dir).await;
     }
     if !cases_dir.join("cases").is_dir() {
-        println!("SKIP conformance: no cases in {}", cases_dir.display());
-        println!("0 passed, 0 failed, 0 skipped");
-        return false;
+        let optional = std::env::var_os(OPTIONAL_ENV).is_some();
+        let verdict = if optional { "SKIP" } else { "FAIL" };
+        println!("{verdict} conformance: no cases/ directory in {source}");
+        if !optional {
+            println!("  (set {OPTIONAL_ENV}=1 to accept running without the case data)");
+        }
+        return !optional;
     }
-    let cases = match cases::load_all(&cases_dir) {
-        Ok(cases) => cases,
-        Err(e) => {
-            println!("FAIL conformance: {e:#}");
-            println!("0 passed, 1 failed, 0 skipped");
+    let loaded = cases::load_all(&cases_dir).map_err(|e| format!("{e:#} in {source}"));
+    let (cases, passes) = match (loaded, ads_passes()) {
+        (Ok(cases), Ok(passes)) => (cases, passes),
+        (Err(e), _) | (_, Err(e)) => {
+            println!("FAIL conformance: {e}");
             return true;
         }
     };
     let filter = std::env::var("SLUICE_CONFORMANCE_FILTER").unwrap_or_default();
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let selected: Vec<&Case> = cases.iter().filter(|c| c.name.contains(&filter)).collect();
+    if selected.is_empty() {
+        println!(
+            "FAIL conformance: SLUICE_CONFORMANCE_FILTER={filter:?} matches none of the {} cases in {source}",
+            cases.len()
+        );
+        return true;
+    }
+    let mut tally = Tally::default();
     let mut envoy = None;
-    for (index, case) in cases
-        .iter()
-        .filter(|c| c.name.contains(&filter))
-        .enumerate()
-    {
+    for pass in passes {
+        run_pass(&cases_dir, &selected, pass, &mut envoy, &mut tally).await;
+    }
+    tally.print();
+    if tally.ran() == 0 {
+        println!(
+            "FAIL conformance: no case ran (all {} selected were skipped)",
+            selected.len()
+        );
+        return true;
+    }
+    tally.failed.values().sum::<usize>() > 0
+}
+
+/// One pass over the selected cases, with every Envoy on `ads` (`None`: alternating).
+async fn run_pass(
+    cases_dir: &Path,
+    selected: &[&Case],
+    ads: Option<Ads>,
+    envoy: &mut Option<anyhow::Result<PathBuf>>,
+    tally: &mut Tally,
+) {
+    for (index, case) in selected.iter().enumerate() {
         if let Some(reason) = cases::skip_reason(case) {
-            println!("SKIP {}: {reason}", case.name);
-            skipped += 1;
+            if ads != Some(Ads::Delta) {
+                println!("SKIP {}: {reason}", case.name);
+                tally.skipped += 1;
+            }
             continue;
         }
+        let ads = ads.unwrap_or(if index % 2 == 0 {
+            Ads::Sotw
+        } else {
+            Ads::Delta
+        });
         if envoy.is_none() {
-            envoy = Some(tokio::task::block_in_place(|| {
+            *envoy = Some(tokio::task::block_in_place(|| {
                 processes::envoy_binary(&workspace())
             }));
         }
-        let result = match &envoy {
-            Some(Ok(binary)) => run_case(&cases_dir, case, index, binary).await,
-            Some(Err(e)) => Err(format!("no Envoy: {e:#}")),
-            None => Err("no Envoy".into()),
+        let result = match (cases::plan(case), &*envoy) {
+            (Err(e), _) => Err(format!("cannot run this case: {e}")),
+            (Ok(steps), Some(Ok(binary))) => {
+                run_case(cases_dir, case, &steps, index, binary, ads).await
+            }
+            (_, Some(Err(e))) => Err(format!("no Envoy: {e:#}")),
+            (_, None) => Err("no Envoy".into()),
         };
         match result {
             Ok(()) => {
-                println!("PASS {}", case.name);
-                passed += 1;
+                println!("PASS {} ({ads} ADS)", case.name);
+                *tally.passed.entry(ads).or_default() += 1;
             }
             Err(e) => {
-                println!("FAIL {}: {e}", case.name);
+                println!("FAIL {} ({ads} ADS): {e}", case.name);
                 println!("  logs: {}", case_dir(&case.name).display());
-                failed += 1;
+                *tally.failed.entry(ads).or_default() += 1;
             }
         }
     }
-    println!("{passed} passed, {failed} failed, {skipped} skipped");
-    failed > 0
 }
 
 fn case_dir(name: &str) -> PathBuf {
@@ -148,7 +263,79 @@ impl Running {
     }
 }
 
-async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> Result<(), String> {
+/// A started case: its manifests, processes, and where its Gateways listen.
+#[derive(Debug)]
+struct CaseEnv {
+    dir: PathBuf,
+    docs: Vec<serde_json::Value>,
+    running: Running,
+    gateways: Vec<manifests::Gateway>,
+    addresses: Vec<(GatewayKey, Ipv4Addr)>,
+    offset: u16,
+    status_file: PathBuf,
+    sluice_log: PathBuf,
+    xds_port: u16,
+}
+
+impl CaseEnv {
+    fn target(&self, gateway: &cases::RequestGateway) -> Result<requests::Target, String> {
+        target_for(gateway, &self.gateways, &self.addresses, self.offset)
+    }
+
+    /// Waits until the Envoy of Gateway `key` is LIVE.
+    async fn live(&self, key: &GatewayKey) -> Result<(), String> {
+        let envoy = self
+            .running
+            .envoys
+            .get(key)
+            .ok_or_else(|| format!("Gateway {key} is not in the manifests"))?;
+        wait_live(envoy.admin)
+            .await
+            .map_err(|e| format!("envoy for {key}: {e}"))
+    }
+}
+
+async fn run_case(
+    cases_dir: &Path,
+    case: &Case,
+    steps: &[Step],
+    index: usize,
+    envoy: &Path,
+    ads: Ads,
+) -> Result<(), String> {
+    let mut env = start_case(cases_dir, case, index).await?;
+    start_envoys(case, &mut env, envoy, ads)?;
+    check_statuses(case, &env.docs, &env.status_file).await?;
+    let request_gateways: BTreeSet<GatewayKey> =
+        case.requests.iter().map(|r| r.gateway.key()).collect();
+    for key in &request_gateways {
+        env.live(key).await?;
+    }
+    run_requests(case, steps, &mut env).await?;
+    if let (Some(Custom::Websocket(spec)), Some(gateway)) = (&case.custom, &case.gateway) {
+        env.live(gateway).await?;
+        let listener = cases::RequestGateway {
+            namespace: gateway.namespace.clone(),
+            name: gateway.name.clone(),
+            listener: None,
+            port: None,
+        };
+        websocket::check(&env.target(&listener)?, spec, &case.name).await?;
+    }
+    wrong_ports(&env.docs, &env.running)?;
+    if let Some(sluice) = env.running.sluice.as_mut()
+        && let Some(status) = sluice.exited()
+    {
+        return Err(format!(
+            "sluice exited ({status}) during the case{}",
+            last_line(&env.sluice_log)
+        ));
+    }
+    Ok(())
+}
+
+/// Backends, manifests and `sluice serve` for one case.
+async fn start_case(cases_dir: &Path, case: &Case, index: usize) -> Result<CaseEnv, String> {
     let dir = case_dir(&case.name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -157,7 +344,6 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
     start_backends(&mut running, &mut docs).await?;
     manifests::write(&dir.join("manifests"), &docs)
         .map_err(|e| format!("writing manifests: {e:#}"))?;
-
     let gateways = manifests::gateways(&docs);
     let addresses: Vec<(GatewayKey, Ipv4Addr)> = gateways
         .iter()
@@ -175,70 +361,76 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
         .map(|k| 20000 + 1000 * ((index as u16 + k) % 25))
         .find(|&offset| processes::all_bindable(&listen, offset))
         .ok_or("no free port offset for the Gateways' listeners")?;
-    let xds_port = processes::free_port().map_err(|e| e.to_string())?;
-    let status_file = dir.join("status.json");
+    let mut env = CaseEnv {
+        status_file: dir.join("status.json"),
+        sluice_log: dir.join("sluice.log"),
+        dir,
+        docs,
+        running,
+        gateways,
+        addresses,
+        offset,
+        xds_port: 0,
+    };
+    start_sluice(&mut env)?;
+    Ok(env)
+}
 
-    let sluice_log = dir.join("sluice.log");
+/// Starts `sluice serve` on the case's manifests; waits for its xDS port.
+fn start_sluice(env: &mut CaseEnv) -> Result<u16, String> {
+    let xds_port = processes::free_port().map_err(|e| e.to_string())?;
     let config = processes::SluiceConfig {
-        manifests: &dir.join("manifests"),
+        manifests: &env.dir.join("manifests"),
         xds_port,
-        port_offset: offset,
-        addresses: &addresses,
-        status_file: &status_file,
-        log: &sluice_log,
+        port_offset: env.offset,
+        addresses: &env.addresses,
+        status_file: &env.status_file,
+        log: &env.sluice_log,
     };
     let mut sluice = processes::start_sluice(&config).map_err(|e| format!("{e:#}"))?;
     let xds = SocketAddr::from(([127, 0, 0, 1], xds_port));
     tokio::task::block_in_place(|| {
         processes::wait_for_port(xds, SLUICE_START_DEADLINE, &mut sluice)
     })
-    .map_err(|e| format!("{e:#}{}", last_line(&sluice_log)))?;
-    running.sluice = Some(sluice);
+    .map_err(|e| format!("{e:#}{}", last_line(&env.sluice_log)))?;
+    env.running.sluice = Some(sluice);
+    env.xds_port = xds_port;
+    Ok(xds_port)
+}
 
-    for key in gateways.iter().map(|g| &g.key).filter(|k| used.contains(k)) {
+/// One Envoy per Gateway the case uses, each on `ads`.
+fn start_envoys(case: &Case, env: &mut CaseEnv, envoy: &Path, ads: Ads) -> Result<(), String> {
+    let used = used_gateways(case);
+    for key in env
+        .gateways
+        .iter()
+        .map(|g| &g.key)
+        .filter(|k| used.contains(k))
+    {
         let node_id = format!("{key}/{}/{}", case.name, std::process::id());
         // File names have a length limit; Gateway names may be 253 characters long.
         let mut label = format!("{}.{}", key.namespace, key.name);
         label.truncate(100);
+        let bootstrap = processes::bootstrap(key, &node_id, env.xds_port, ads);
         let started = tokio::task::block_in_place(|| {
-            processes::start_envoy(
-                envoy,
-                &dir,
-                &label,
-                &processes::bootstrap(key, &node_id, xds_port),
-            )
+            processes::start_envoy(envoy, &env.dir, &label, &bootstrap)
         })
         .map_err(|e| format!("{e:#}"))?;
-        running.envoys.insert(key.clone(), started);
+        env.running.envoys.insert(key.clone(), started);
     }
+    Ok(())
+}
 
-    check_statuses(case, &docs, &status_file).await?;
-    let request_gateways: BTreeSet<GatewayKey> =
-        case.requests.iter().map(|r| r.gateway.key()).collect();
-    for key in &request_gateways {
-        let envoy = running
-            .envoys
-            .get(key)
-            .ok_or_else(|| format!("Gateway {key} is not in the manifests"))?;
-        wait_live(envoy.admin)
-            .await
-            .map_err(|e| format!("envoy for {key}: {e}"))?;
-    }
-    if let Some(Custom::Actions { actions }) = &case.custom
-        && let Some(late) = actions
-            .iter()
-            .find(|a| a.before_request >= case.requests.len())
-    {
-        return Err(format!(
-            "action before request {}, but the case has {} requests",
-            late.before_request,
-            case.requests.len()
-        ));
-    }
-    let lookup = |ns: &str, name: &str| running.backend(ns, name);
+/// The request entries in order (with the actions due before each, and the case's
+/// statistical check after its round trip), then the custom flows.
+async fn run_requests(case: &Case, steps: &[Step], env: &mut CaseEnv) -> Result<(), String> {
     for (i, rc) in case.requests.iter().enumerate() {
-        perform_actions(case, i, &mut docs, &dir)?;
-        let target = target_for(&rc.gateway, &gateways, &addresses, offset)?;
+        perform_actions(case, i, &mut env.docs, &env.dir)?;
+        if steps.get(i) != Some(&Step::RoundTrip) {
+            continue;
+        }
+        let target = env.target(&rc.gateway)?;
+        let lookup = |ns: &str, name: &str| env.running.backend(ns, name);
         requests::run(rc, &target, &lookup).await?;
         let custom = match &case.custom {
             Some(Custom::WeightedDistribution(spec)) if spec.sanity_request_index == i => {
@@ -251,36 +443,36 @@ async fn run_case(cases_dir: &Path, case: &Case, index: usize, envoy: &Path) -> 
         };
         custom.map_err(|e| format!("request {:?}: {e}", rc.name))?;
     }
-    if let Some(Custom::Websocket(spec)) = &case.custom {
-        let gateway = case
-            .gateway
-            .as_ref()
-            .ok_or("a WebSocket check needs the case's gateway")?;
-        let envoy = running
-            .envoys
-            .get(gateway)
-            .ok_or_else(|| format!("Gateway {gateway} is not in the manifests"))?;
-        wait_live(envoy.admin)
-            .await
-            .map_err(|e| format!("envoy for {gateway}: {e}"))?;
-        let listener = cases::RequestGateway {
-            namespace: gateway.namespace.clone(),
-            name: gateway.name.clone(),
-            listener: None,
-            port: None,
-        };
-        let target = target_for(&listener, &gateways, &addresses, offset)?;
-        websocket::check(&target, spec, &case.name).await?;
-    }
-    if let Some(sluice) = running.sluice.as_mut()
-        && let Some(status) = sluice.exited()
-    {
-        return Err(format!(
-            "sluice exited ({status}) during the case{}",
-            last_line(&sluice_log)
-        ));
+    for (rc, step) in case.requests.iter().zip(steps) {
+        if let Step::Custom(flow) = step {
+            let target = env.target(&rc.gateway)?;
+            flows::run(*flow, rc, &target)
+                .await
+                .map_err(|e| format!("custom flow of request {:?}: {e}", rc.name))?;
+        }
     }
     Ok(())
+}
+
+/// Fails if an echo listener got a request for a Service port no HTTPRoute sends
+/// traffic to: sluice picked the wrong port of a Service.
+fn wrong_ports(docs: &[serde_json::Value], running: &Running) -> Result<(), String> {
+    let referenced = manifests::referenced_service_ports(docs);
+    let wrong: Vec<String> = running
+        .backends
+        .values()
+        .flat_map(EchoServer::hits)
+        .filter(|(port, hits)| *hits > 0 && !referenced.contains(port))
+        .map(|(port, hits)| format!("{port} ({hits} requests)"))
+        .collect();
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "requests reached Service ports that no HTTPRoute references: {}",
+            wrong.join(", ")
+        ))
+    }
 }
 
 /// The case's actions due before request `index`: each deletion rewrites the
@@ -317,15 +509,14 @@ fn perform_actions(
     Ok(())
 }
 
-/// One echo server per Deployment, and EndpointSlices pointing at them.
+/// One echo server per Deployment, listening once per Service port that selects it,
+/// and EndpointSlices pointing at those listeners.
 async fn start_backends(
     running: &mut Running,
     docs: &mut Vec<serde_json::Value>,
 ) -> Result<(), String> {
     for d in manifests::deployments(docs) {
-        let server = EchoServer::start(Identity::new(&d.namespace, &d.name))
-            .await
-            .map_err(|e| format!("echo backend {}/{}: {e:#}", d.namespace, d.name))?;
+        let server = EchoServer::new(Identity::new(&d.namespace, &d.name));
         running
             .backends
             .insert((d.namespace.clone(), d.name.clone()), server);
@@ -334,12 +525,21 @@ async fn start_backends(
         .into_iter()
         .map(|(svc, d)| (svc, (d.namespace, d.name)))
         .collect();
-    let ports = running
-        .backends
-        .iter()
-        .map(|(k, s)| (k.clone(), s.addr.port()))
-        .collect();
-    let slices = manifests::endpoint_slices(docs, &ports);
+    let mut listeners = BTreeMap::new();
+    for (service_port, deployment) in manifests::service_ports(docs) {
+        let server = running.backends.get_mut(&deployment).ok_or_else(|| {
+            format!(
+                "{service_port}: no Deployment {}/{}",
+                deployment.0, deployment.1
+            )
+        })?;
+        let port = server
+            .listen(service_port.clone())
+            .await
+            .map_err(|e| format!("echo listener for {service_port}: {e:#}"))?;
+        listeners.insert(service_port, port);
+    }
+    let slices = manifests::endpoint_slices(docs, &listeners);
     docs.extend(slices);
     Ok(())
 }
@@ -435,8 +635,8 @@ async fn check_statuses(
     Err(last_error)
 }
 
-/// `metadata.generation` of the object a check names; objects read from files have 1.
-fn generation_of(docs: &[serde_json::Value], c: &cases::StatusCheck) -> i64 {
+/// `metadata.generation` of the object a check names (`None`: not in the manifests).
+fn generation_of(docs: &[serde_json::Value], c: &cases::StatusCheck) -> Option<i64> {
     docs.iter()
         .find(|d| {
             Some(manifests::kind(d)) == c.kind.as_deref()
@@ -447,7 +647,6 @@ fn generation_of(docs: &[serde_json::Value], c: &cases::StatusCheck) -> i64 {
             d.pointer("/metadata/generation")
                 .and_then(serde_json::Value::as_i64)
         })
-        .unwrap_or(1)
 }
 
 /// Waits until Envoy's admin `/ready` says LIVE (CDS and LDS arrived).

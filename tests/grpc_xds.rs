@@ -25,6 +25,11 @@ const CALL_DEADLINE: Duration = Duration::from_secs(20);
 const GRPCIO: &str = "grpcio==1.85.0";
 /// What the ADS server logs when a client rejects a response.
 const NACK_LOG: &str = "rejected configuration (NACK)";
+/// What the ADS server logs when a stream ends, cleanly or not (the latter at debug
+/// level): it has then handled every request of the stream, NACKs included.
+const STREAM_END_LOGS: [&str; 2] = ["proxy disconnected", "ADS stream ends with an error"];
+/// `SLUICE_LOG` for the server: info, and debug for the ADS stream's end.
+const SLUICE_LOG: &str = "info,sluice_sinks::ads=debug";
 
 /// A child process, killed and reaped on drop (also on panic).
 struct Killed {
@@ -226,7 +231,7 @@ fn start_sluice(manifests: &Path, xds_port: u16, log: &Path) -> Killed {
         .arg(manifests)
         .args(["--xds", &format!("127.0.0.1:{xds_port}")])
         .args(["--listen-address", "127.0.0.1"])
-        .env("SLUICE_LOG", "info")
+        .env("SLUICE_LOG", SLUICE_LOG)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -269,21 +274,19 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-#[test]
-fn grpc_xds_client_accepts_sluice_resources_and_reaches_the_backend() {
+/// Starts echo.py (a gRPC backend and the xDS client) and `sluice serve` on
+/// manifests pointing at the backend; returns both once sluice listens.
+fn start_backend_and_sluice(dir: &Path) -> (Echo, Killed, PathBuf) {
     let python = grpc_python();
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("grpc_xds-{}", std::process::id()));
     let manifest_dir = dir.join("manifests");
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(&manifest_dir).expect("create the manifest dir");
-
     let xds_port = free_port();
     let bootstrap_file = dir.join("bootstrap.json");
     std::fs::write(&bootstrap_file, bootstrap(xds_port).to_string()).expect("write bootstrap");
 
     // The backend first: the EndpointSlice names its port.
-    let mut echo = Echo::start(&python, &dir, &bootstrap_file);
+    let echo = Echo::start(&python, dir, &bootstrap_file);
     let first = echo.line(Duration::from_secs(30));
     let backend_port: u16 = first
         .strip_prefix("PORT ")
@@ -296,16 +299,40 @@ fn grpc_xds_client_accepts_sluice_resources_and_reaches_the_backend() {
     let mut sluice = start_sluice(&manifest_dir, xds_port, &sluice_log);
     let xds: SocketAddr = ([127, 0, 0, 1], xds_port).into();
     wait_for_port(xds, Duration::from_secs(30), &mut sluice, &sluice_log);
+    (echo, sluice, sluice_log)
+}
 
+/// The sluice log once it records the end of the client's ADS stream (polled until
+/// `wait`): from then on, every NACK the client sent is in it.
+fn log_after_stream_end(log: &Path, wait: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if STREAM_END_LOGS.iter().any(|end| text.contains(end)) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < wait,
+            "sluice never logged the end of the client's ADS stream within {wait:?}:\n{}",
+            tail(log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn grpc_xds_client_accepts_sluice_resources_and_reaches_the_backend() {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("grpc_xds-{}", std::process::id()));
+    let (mut echo, sluice, sluice_log) = start_backend_and_sluice(&dir);
     writeln!(echo.stdin, "GO").expect("tell echo.py to call");
     echo.stdin.flush().expect("flush echo.py stdin");
     let result = echo.line(CALL_DEADLINE + Duration::from_secs(15));
-    // A rejection is answered right away; give its log line a moment to land.
-    std::thread::sleep(Duration::from_millis(300));
-    drop(sluice);
+    // The client exits after its call, which ends its ADS stream.
     wait_or_kill(&mut echo.process.child, Duration::from_secs(10));
+    let sluice_text = log_after_stream_end(&sluice_log, Duration::from_secs(10));
+    drop(sluice);
 
-    let sluice_text = std::fs::read_to_string(&sluice_log).unwrap_or_default();
     assert_eq!(
         result,
         "OK pong:hello",

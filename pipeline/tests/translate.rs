@@ -93,7 +93,22 @@ fn simple_route_translates_to_listener_vhost_cluster_endpoints() {
     else {
         panic!("no route status")
     };
-    assert!(rs.conditions.iter().all(|c| c.status), "{rs:?}");
+    // The spec's two route-parent conditions, both True (an empty list would make an
+    // `all(..)` over it hold vacuously, so the types are checked as a set).
+    let mut types: Vec<(&str, bool, &str)> = rs
+        .conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status, c.reason.as_str()))
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        vec![
+            ("Accepted", true, "Accepted"),
+            ("ResolvedRefs", true, "ResolvedRefs")
+        ],
+        "{rs:?}"
+    );
 }
 
 /// The keys whose records changed, per stream.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -31,7 +31,6 @@ use tonic::{Code, Streaming};
 use ResourceType::{Cluster, Endpoint, Listener, Route};
 
 const WAIT: Duration = Duration::from_secs(5);
-const QUIET: Duration = Duration::from_millis(300);
 
 // ---- server ---------------------------------------------------------------------
 
@@ -128,6 +127,16 @@ fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// Polls `holds` until it is true; panics after `WAIT` (no fixed quiet window: on a
+/// loaded machine the server may take a while, and a fast one passes at once).
+async fn eventually(what: &str, holds: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !holds() {
+        assert!(start.elapsed() < WAIT, "not within {WAIT:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 // ---- state-of-the-world proxy ---------------------------------------------------
 
 struct SotwProxy {
@@ -199,10 +208,12 @@ impl SotwProxy {
         }
     }
 
-    async fn expect_quiet(&mut self) {
-        if let Ok(msg) = timeout(QUIET, self.rx.message()).await {
-            panic!("expected no response, got {msg:?}");
-        }
+    /// The next response, which must be `want`: after a step where nothing may
+    /// arrive, a publish whose response must come next proves nothing did.
+    async fn expect(&mut self, want: (ResourceType, Vec<String>)) -> DiscoveryResponse {
+        let r = self.recv().await;
+        assert_eq!(sotw_summary(&r), want, "the next response");
+        r
     }
 }
 
@@ -274,10 +285,14 @@ impl DeltaProxy {
             .expect("stream open")
     }
 
-    async fn expect_quiet(&mut self) {
-        if let Ok(msg) = timeout(QUIET, self.rx.message()).await {
-            panic!("expected no response, got {msg:?}");
-        }
+    /// The next response, which must be `want` (see [`SotwProxy::expect`]).
+    async fn expect(
+        &mut self,
+        want: (ResourceType, Vec<String>, Vec<String>),
+    ) -> DeltaDiscoveryResponse {
+        let r = self.recv().await;
+        assert_eq!(delta_summary(&r), want, "the next response");
+        r
     }
 }
 
@@ -346,7 +361,7 @@ async fn sotw_rds_and_eds_send_the_requested_names_that_exist() {
     let eds = p.recv().await;
     assert_eq!(sotw_summary(&eds), (Endpoint, names(&["e1"])));
     p.send(Endpoint, &["e1", "e2", "missing"], Some(&eds)).await;
-    p.expect_quiet().await;
+    // Nothing is sent for the ACK: the next response is the one for `missing`.
     let s = state(
         2,
         &[
@@ -357,8 +372,20 @@ async fn sotw_rds_and_eds_send_the_requested_names_that_exist() {
         ],
     );
     h.hub.publish(&key("ns/gw"), s);
-    assert_eq!(sotw_summary(&p.recv().await), (Endpoint, names(&["m"])));
-    p.expect_quiet().await;
+    let eds = p.expect((Endpoint, names(&["m"]))).await;
+    p.send(Endpoint, &["e1", "e2", "missing"], Some(&eds)).await;
+    // Nothing else follows: the next response is the next change.
+    let s = state(
+        3,
+        &[
+            (Route, "r1", "r1"),
+            (Endpoint, "e1", "e1 v2"),
+            (Endpoint, "e2", "e2"),
+            (Endpoint, "missing", "m"),
+        ],
+    );
+    h.hub.publish(&key("ns/gw"), s);
+    p.expect((Endpoint, names(&["e1 v2"]))).await;
 }
 
 #[tokio::test]
@@ -386,9 +413,9 @@ async fn sotw_update_after_ack_sends_only_the_changed_type() {
     p.send(Route, &["r1"], None).await;
     let rds = p.recv().await;
     p.send(Route, &["r1"], Some(&rds)).await;
-    p.expect_quiet().await;
 
-    // Same content in a new publication: nothing is sent.
+    // Same content in a new publication: nothing is sent (the next response is the
+    // listener change below).
     h.hub.publish(
         &gw,
         state(
@@ -400,7 +427,6 @@ async fn sotw_update_after_ack_sends_only_the_changed_type() {
             ],
         ),
     );
-    p.expect_quiet().await;
 
     // Only the listener changes: one LDS response, with a new version.
     h.hub.publish(
@@ -418,83 +444,86 @@ async fn sotw_update_after_ack_sends_only_the_changed_type() {
     assert_eq!(sotw_summary(&lds2), (Listener, names(&["l1 v2"])));
     assert_ne!(lds2.version_info, lds.version_info);
     p.send(Listener, &[], Some(&lds2)).await;
-    p.expect_quiet().await;
-}
-
-#[tokio::test]
-async fn sotw_nack_is_counted_and_not_resent_and_stale_nonces_are_ignored() {
-    let h = start().await;
-    let gw = key("ns/gw");
+    // Nothing else follows: the next response is the next change.
     h.hub.publish(
         &gw,
         state(
-            1,
+            4,
             &[
                 (Cluster, "c1", "c1"),
-                (Route, "r1", "r1"),
-                (Route, "r2", "r2"),
+                (Listener, "l1", "l1 v2"),
+                (Route, "r1", "r1 v2"),
             ],
         ),
     );
+    p.expect((Route, names(&["r1 v2"]))).await;
+}
+
+fn nack_state(time: u64, cluster_body: &str) -> Arc<GatewayResources> {
+    state(
+        time,
+        &[
+            (Cluster, "c1", cluster_body),
+            (Route, "r1", "r1"),
+            (Route, "r2", "r2"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn sotw_nack_is_counted_and_not_resent() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(&gw, nack_state(1, "c1"));
     let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
     p.send(Cluster, &[], None).await;
     let cds = p.recv().await;
     p.nack(&cds, "").await;
-    p.expect_quiet().await;
+    eventually("the NACK is counted", || h.stats.nacks() == 1).await;
+
+    // A republication of the rejected content does not resend it: the next response
+    // is the one for the RDS request that follows.
+    h.hub.publish(&gw, nack_state(2, "c1"));
+    p.send(Route, &["r1"], None).await;
+    p.expect((Route, names(&["r1"]))).await;
+
+    // The next change of the type is sent as usual.
+    h.hub.publish(&gw, nack_state(3, "c1 fixed"));
+    p.expect((Cluster, names(&["c1 fixed"]))).await;
     assert_eq!(h.stats.nacks(), 1);
+}
 
-    // A republication of the rejected content does not resend it either.
-    h.hub.publish(
-        &gw,
-        state(
-            2,
-            &[
-                (Cluster, "c1", "c1"),
-                (Route, "r1", "r1"),
-                (Route, "r2", "r2"),
-            ],
-        ),
-    );
-    p.expect_quiet().await;
-
-    // A request answering an older nonce is ignored, even with new names.
+#[tokio::test]
+async fn sotw_stale_nonces_are_ignored() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(&gw, nack_state(1, "c1"));
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Cluster, &[], None).await;
+    let cds = p.recv().await;
+    p.send(Cluster, &[], Some(&cds)).await;
     p.send(Route, &["r1"], None).await;
     let rds = p.recv().await;
     p.send(Route, &["r1"], Some(&rds)).await;
+
+    // A request answering an older nonce is ignored, even with new names, and a
+    // NACK for a stale nonce is not counted.
     let stale = DiscoveryResponse {
         nonce: "not-the-latest".into(),
         ..rds.clone()
     };
     p.send(Route, &["r1", "r2"], Some(&stale)).await;
-    p.expect_quiet().await;
-    // A NACK for a stale nonce is not counted.
-    p.nack(
-        &DiscoveryResponse {
-            nonce: "not-the-latest".into(),
-            ..cds.clone()
-        },
-        "",
-    )
-    .await;
-    p.expect_quiet().await;
-    assert_eq!(h.stats.nacks(), 1);
-
-    // The next change of the type is sent as usual.
-    h.hub.publish(
-        &gw,
-        state(
-            3,
-            &[
-                (Cluster, "c1", "c1 fixed"),
-                (Route, "r1", "r1"),
-                (Route, "r2", "r2"),
-            ],
-        ),
-    );
-    assert_eq!(
-        sotw_summary(&p.recv().await),
-        (Cluster, names(&["c1 fixed"]))
-    );
+    let stale_cds = DiscoveryResponse {
+        nonce: "not-the-latest".into(),
+        ..cds.clone()
+    };
+    p.nack(&stale_cds, "").await;
+    // A barrier on the same stream: the server handles a stream's requests in order,
+    // so when the answer to this LDS request arrives, both were handled, and had
+    // the stale request been served, its RDS response would have come first.
+    p.send(Listener, &[], None).await;
+    p.expect((Listener, vec![])).await;
+    assert_eq!(h.stats.nacks(), 0);
 }
 
 #[tokio::test]
@@ -512,7 +541,10 @@ async fn sotw_reconnect_with_current_version_gets_nothing_new() {
         ..cds
     };
     again.send(Cluster, &[], Some(&reconnect)).await;
-    again.expect_quiet().await;
+    // Nothing is resent: the next response is the next change.
+    h.hub
+        .publish(&key("ns/gw"), state(2, &[(Cluster, "c1", "c1 v2")]));
+    again.expect((Cluster, names(&["c1 v2"]))).await;
 }
 
 /// On one update that adds a cluster, points a route at it and removes the old
@@ -545,7 +577,6 @@ async fn sotw_update_goes_out_in_warming_order() {
         let r = p.recv().await;
         p.send(ty, &names, Some(&r)).await;
     }
-    p.expect_quiet().await;
 
     h.hub.publish(
         &gw,
@@ -559,12 +590,14 @@ async fn sotw_update_goes_out_in_warming_order() {
             ],
         ),
     );
+    // The four responses come next, in this order (nothing before them).
     let mut got = Vec::new();
     for _ in 0..4 {
-        got.push(sotw_summary(&p.recv().await));
+        got.push(p.recv().await);
     }
+    let summaries: Vec<_> = got.iter().map(sotw_summary).collect();
     assert_eq!(
-        got,
+        summaries,
         [
             (Cluster, names(&["c1", "c2"])),
             (Endpoint, names(&["e2"])),
@@ -572,7 +605,29 @@ async fn sotw_update_goes_out_in_warming_order() {
             (Cluster, names(&["c2"])),
         ]
     );
-    p.expect_quiet().await;
+    let acks = [
+        (Cluster, vec![]),
+        (Endpoint, vec!["c1", "c2"]),
+        (Route, vec!["r"]),
+        (Cluster, vec![]),
+    ];
+    for ((ty, names), r) in acks.iter().zip(&got) {
+        p.send(*ty, names, Some(r)).await;
+    }
+    // Nothing else follows: the next response is the next change.
+    h.hub.publish(
+        &gw,
+        state(
+            3,
+            &[
+                (Cluster, "c2", "c2"),
+                (Endpoint, "c2", "e2"),
+                (Listener, "l", "l v2"),
+                (Route, "r", "r->c2"),
+            ],
+        ),
+    );
+    p.expect((Listener, names(&["l v2"]))).await;
 }
 
 #[tokio::test]
@@ -598,8 +653,6 @@ async fn sotw_named_lds_gets_the_api_listener_and_wildcard_lds_never_does() {
     let lds = grpc.recv().await;
     assert_eq!(sotw_summary(&lds), (Listener, names(&["api echo"])));
     grpc.send(Listener, &["echo.example.com"], Some(&lds)).await;
-    grpc.expect_quiet().await;
-    envoy.expect_quiet().await;
 
     // A new API listener reaches no one who did not name it; a change to the named
     // one reaches its client only; its removal is an LDS set without it.
@@ -617,16 +670,19 @@ async fn sotw_named_lds_gets_the_api_listener_and_wildcard_lds_never_does() {
     let lds = grpc.recv().await;
     assert_eq!(sotw_summary(&lds), (Listener, names(&["api echo v2"])));
     grpc.send(Listener, &["echo.example.com"], Some(&lds)).await;
-    envoy.expect_quiet().await;
     h.hub.publish(&gw, state_with_api(3, &resources, &[]));
     assert_eq!(sotw_summary(&grpc.recv().await), (Listener, vec![]));
-    envoy.expect_quiet().await;
+
+    // Envoy heard of none of it: its next response is the socket listener's change.
+    let changed = [(Listener, "ns/gw/80", "socket 80 v2")];
+    h.hub.publish(&gw, state_with_api(4, &changed, &[]));
+    envoy.expect((Listener, names(&["socket 80 v2"]))).await;
 }
 
 // ---- incremental ----------------------------------------------------------------
 
 #[tokio::test]
-async fn delta_sends_changes_and_removals_and_honours_initial_versions() {
+async fn delta_sends_changes_and_removals() {
     let h = start().await;
     let gw = key("ns/gw");
     h.hub.publish(
@@ -642,17 +698,14 @@ async fn delta_sends_changes_and_removals_and_honours_initial_versions() {
     );
     let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
     p.subscribe(Cluster, &[]).await;
-    let cds = p.recv().await;
-    assert_eq!(delta_summary(&cds), (Cluster, names(&["c1", "c2"]), vec![]));
-    let c1_version = cds.resources[0].version.clone();
+    let cds = p.expect((Cluster, names(&["c1", "c2"]), vec![])).await;
     p.ack(&cds).await;
     p.subscribe(Listener, &["*"]).await;
-    let lds = p.recv().await;
-    assert_eq!(delta_summary(&lds), (Listener, names(&["l1"]), vec![]));
+    let lds = p.expect((Listener, names(&["l1"]), vec![])).await;
     p.ack(&lds).await;
-    p.expect_quiet().await;
 
-    // c2 changes, c3 is new, l1 goes away: only those are sent.
+    // c2 changes, c3 is new, l1 goes away: only those are sent, and they are the
+    // next responses (nothing came for the ACKs).
     h.hub.publish(
         &gw,
         state(
@@ -664,34 +717,43 @@ async fn delta_sends_changes_and_removals_and_honours_initial_versions() {
             ],
         ),
     );
-    let cds = p.recv().await;
-    assert_eq!(delta_summary(&cds), (Cluster, names(&["c2", "c3"]), vec![]));
+    p.expect((Cluster, names(&["c2", "c3"]), vec![])).await;
+    p.expect((Listener, vec![], names(&["l1"]))).await;
+
+    // c1 is deleted: it shows in removed_resources, as the next response.
+    h.hub.publish(
+        &gw,
+        state(3, &[(Cluster, "c2", "c2 v2"), (Cluster, "c3", "c3")]),
+    );
+    p.expect((Cluster, vec![], names(&["c1"]))).await;
+}
+
+#[tokio::test]
+async fn delta_reconnect_honours_initial_versions() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(
+        &gw,
+        state(1, &[(Cluster, "c1", "c1"), (Cluster, "c2", "c2")]),
+    );
+    let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    p.subscribe(Cluster, &[]).await;
+    let cds = p.expect((Cluster, names(&["c1", "c2"]), vec![])).await;
     let versions: HashMap<String, String> = cds
         .resources
         .iter()
         .map(|r| (r.name.clone(), r.version.clone()))
         .collect();
-    assert_eq!(
-        delta_summary(&p.recv().await),
-        (Listener, vec![], names(&["l1"]))
-    );
-    p.expect_quiet().await;
-
-    // c1 is deleted: it shows in removed_resources.
+    drop(p);
     h.hub.publish(
         &gw,
-        state(3, &[(Cluster, "c2", "c2 v2"), (Cluster, "c3", "c3")]),
+        state(2, &[(Cluster, "c2", "c2"), (Cluster, "c3", "c3")]),
     );
-    assert_eq!(
-        delta_summary(&p.recv().await),
-        (Cluster, vec![], names(&["c1"]))
-    );
-    drop(p);
 
     // Reconnect knowing c2 (current), c3 (an old version) and c1 (gone).
     let mut again = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
     let initial = HashMap::from([
-        ("c1".to_string(), c1_version),
+        ("c1".to_string(), versions["c1"].clone()),
         ("c2".to_string(), versions["c2"].clone()),
         ("c3".to_string(), "stale".to_string()),
     ]);
@@ -702,15 +764,14 @@ async fn delta_sends_changes_and_removals_and_honours_initial_versions() {
             ..DeltaDiscoveryRequest::default()
         })
         .await;
-    assert_eq!(
-        delta_summary(&again.recv().await),
-        (Cluster, names(&["c3"]), vec![])
+    again.expect((Cluster, names(&["c3"]), vec![])).await;
+    again.expect((Cluster, vec![], names(&["c1"]))).await;
+    // Nothing else (c2 is current): the next response is the next change.
+    h.hub.publish(
+        &gw,
+        state(3, &[(Cluster, "c2", "c2"), (Cluster, "c3", "c3 v2")]),
     );
-    assert_eq!(
-        delta_summary(&again.recv().await),
-        (Cluster, vec![], names(&["c1"]))
-    );
-    again.expect_quiet().await;
+    again.expect((Cluster, names(&["c3"]), vec![])).await;
 }
 
 #[tokio::test]
@@ -737,12 +798,16 @@ async fn delta_by_name_subscribe_unsubscribe_and_missing_names() {
     let rds = p.recv().await;
     assert_eq!(delta_summary(&rds), (Route, names(&["r2"]), vec![]));
     p.ack(&rds).await;
-    // r1 is no longer wanted: its change is not sent.
+    // r1 is no longer wanted: its change is not sent; the next response is r2's.
     h.hub.publish(
         &gw,
         state(2, &[(Route, "r1", "r1 v2"), (Route, "r2", "r2")]),
     );
-    p.expect_quiet().await;
+    h.hub.publish(
+        &gw,
+        state(3, &[(Route, "r1", "r1 v2"), (Route, "r2", "r2 v2")]),
+    );
+    p.expect((Route, names(&["r2"]), vec![])).await;
 }
 
 #[tokio::test]
@@ -764,10 +829,15 @@ async fn delta_nack_is_counted_and_not_resent() {
         ..DeltaDiscoveryRequest::default()
     })
     .await;
-    p.expect_quiet().await;
-    assert_eq!(h.stats.nacks(), 1);
+    eventually("the NACK is counted", || h.stats.nacks() == 1).await;
+    // The rejected content republished is not resent: the next response is c2's.
     h.hub.publish(&gw, state(2, &[(Cluster, "c1", "c1")]));
-    p.expect_quiet().await;
+    h.hub.publish(
+        &gw,
+        state(3, &[(Cluster, "c1", "c1"), (Cluster, "c2", "c2")]),
+    );
+    p.expect((Cluster, names(&["c2"]), vec![])).await;
+    assert_eq!(h.stats.nacks(), 1);
 }
 
 #[tokio::test]
@@ -795,7 +865,6 @@ async fn delta_update_goes_out_in_warming_order() {
         let r = p.recv().await;
         p.ack(&r).await;
     }
-    p.expect_quiet().await;
     h.hub.publish(
         &gw,
         state(
@@ -821,7 +890,19 @@ async fn delta_update_goes_out_in_warming_order() {
             (Endpoint, vec![], names(&["c1"])),
         ]
     );
-    p.expect_quiet().await;
+    // Nothing else follows: the next response is the next change.
+    h.hub.publish(
+        &gw,
+        state(
+            3,
+            &[
+                (Cluster, "c2", "c2"),
+                (Endpoint, "c2", "e2"),
+                (Route, "r", "r->c2 v2"),
+            ],
+        ),
+    );
+    p.expect((Route, names(&["r"]), vec![])).await;
 }
 
 #[tokio::test]
@@ -858,16 +939,25 @@ async fn delta_named_lds_gets_the_api_listener_and_wildcard_lds_never_does() {
     );
     named.ack(&lds).await;
 
-    // The API listener goes away: only the client that named it hears of it.
+    // The API listener goes away: only the client that named it hears of it. The
+    // wildcard proxy's next response is the socket listener's change.
     h.hub.publish(&gw, state_with_api(2, &resources, &[]));
     assert_eq!(
         delta_summary(&named.recv().await),
         (Listener, vec![], names(&["echo.example.com"]))
     );
-    envoy.expect_quiet().await;
+    let changed = [(Listener, "ns/gw/80", "socket 80 v2")];
+    h.hub.publish(&gw, state_with_api(3, &changed, &[]));
+    envoy.expect((Listener, names(&["ns/gw/80"]), vec![])).await;
+}
 
-    // A wildcard proxy reconnecting with an API listener among its versions is
-    // told it is gone rather than kept on it.
+/// A wildcard proxy reconnecting with an API listener among its versions is told it
+/// is gone rather than kept on it.
+#[tokio::test]
+async fn delta_wildcard_reconnect_is_told_an_api_listener_is_gone() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    let resources = [(Listener, "ns/gw/80", "socket 80")];
     h.hub.publish(
         &gw,
         state_with_api(3, &resources, &[("echo.example.com", "api echo")]),
@@ -912,7 +1002,10 @@ async fn proxies_of_different_gateways_see_only_their_own() {
     h.hub
         .publish(&key("a/gw"), state(2, &[(Cluster, "ca", "ca v2")]));
     assert_eq!(sotw_summary(&a.recv().await), (Cluster, names(&["ca v2"])));
-    b.expect_quiet().await;
+    // b heard nothing of a's change: its next response is its own change.
+    h.hub
+        .publish(&key("b/gw"), state(2, &[(Cluster, "cb", "cb v2")]));
+    b.expect((Cluster, names(&["cb"]), vec![])).await;
 }
 
 #[tokio::test]
@@ -949,9 +1042,9 @@ async fn garbage_requests_are_ignored_or_rejected_without_harm() {
         ..DiscoveryRequest::default()
     };
     p.tx.send(unknown).await.expect("send");
-    p.expect_quiet().await;
+    // Ignored: the next response answers the CDS request that follows.
     p.send(Cluster, &[], None).await;
-    assert_eq!(sotw_summary(&p.recv().await), (Cluster, names(&["c1"])));
+    p.expect((Cluster, names(&["c1"]))).await;
     p.tx.send(DiscoveryRequest {
         node: p.node.clone(),
         ..DiscoveryRequest::default()

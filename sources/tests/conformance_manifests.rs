@@ -1,15 +1,29 @@
 //! Every Gateway API conformance manifest loads without an error: the upstream
 //! suite's YAML is the widest real-world input we have, so a document it contains
 //! must at worst be skipped with a warning (Deployments, TLSRoutes, ...), never
-//! stop the load. Reads `../shared/gateway-api` at run time; skips when absent.
+//! stop the load. Reads the manifests of `../shared/gateway-api/conformance` (or
+//! `$SLUICE_CONFORMANCE_CASES`) at run time; fails when they are absent, unless
+//! `SLUICE_CONFORMANCE_OPTIONAL=1` says that is intended.
 
 use std::path::{Path, PathBuf};
 
 use sluice_pipeline::model::Object;
 use sluice_sources::{Parsed, parse_manifests};
 
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/gateway-api/conformance/manifests")
+/// The manifests directory and a sentence saying where it comes from.
+fn manifests_dir() -> (PathBuf, &'static str) {
+    match std::env::var_os("SLUICE_CONFORMANCE_CASES") {
+        Some(dir) => (
+            PathBuf::from(dir).join("manifests"),
+            "$SLUICE_CONFORMANCE_CASES",
+        ),
+        None => (
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/gateway-api/conformance/manifests"),
+            "the default ../shared/gateway-api/conformance next to the workspace; \
+             set $SLUICE_CONFORMANCE_CASES to use another copy",
+        ),
+    }
 }
 
 /// The suite's placeholders, filled in as the suite itself would.
@@ -41,13 +55,20 @@ fn load(file: &Path) -> Parsed {
 
 #[test]
 fn every_conformance_manifest_loads() {
-    let dir = manifests_dir();
+    let (dir, source) = manifests_dir();
     if !dir.is_dir() {
-        println!("skipped: {} not found", dir.display());
+        let missing = format!("no conformance manifests in {} ({source})", dir.display());
+        assert!(
+            std::env::var_os("SLUICE_CONFORMANCE_OPTIONAL").is_some(),
+            "{missing}; set SLUICE_CONFORMANCE_OPTIONAL=1 to accept running without them"
+        );
+        println!("skipped (SLUICE_CONFORMANCE_OPTIONAL): {missing}");
         return;
     }
+    let files = manifest_files(&dir);
+    assert!(files.len() > 1, "no test manifests in {}", dir.display());
     let (mut gateways, mut routes, mut warnings) = (0, 0, 0);
-    for file in manifest_files(&dir) {
+    for file in files {
         let parsed = load(&file);
         for warning in &parsed.warnings {
             println!("{warning}");

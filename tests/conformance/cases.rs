@@ -101,13 +101,116 @@ pub fn skip_reason(case: &Case) -> Option<String> {
     if !(case.name.starts_with("HTTPRoute") || case.name.starts_with("Gateway")) {
         return Some("not an HTTPRoute or Gateway case".into());
     }
-    if let Some(Custom::Unsupported) = case.custom {
-        return Some("custom check of an unsupported type".into());
-    }
-    if case.requests.is_empty() && case.statuses.is_empty() {
-        return Some("no requests and no status checks".into());
+    if let Some(reason) = &case.skipped_reason {
+        return Some(format!("the case data says: {reason}"));
     }
     None
+}
+
+/// The helpers a request entry may name, and what the runner does with each: the
+/// eventually-consistent round trip is the runner's request check; `http.MakeRequest`
+/// only builds a request for a custom flow (see [`CUSTOM_FLOWS`]).
+const EVENTUALLY_CONSISTENT: &str = "http.MakeRequestAndExpectEventuallyConsistentResponse";
+const MAKE_REQUEST: &str = "http.MakeRequest";
+
+/// Cases whose request entries carry `custom_flow: true`, with the flow that
+/// implements their test body (anything else with a custom flow fails).
+pub const CUSTOM_FLOWS: &[(&str, CustomFlow)] = &[(
+    "HTTPRouteRequestHeaderModifierBackendWeights",
+    CustomFlow::BackendHeaderNamesPod,
+)];
+
+/// A test body the extractor left as code, reimplemented by the runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomFlow {
+    /// Upstream's httproute-request-header-modifier-backend-weights.go: after the
+    /// eventually-consistent request passes, 100 round trips, each with exactly one
+    /// echoed `Backend` request header that the answering pod's name starts with.
+    BackendHeaderNamesPod,
+}
+
+/// What the runner does with request entry `i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The eventually-consistent round trip (and any `custom` check due after it).
+    RoundTrip,
+    /// A request built for the case's custom flow, run after all round trips.
+    Custom(CustomFlow),
+}
+
+/// How each request entry runs, or why the case cannot run: an unknown helper, a
+/// custom flow or `custom` type the runner does not implement, or a weighted check
+/// whose sanity request does not exist. Nothing in the case data is ignored.
+pub fn plan(case: &Case) -> Result<Vec<Step>, String> {
+    check_custom(case)?;
+    if case.requests.is_empty() && case.statuses.is_empty() && case.custom.is_none() {
+        return Err("nothing to check: no requests, no status checks, no custom check".into());
+    }
+    let flow = CUSTOM_FLOWS
+        .iter()
+        .find(|(name, _)| *name == case.name)
+        .map(|(_, flow)| *flow);
+    let steps = case
+        .requests
+        .iter()
+        .enumerate()
+        .map(|(i, rc)| step(rc, flow).map_err(|e| format!("request {i} ({:?}): {e}", rc.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if flow.is_some() && !steps.iter().any(|s| matches!(s, Step::Custom(_))) {
+        return Err(
+            "the runner has a custom flow for this case but no request entry uses it".into(),
+        );
+    }
+    Ok(steps)
+}
+
+/// The case's `custom` part is one the runner implements, and its indices exist.
+fn check_custom(case: &Case) -> Result<(), String> {
+    let requests = case.requests.len();
+    match &case.custom {
+        Some(Custom::Unsupported) => {
+            Err("its `custom` check has a type this runner does not implement".into())
+        }
+        Some(Custom::WeightedDistribution(spec)) => {
+            let index = spec.sanity_request_index;
+            match case.requests.get(index) {
+                None => Err(format!(
+                    "weighted_distribution.sanity_request_index {index} is out of range \
+                     ({requests} requests)"
+                )),
+                Some(rc) if rc.helper != EVENTUALLY_CONSISTENT || rc.custom_flow => Err(format!(
+                    "the weighted check's sanity request {index} is not a round trip"
+                )),
+                Some(_) => Ok(()),
+            }
+        }
+        Some(Custom::Actions { actions }) => {
+            match actions.iter().find(|a| a.before_request >= requests) {
+                Some(late) => Err(format!(
+                    "an action comes before request {}, but the case has {requests} requests",
+                    late.before_request
+                )),
+                None => Ok(()),
+            }
+        }
+        Some(Custom::Websocket(_)) if case.gateway.is_none() => {
+            Err("a WebSocket check needs the case's gateway".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn step(rc: &RequestCase, flow: Option<CustomFlow>) -> Result<Step, String> {
+    match (rc.helper.as_str(), rc.custom_flow, flow) {
+        (EVENTUALLY_CONSISTENT, false, _) => Ok(Step::RoundTrip),
+        (MAKE_REQUEST, true, Some(flow)) => Ok(Step::Custom(flow)),
+        (_, true, None) => {
+            Err("custom_flow is set and the runner implements none for this case".into())
+        }
+        (helper, custom_flow, _) => Err(format!(
+            "helper {helper:?} (custom_flow {custom_flow}) is not one the runner implements"
+        )),
+    }
 }
 
 /// Every `cases/*.json` under `dir`, sorted by file name.
@@ -138,6 +241,9 @@ pub struct Case {
     pub gateway: Option<GatewayKey>,
     /// What the test body does beyond its request entries.
     pub custom: Option<Custom>,
+    /// Set by the extractor when the test body cannot be expressed as data.
+    #[serde(default)]
+    pub skipped_reason: Option<String>,
 }
 
 /// A case's `custom` part: the flows the extractor could not turn into request entries.
@@ -211,6 +317,11 @@ impl std::fmt::Display for GatewayKey {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RequestCase {
     pub name: String,
+    /// The upstream helper the entry was extracted from (see [`plan`]).
+    pub helper: String,
+    /// The entry is part of a test body the extractor could not turn into data.
+    #[serde(default)]
+    pub custom_flow: bool,
     pub gateway: RequestGateway,
     pub scheme: String,
     pub request: Request,

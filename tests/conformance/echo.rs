@@ -1,11 +1,14 @@
 //! An in-process stand-in for upstream's `echo-basic` backend: it answers every request
 //! with a JSON description of the request it saw, as the conformance README's echo
 //! contract says, and keeps the "Echoing back request made to ..." log in memory so
-//! mirror checks can read it.
+//! mirror checks can read it. A backend listens once per Service port that selects it
+//! (as a pod's distinct target ports would), and counts the requests each listener
+//! gets, so a request sent to the wrong Service port shows (see `crate::wrong_ports`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,37 +52,93 @@ fn pod_name(deployment: &str) -> String {
     format!("{deployment}-{:010x}-{suffix}", hash >> 24)
 }
 
-/// A running echo server; aborts its tasks when dropped.
+/// A Service port (namespace, Service name, `spec.ports[].port`) an echo listener
+/// stands for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServicePort {
+    pub namespace: String,
+    pub service: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ServicePort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Service {}/{} port {}",
+            self.namespace, self.service, self.port
+        )
+    }
+}
+
+/// One echo backend (a Deployment's pods) and its listeners, one per Service port.
 #[derive(Debug)]
 pub struct EchoServer {
-    pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+    shared: Arc<Shared>,
+    listeners: BTreeMap<ServicePort, Listener>,
+}
+
+/// A listening socket; aborts its task when dropped.
+#[derive(Debug)]
+struct Listener {
+    port: u16,
+    hits: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
-impl Drop for EchoServer {
+impl Drop for Listener {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
 impl EchoServer {
-    /// Binds 127.0.0.1:0 and serves HTTP/1.1 and prior-knowledge h2c on it.
-    pub async fn start(identity: Identity) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let log = Arc::new(Mutex::new(Vec::new()));
+    pub fn new(identity: Identity) -> Self {
         let shared = Arc::new(Shared {
             identity,
-            log: log.clone(),
+            log: Arc::new(Mutex::new(Vec::new())),
         });
-        let task = tokio::spawn(accept_loop(listener, shared));
-        Ok(EchoServer { addr, log, task })
+        EchoServer {
+            shared,
+            listeners: BTreeMap::new(),
+        }
+    }
+
+    /// The 127.0.0.1 port that stands for `service_port`: bound on first use, serving
+    /// HTTP/1.1 and prior-knowledge h2c.
+    pub async fn listen(&mut self, service_port: ServicePort) -> anyhow::Result<u16> {
+        if let Some(listener) = self.listeners.get(&service_port) {
+            return Ok(listener.port);
+        }
+        let socket = TcpListener::bind("127.0.0.1:0").await?;
+        let port = socket.local_addr()?.port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(accept_loop(socket, self.shared.clone(), hits.clone()));
+        self.listeners
+            .insert(service_port, Listener { port, hits, task });
+        Ok(port)
+    }
+
+    /// The port of the listener for `service_port`, if there is one.
+    pub fn port(&self, service_port: &ServicePort) -> Option<u16> {
+        self.listeners.get(service_port).map(|l| l.port)
+    }
+
+    /// Requests each listener has received so far.
+    pub fn hits(&self) -> Vec<(ServicePort, usize)> {
+        self.listeners
+            .iter()
+            .map(|(k, l)| (k.clone(), l.hits.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// The log lines so far, as upstream's echo server writes them.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.shared
+            .log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -89,15 +148,16 @@ struct Shared {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, hits: Arc<AtomicUsize>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
         };
-        let shared = shared.clone();
+        let (shared, hits) = (shared.clone(), hits.clone());
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
+                hits.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(&shared, remote, req).await) }
             });

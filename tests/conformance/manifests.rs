@@ -3,7 +3,7 @@
 //! own (the GatewayClass, `kubernetes.io/metadata.name` namespace labels, and
 //! EndpointSlices pointing at the in-process echo backends).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -11,9 +11,13 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::cases::{Case, GatewayKey};
+use crate::echo::ServicePort;
 
 pub const GATEWAY_CLASS: &str = "sluice";
 pub const CONTROLLER_NAME: &str = "sluice.dev/gateway-controller";
+
+/// `metadata.generation` of every loaded object (see [`set_generation`]).
+pub const GENERATION: i64 = 7;
 
 /// The backend the upstream ServiceTypes test points hand-made EndpointSlices at.
 const MANUAL_SLICE_BACKEND: (&str, &str) = ("gateway-conformance-infra", "infra-backend-v1");
@@ -52,6 +56,7 @@ pub fn load(cases_dir: &Path, case: &Case) -> anyhow::Result<Vec<Value>> {
         }
     }
     add_cluster_defaults(&mut docs);
+    set_generation(&mut docs, GENERATION);
     Ok(docs)
 }
 
@@ -161,34 +166,108 @@ pub fn service_backends(docs: &[Value]) -> BTreeMap<(String, String), Deployment
     out
 }
 
-/// EndpointSlices for every selected Service, pointing at its echo server, and the
-/// case's own endpoint-less IPv4 slices filled in as the upstream test does at run time.
+/// Every Service port that needs an echo listener, and the Deployment (namespace,
+/// name) whose echo server answers on it: each TCP port of a Service that selects a
+/// Deployment's pods, and each port of the case's own endpoint-less IPv4 slices
+/// (filled in as the upstream test does at run time, with `MANUAL_SLICE_BACKEND`).
+pub fn service_ports(docs: &[Value]) -> Vec<(ServicePort, (String, String))> {
+    let mut out = Vec::new();
+    for ((namespace, name), backend) in service_backends(docs) {
+        let Some(svc) = find(docs, "Service", &namespace, &name) else {
+            continue;
+        };
+        for p in tcp_ports(svc) {
+            let Some(port) = port_number(p) else { continue };
+            let key = ServicePort {
+                namespace: namespace.clone(),
+                service: name.clone(),
+                port,
+            };
+            out.push((key, (backend.namespace.clone(), backend.name.clone())));
+        }
+    }
+    let manual = (
+        MANUAL_SLICE_BACKEND.0.to_string(),
+        MANUAL_SLICE_BACKEND.1.to_string(),
+    );
+    for slice in docs.iter().filter(|d| is_manual_slice(d)) {
+        for p in slice["ports"].as_array().into_iter().flatten() {
+            if let Some(key) = manual_slice_port(docs, slice, str_at(p, "/name")) {
+                out.push((key, manual.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn find<'a>(docs: &'a [Value], kind_: &str, namespace: &str, name: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| {
+        kind(d) == kind_
+            && str_at(d, "/metadata/namespace") == namespace
+            && str_at(d, "/metadata/name") == name
+    })
+}
+
+fn tcp_ports(svc: &Value) -> impl Iterator<Item = &Value> {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p["protocol"].as_str().unwrap_or("TCP") == "TCP")
+}
+
+fn port_number(p: &Value) -> Option<u16> {
+    p["port"].as_u64().and_then(|n| u16::try_from(n).ok())
+}
+
+fn is_manual_slice(doc: &Value) -> bool {
+    kind(doc) == "EndpointSlice"
+        && str_at(doc, "/addressType") == "IPv4"
+        && doc
+            .get("endpoints")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+}
+
+/// The Service port a hand-made slice's port (by name) belongs to.
+fn manual_slice_port(docs: &[Value], slice: &Value, port_name: &str) -> Option<ServicePort> {
+    let namespace = str_at(slice, "/metadata/namespace");
+    let service = str_at(slice, "/metadata/labels/kubernetes.io~1service-name");
+    let svc = find(docs, "Service", namespace, service)?;
+    let port = tcp_ports(svc)
+        .find(|p| str_at(p, "/name") == port_name)
+        .and_then(port_number)?;
+    Some(ServicePort {
+        namespace: namespace.to_string(),
+        service: service.to_string(),
+        port,
+    })
+}
+
+/// EndpointSlices for every selected Service, each port pointing at the echo listener
+/// for that Service port, and the case's own endpoint-less IPv4 slices filled in.
 ///
-/// `ports` maps (namespace, deployment) to the echo server's port.
-pub fn endpoint_slices(docs: &mut [Value], ports: &BTreeMap<(String, String), u16>) -> Vec<Value> {
+/// `listeners` maps each Service port to its echo listener's port on 127.0.0.1.
+pub fn endpoint_slices(docs: &mut [Value], listeners: &BTreeMap<ServicePort, u16>) -> Vec<Value> {
     let backends = service_backends(docs);
     let mut out = Vec::new();
-    for svc in docs.iter().filter(|d| kind(d) == "Service") {
-        let namespace = str_at(svc, "/metadata/namespace").to_string();
-        let name = str_at(svc, "/metadata/name").to_string();
-        let Some(backend) = backends.get(&(namespace.clone(), name.clone())) else {
+    for (namespace, name) in backends.keys() {
+        let Some(svc) = find(docs, "Service", namespace, name) else {
             continue;
         };
-        let Some(&port) = ports.get(&(backend.namespace.clone(), backend.name.clone())) else {
-            continue;
-        };
-        let slice_ports: Vec<Value> = svc
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|p| p["protocol"].as_str().unwrap_or("TCP") == "TCP")
-            .map(|p| {
-                let mut sp = json!({"name": str_at(p, "/name"), "port": port, "protocol": "TCP"});
+        let slice_ports: Vec<Value> = tcp_ports(svc)
+            .filter_map(|p| {
+                let key = ServicePort {
+                    namespace: namespace.clone(),
+                    service: name.clone(),
+                    port: port_number(p)?,
+                };
+                let real = listeners.get(&key)?;
+                let mut sp = json!({"name": str_at(p, "/name"), "port": real, "protocol": "TCP"});
                 if let Some(app) = p.get("appProtocol") {
                     sp["appProtocol"] = app.clone();
                 }
-                sp
+                Some(sp)
             })
             .collect();
         out.push(json!({
@@ -204,30 +283,79 @@ pub fn endpoint_slices(docs: &mut [Value], ports: &BTreeMap<(String, String), u1
             "ports": slice_ports,
         }));
     }
-    let manual = (
-        MANUAL_SLICE_BACKEND.0.to_string(),
-        MANUAL_SLICE_BACKEND.1.to_string(),
-    );
-    if let Some(&port) = ports.get(&manual) {
-        fill_manual_slices(docs, port);
+    fill_manual_slices(docs, listeners);
+    out
+}
+
+fn fill_manual_slices(docs: &mut [Value], listeners: &BTreeMap<ServicePort, u16>) {
+    let manual: Vec<usize> = (0..docs.len())
+        .filter(|&i| is_manual_slice(&docs[i]))
+        .collect();
+    for i in manual {
+        let names: Vec<String> = docs[i]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| str_at(p, "/name").to_string())
+            .collect();
+        let real: Vec<Option<u16>> = names
+            .iter()
+            .map(|n| manual_slice_port(docs, &docs[i], n).and_then(|k| listeners.get(&k).copied()))
+            .collect();
+        let slice = &mut docs[i];
+        slice["endpoints"] = json!([{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]);
+        if let Some(slice_ports) = slice.get_mut("ports").and_then(Value::as_array_mut) {
+            for (p, real) in slice_ports.iter_mut().zip(real) {
+                if let Some(real) = real {
+                    p["port"] = json!(real);
+                }
+            }
+        }
+    }
+}
+
+/// Service ports that some HTTPRoute sends traffic to: its rules' `backendRefs` and
+/// the `backendRef` of every RequestMirror filter (rule or backendRef level).
+pub fn referenced_service_ports(docs: &[Value]) -> BTreeSet<ServicePort> {
+    let mut out = BTreeSet::new();
+    for route in docs.iter().filter(|d| kind(d) == "HTTPRoute") {
+        let namespace = str_at(route, "/metadata/namespace");
+        let mut refs: Vec<&Value> = Vec::new();
+        for rule in route
+            .pointer("/spec/rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let backends = rule["backendRefs"].as_array().into_iter().flatten();
+            refs.extend(backends.clone());
+            let filters = rule["filters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(backends.flat_map(|b| b["filters"].as_array().into_iter().flatten()));
+            refs.extend(filters.filter_map(|f| f.pointer("/requestMirror/backendRef")));
+        }
+        out.extend(refs.into_iter().filter_map(|r| {
+            let ref_namespace = r["namespace"].as_str().unwrap_or(namespace);
+            Some(ServicePort {
+                namespace: ref_namespace.to_string(),
+                service: str_at(r, "/name").to_string(),
+                port: port_number(r)?,
+            })
+        }));
     }
     out
 }
 
-fn fill_manual_slices(docs: &mut [Value], port: u16) {
-    for slice in docs.iter_mut().filter(|d| kind(d) == "EndpointSlice") {
-        let empty = slice
-            .get("endpoints")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-        if !empty || str_at(slice, "/addressType") != "IPv4" {
-            continue;
-        }
-        slice["endpoints"] = json!([{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]);
-        if let Some(slice_ports) = slice.get_mut("ports").and_then(Value::as_array_mut) {
-            for p in slice_ports {
-                p["port"] = json!(port);
-            }
+/// Gives every object without a `metadata.generation` the generation `generation`, as
+/// an API server would after some updates: status must carry the object's own
+/// generation, and 1 (what a reader may assume when the field is absent) would hide
+/// an `observedGeneration` that is not read from the object.
+pub fn set_generation(docs: &mut [Value], generation: i64) {
+    for doc in docs.iter_mut() {
+        if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.entry("generation").or_insert(json!(generation));
         }
     }
 }

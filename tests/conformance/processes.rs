@@ -163,8 +163,40 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ADS protocol an Envoy speaks to sluice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ads {
+    /// State of the world (`api_type: GRPC`).
+    Sotw,
+    /// Incremental (`api_type: DELTA_GRPC`).
+    Delta,
+}
+
+impl Ads {
+    fn api_type(self) -> &'static str {
+        match self {
+            Ads::Sotw => "GRPC",
+            Ads::Delta => "DELTA_GRPC",
+        }
+    }
+}
+
+impl std::fmt::Display for Ads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Ads::Sotw => "sotw",
+            Ads::Delta => "delta",
+        })
+    }
+}
+
 /// An ADS bootstrap for the Envoy that serves Gateway `gateway`.
-pub fn bootstrap(gateway: &GatewayKey, node_id: &str, xds_port: u16) -> serde_json::Value {
+pub fn bootstrap(
+    gateway: &GatewayKey,
+    node_id: &str,
+    xds_port: u16,
+    ads: Ads,
+) -> serde_json::Value {
     serde_json::json!({
         "node": {
             "id": node_id,
@@ -174,7 +206,7 @@ pub fn bootstrap(gateway: &GatewayKey, node_id: &str, xds_port: u16) -> serde_js
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": ads.api_type(),
                 "transport_api_version": "V3",
                 "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}],
             },

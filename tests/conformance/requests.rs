@@ -185,12 +185,53 @@ pub async fn run(
             }
             Err(e) => {
                 streak = 0;
-                last_error = e;
+                last_error = e.to_string();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
     Err(format!("request {:?}: {last_error}", rc.name))
+}
+
+/// Why one attempt failed: the round trip itself (worth retrying in a statistical
+/// check), or the comparison of what came back (never retried there).
+#[derive(Debug)]
+pub enum Failure {
+    /// No response: connection refused or reset, or no answer within the timeout.
+    RoundTrip(String),
+    /// A response that does not match the expectation.
+    Mismatch(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::RoundTrip(e) => write!(f, "round trip failed: {e}"),
+            Failure::Mismatch(e) => f.write_str(e),
+        }
+    }
+}
+
+/// [`attempt`], repeated only while the round trip itself fails (until
+/// `REQUEST_DEADLINE`); a response that fails its comparison is an error at once.
+/// Also returns how many round trips were sent.
+pub async fn attempt_until_connected(
+    rc: &RequestCase,
+    target: &Target,
+    extra: &[(String, String)],
+) -> Result<(Sent, usize), String> {
+    let start = Instant::now();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt(rc, target, extra).await {
+            Ok(sent) => return Ok((sent, tries)),
+            Err(Failure::RoundTrip(_)) if start.elapsed() < REQUEST_DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(format!("request {:?} (try {tries}): {e}", rc.name)),
+        }
+    }
 }
 
 /// A request that passed its comparison.
@@ -206,7 +247,7 @@ pub async fn attempt(
     rc: &RequestCase,
     target: &Target,
     extra: &[(String, String)],
-) -> Result<Sent, String> {
+) -> Result<Sent, Failure> {
     let request_id = rc
         .request_id_query_param
         .as_ref()
@@ -245,7 +286,7 @@ pub async fn attempt(
     };
     let captured = send(target.socket, &out)
         .await
-        .map_err(|e| format!("round trip failed: {e:#}"))?;
+        .map_err(|e| Failure::RoundTrip(format!("{e:#}")))?;
     let expected_path = {
         let base = rc
             .expected_request
@@ -257,7 +298,7 @@ pub async fn attempt(
             None => base,
         }
     };
-    compare(rc, target, &captured, &expected_path)?;
+    compare(rc, target, &captured, &expected_path).map_err(Failure::Mismatch)?;
     Ok(Sent {
         path,
         response: captured,

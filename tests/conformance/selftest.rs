@@ -9,7 +9,9 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::cases::{Case, GatewayKey, RequestCase};
-use crate::{Running, manifests, processes, requests};
+use crate::echo::ServicePort;
+use crate::processes::Ads;
+use crate::{Running, distribution, flows, manifests, processes, requests};
 
 /// Runs the self-test; `true` if anything failed.
 pub async fn run(cases_dir: &Path) -> bool {
@@ -31,6 +33,7 @@ pub async fn run(cases_dir: &Path) -> bool {
         statuses: vec![],
         gateway: None,
         custom: None,
+        skipped_reason: None,
     };
     let mut docs = match manifests::load(cases_dir, &case) {
         Ok(docs) => docs,
@@ -53,7 +56,12 @@ pub async fn run(cases_dir: &Path) -> bool {
             return true;
         }
     };
-    report("ads bootstrap validates", validate_bootstrap(&envoy, &dir));
+    for ads in [Ads::Sotw, Ads::Delta] {
+        report(
+            &format!("{ads} ads bootstrap validates"),
+            validate_bootstrap(&envoy, &dir, ads),
+        );
+    }
     let port = match processes::free_port() {
         Ok(port) => port,
         Err(e) => {
@@ -103,6 +111,13 @@ pub async fn run(cases_dir: &Path) -> bool {
         "h2c reaches the backend as HTTP/2",
         h2c_upstream(&target).await,
     );
+    report(
+        "traffic to unreferenced ports is caught",
+        wrong_ports_caught(&docs, &running),
+    );
+    for (name, result) in offline_checks() {
+        report(name, result);
+    }
     println!("selftest: {failed} failed");
     failed > 0
 }
@@ -130,13 +145,25 @@ fn check_slices(docs: &[Value], running: &Running) -> Result<(), String> {
             )
         })
         .collect();
-    let port = u64::from(backend.addr.port());
-    let want: Vec<(String, u64)> = ["first-port", "second-port", "third-port"]
-        .iter()
-        .map(|n| (n.to_string(), port))
-        .collect();
+    let want: Vec<(String, u64)> = [
+        ("first-port", 8080),
+        ("second-port", 8081),
+        ("third-port", 8082),
+    ]
+    .iter()
+    .map(|(n, p)| {
+        let port = backend
+            .port(&infra_port("infra-backend-v1", *p))
+            .unwrap_or(0);
+        (n.to_string(), u64::from(port))
+    })
+    .collect();
     if ports != want {
         return Err(format!("ports {ports:?}, expected {want:?}"));
+    }
+    let distinct: std::collections::BTreeSet<u64> = ports.iter().map(|(_, p)| *p).collect();
+    if distinct.len() != 3 || distinct.contains(&0) {
+        return Err(format!("Service ports share an echo listener: {ports:?}"));
     }
     if slice["endpoints"] != json!([{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]) {
         return Err(format!("endpoints {}", slice["endpoints"]));
@@ -144,13 +171,13 @@ fn check_slices(docs: &[Value], running: &Running) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_bootstrap(envoy: &Path, dir: &Path) -> Result<(), String> {
+fn validate_bootstrap(envoy: &Path, dir: &Path, ads: Ads) -> Result<(), String> {
     let key = GatewayKey {
         namespace: "gateway-conformance-infra".into(),
         name: "same-namespace".into(),
     };
-    let path = dir.join("ads-bootstrap.json");
-    let text = serde_json::to_vec_pretty(&processes::bootstrap(&key, "selftest", 18000))
+    let path = dir.join(format!("ads-bootstrap-{ads}.json"));
+    let text = serde_json::to_vec_pretty(&processes::bootstrap(&key, "selftest", 18000, ads))
         .map_err(|e| e.to_string())?;
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     let output = Command::new(envoy)
@@ -189,10 +216,11 @@ fn cluster(name: &str, port: u16, h2: bool) -> Value {
 }
 
 fn static_config(running: &Running, port: u16) -> Value {
-    let echo_port = |name: &str| {
+    let echo_port = |name: &str, port: u16| {
         running
             .backend("gateway-conformance-infra", name)
-            .map_or(0, |b| b.addr.port())
+            .and_then(|b| b.port(&infra_port(name, port)))
+            .unwrap_or(0)
     };
     let routes = json!([
         {"match": {"prefix": "/redirect"}, "redirect": {"host_redirect": "example.org", "response_code": "FOUND"}},
@@ -218,9 +246,9 @@ fn static_config(running: &Running, port: u16) -> Value {
                 }]}],
             }],
             "clusters": [
-                cluster("v1", echo_port("infra-backend-v1"), false),
-                cluster("v2", echo_port("infra-backend-v2"), false),
-                cluster("h2c", echo_port("infra-backend-v1"), true),
+                cluster("v1", echo_port("infra-backend-v1", 8080), false),
+                cluster("v2", echo_port("infra-backend-v2", 8080), false),
+                cluster("h2c", echo_port("infra-backend-v1", 8081), true),
             ],
         },
     })
@@ -237,6 +265,7 @@ fn request_case(path: &str, extra: Value) -> RequestCase {
         "redirect": null,
         "backend": "infra-backend-v1",
         "namespace": "gateway-conformance-infra",
+        "helper": "http.MakeRequestAndExpectEventuallyConsistentResponse",
     });
     if let (Some(rc), Some(extra)) = (rc.as_object_mut(), extra.as_object()) {
         for (k, v) in extra {
@@ -327,5 +356,178 @@ async fn h2c_upstream(target: &requests::Target) -> Result<(), String> {
     match got.echo["proto"].as_str() {
         Some("HTTP/2.0") => Ok(()),
         other => Err(format!("echoed proto {other:?}")),
+    }
+}
+
+fn infra_port(service: &str, port: u16) -> ServicePort {
+    ServicePort {
+        namespace: "gateway-conformance-infra".into(),
+        service: service.into(),
+        port,
+    }
+}
+
+/// The requests above went to infra-backend-v1 ports 8080 and 8081 and v2 port 8080:
+/// with no route in the base manifests they are all "wrong"; with a route referencing
+/// exactly those ports, none is.
+fn wrong_ports_caught(docs: &[Value], running: &Running) -> Result<(), String> {
+    let err = crate::wrong_ports(docs, running)
+        .err()
+        .ok_or("traffic with no HTTPRoute referencing any port was not flagged")?;
+    if !err.contains("Service gateway-conformance-infra/infra-backend-v1 port 8080") {
+        return Err(format!("the message does not name the port: {err}"));
+    }
+    let route = json!({
+        "kind": "HTTPRoute",
+        "metadata": {"namespace": "gateway-conformance-infra", "name": "r"},
+        "spec": {"rules": [
+            {"backendRefs": [{"name": "infra-backend-v1", "port": 8080},
+                             {"name": "infra-backend-v1", "port": 8081}],
+             "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef":
+                 {"name": "infra-backend-v2", "port": 8080}}}]},
+        ]},
+    });
+    let mut with_route = docs.to_vec();
+    with_route.push(route);
+    crate::wrong_ports(&with_route, running).map_err(|e| format!("with the route: {e}"))
+}
+
+/// Checks of the verdicts and the case plan that need no process: each shows that a
+/// wrong input is rejected and a right one accepted.
+fn offline_checks() -> Vec<(&'static str, Result<(), String>)> {
+    vec![
+        ("weighted verdict", weighted_verdicts()),
+        ("mirror verdict", mirror_verdicts()),
+        ("Backend header flow", backend_header_verdicts()),
+        ("case plan rejects what it cannot run", plan_rejections()),
+    ]
+}
+
+fn weighted_verdicts() -> Result<(), String> {
+    let spec: crate::cases::WeightedDistribution = serde_json::from_value(json!({
+        "sanity_request_index": 0, "total_requests": 500, "concurrency": 10,
+        "tolerance": 0.05, "max_attempts": 10,
+        "expected_weights": {"v1": 0.7, "v2": 0.3, "v3": 0.0},
+    }))
+    .map_err(|e| e.to_string())?;
+    let counts = |a: usize, b: usize| {
+        [("v1".to_string(), a), ("v2".to_string(), b)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    };
+    let verdict = |a, b| distribution::weighted_verdict(&counts(a, b), &spec, a + b);
+    expect(verdict(3500, 1500).is_ok(), "70/30 over 5,000 passes")?;
+    expect(verdict(3150, 1850).is_err(), "63/37 over 5,000 fails")?;
+    expect(verdict(5000, 0).is_err(), "one active backend of two fails")?;
+    let mut stray = counts(3500, 1490);
+    stray.insert("v4".into(), 10);
+    expect(
+        distribution::weighted_verdict(&stray, &spec, 5000).is_err(),
+        "an unexpected backend fails",
+    )
+}
+
+fn mirror_verdicts() -> Result<(), String> {
+    expect(
+        distribution::mirror_verdict(500, 2500, 20.0).is_ok(),
+        "20% of 2,500 passes 20%",
+    )?;
+    expect(
+        distribution::mirror_verdict(625, 2500, 20.0).is_err(),
+        "25% of 2,500 fails 20%",
+    )?;
+    expect(
+        distribution::mirror_verdict(0, 2500, 20.0).is_err(),
+        "no mirroring fails 20%",
+    )
+}
+
+fn backend_header_verdicts() -> Result<(), String> {
+    let echo = |backends: Value, pod: &str| json!({"headers": {"Backend": backends}, "pod": pod});
+    let check = flows::backend_header_matches_pod;
+    expect(
+        check(&echo(
+            json!(["infra-backend-v1"]),
+            "infra-backend-v1-abc-def",
+        ))
+        .is_ok(),
+        "matching pod passes",
+    )?;
+    expect(
+        check(&echo(
+            json!(["infra-backend-v2"]),
+            "infra-backend-v1-abc-def",
+        ))
+        .is_err(),
+        "other pod fails",
+    )?;
+    expect(
+        check(&echo(json!(["a", "b"]), "a-b-c")).is_err(),
+        "two Backend headers fail",
+    )?;
+    expect(
+        check(&json!({"pod": "a-b-c"})).is_err(),
+        "no Backend header fails",
+    )
+}
+
+fn plan_rejections() -> Result<(), String> {
+    let base = json!({
+        "name": "HTTPRouteX", "manifests": [],
+        "requests": [request_json("/")],
+    });
+    let case = |patch: Value| -> Result<Case, String> {
+        let mut c = base.clone();
+        for (k, v) in patch.as_object().into_iter().flatten() {
+            c[k] = v.clone();
+        }
+        serde_json::from_value(c).map_err(|e| e.to_string())
+    };
+    expect(
+        crate::cases::plan(&case(json!({}))?).is_ok(),
+        "a plain case runs",
+    )?;
+    let weighted = json!({"type": "weighted_distribution", "sanity_request_index": 1,
+        "expected_weights": {}, "total_requests": 1, "concurrency": 1, "tolerance": 0.1, "max_attempts": 1});
+    expect(
+        crate::cases::plan(&case(json!({"custom": weighted}))?).is_err(),
+        "out-of-range sanity index",
+    )?;
+    expect(
+        crate::cases::plan(&case(json!({"custom": {"type": "new_thing"}}))?).is_err(),
+        "unknown custom type",
+    )?;
+    let mut custom_flow = request_json("/");
+    custom_flow["helper"] = json!("http.MakeRequest");
+    custom_flow["custom_flow"] = json!(true);
+    expect(
+        crate::cases::plan(&case(json!({"requests": [custom_flow]}))?).is_err(),
+        "custom flow without an implementation",
+    )?;
+    let mut tls = request_json("/");
+    tls["helper"] = json!("tls.MakeTLSRequestAndExpectEventuallyConsistentResponse");
+    expect(
+        crate::cases::plan(&case(json!({"requests": [tls]}))?).is_err(),
+        "unknown helper",
+    )
+}
+
+fn request_json(path: &str) -> Value {
+    json!({
+        "name": path,
+        "helper": "http.MakeRequestAndExpectEventuallyConsistentResponse",
+        "gateway": {"namespace": "n", "name": "g", "listener": null},
+        "scheme": "http",
+        "request": {"path": path},
+        "response": {"status_codes": [200]},
+    })
+}
+
+fn expect(holds: bool, what: &str) -> Result<(), String> {
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("not so: {what}"))
     }
 }

@@ -12,7 +12,9 @@ use crate::manifests::{CONTROLLER_NAME, str_at};
 const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// Checks one expectation against a parsed status file; `Err` says what is missing.
-pub fn check(file: &Value, c: &StatusCheck, generation: i64) -> Result<(), String> {
+/// `generation` is the named object's `metadata.generation` (`None`: not in the
+/// manifests); every condition in that object's status must observe it.
+pub fn check(file: &Value, c: &StatusCheck, generation: Option<i64>) -> Result<(), String> {
     let namespace = c.namespace.as_deref().unwrap_or_default();
     let name = c.name.as_deref().unwrap_or_default();
     let what = format!(
@@ -39,9 +41,8 @@ pub fn check(file: &Value, c: &StatusCheck, generation: i64) -> Result<(), Strin
                 c.conditions.as_deref().unwrap_or_default(),
             )
         }),
-        ("GatewayMustHaveLatestConditions", _) => {
-            gateway(file, namespace, name).and_then(|gw| latest_generation(gw, generation))
-        }
+        ("GatewayMustHaveLatestConditions", _) => gateway(file, namespace, name)
+            .and_then(|gw| latest_generation(gw, generation.ok_or("not in the manifests")?)),
         ("GatewayStatusMustHaveListeners", _) => gateway(file, namespace, name)
             .and_then(|gw| listeners_match(gw, c.listener_status.as_deref().unwrap_or_default())),
         ("GatewayMustHaveZeroRoutes", _) => gateway(file, namespace, name).and_then(zero_routes),
@@ -50,7 +51,58 @@ pub fn check(file: &Value, c: &StatusCheck, generation: i64) -> Result<(), Strin
         ("HTTPRouteMustHaveParents", _) => route_parents_match(file, namespace, name, c),
         (other, _) => Err(format!("unsupported status check {other}")),
     };
-    result.map_err(|e| format!("{what}: {e}"))
+    result
+        .and_then(|()| observed_generations(file, c, generation))
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// Every condition in the status of the object `c` names (a Gateway's own and its
+/// listeners', an HTTPRoute's per parent) has `observedGeneration` equal to the
+/// object's `metadata.generation`.
+fn observed_generations(
+    file: &Value,
+    c: &StatusCheck,
+    generation: Option<i64>,
+) -> Result<(), String> {
+    let list = match c.kind.as_deref() {
+        Some("Gateway") => "gateways",
+        Some("HTTPRoute") => "httproutes",
+        _ => return Ok(()),
+    };
+    let namespace = c.namespace.as_deref().unwrap_or_default();
+    let name = c.name.as_deref().unwrap_or_default();
+    let Some(object) = find(file, list, namespace, name) else {
+        return Ok(());
+    };
+    let generation = generation.ok_or("the object is not in the manifests")?;
+    let status = &object["status"];
+    let conditions = status["conditions"]
+        .as_array()
+        .into_iter()
+        .chain(
+            status["listeners"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["conditions"].as_array()),
+        )
+        .chain(
+            status["parents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["conditions"].as_array()),
+        )
+        .flatten();
+    match conditions
+        .into_iter()
+        .find(|cond| cond["observedGeneration"].as_i64() != Some(generation))
+    {
+        None => Ok(()),
+        Some(cond) => Err(format!(
+            "condition {cond} does not observe the object's generation {generation}"
+        )),
+    }
 }
 
 fn find<'a>(file: &'a Value, list: &str, namespace: &str, name: &str) -> Option<&'a Value> {
