@@ -21,8 +21,7 @@ fn small_end_to_end(c: &mut Criterion) {
     let name = format!("scale/small_initial_plus_{}_changes", churn.len());
     c.bench_function(&name, |b| {
         b.iter(|| {
-            let mut controller =
-                Controller::new(ControllerConfig::default()).expect("starts");
+            let mut controller = Controller::new(ControllerConfig::default()).expect("starts");
             controller
                 .apply(objects.iter().cloned().map(Change::Apply))
                 .expect("loads");

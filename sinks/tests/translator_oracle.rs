@@ -20,8 +20,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use sluice_pipeline::fixtures;
 use sluice_pipeline::ir::{
-    Action, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr, VirtualHostIr, XdsKey, XdsOutput,
-    WeightedBackend,
+    Action, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr, VirtualHostIr,
+    WeightedBackend, XdsKey, XdsOutput,
 };
 use sluice_pipeline::model::{
     BackendRef, Change, FromNamespaces, HeaderModifier, Listener, Object, ObjectKey, ParentRef,
@@ -692,7 +692,10 @@ fn random_output(rng: &mut Rng) -> XdsOutput {
 
 /// One logical time: a few keys set to a random output or removed; returns the
 /// consolidated updates (a key set to what it held already changes nothing).
-fn random_updates(rng: &mut Rng, state: &mut BTreeMap<XdsKey, XdsOutput>) -> Vec<(XdsOutput, isize)> {
+fn random_updates(
+    rng: &mut Rng,
+    state: &mut BTreeMap<XdsKey, XdsOutput>,
+) -> Vec<(XdsOutput, isize)> {
     let mut updates = vec![];
     for _ in 0..rng.between(1, 5) {
         let output = random_output(rng);
