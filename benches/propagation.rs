@@ -142,7 +142,7 @@ fn measure(routes: usize, samples: usize, envoy_bin: &Path) -> anyhow::Result<Ru
         envoy_bin,
         &dir,
         "gw",
-        &processes::bootstrap(&key, "bench", xds_port),
+        &processes::bootstrap(&key, "bench", xds_port, processes::Ads::Sotw),
     )?;
     let port = GATEWAY_PORT + offset;
     if !wait_for(Duration::from_secs(30), || status(port, "/r0") == Some(200)) {
