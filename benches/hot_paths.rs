@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use prost::Message;
 use sluice_pipeline::ir::{VirtualHostIr, XdsOutput};
 use sluice_pipeline::model::{Change, Object};
-use sluice_pipeline::precedence::Precedence;
+use sluice_pipeline::spec::precedence::Precedence;
 use sluice_pipeline::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 use sluice_sinks::encode;
 use sluice_sources::generate::{ChangeType, Churn, Mix, Preset, generate, manifest_files};

@@ -72,6 +72,8 @@ pub enum Action {
     Direct(u16),
 }
 
+/// A backend of a [`Action::Forward`]: never of weight 0 (the pipeline's weight
+/// rule in `spec::routes` drops those, and forwards only when one is valid).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WeightedBackend {
     pub cluster: Option<String>,
@@ -87,9 +89,31 @@ pub struct MirrorIr {
     pub fraction: Option<(u32, u32)>,
 }
 
+/// The identity of a backend cluster: one port of one Service.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClusterKey {
+    pub service: ObjectKey,
+    pub port: u16,
+}
+
+impl ClusterKey {
+    pub fn new(service: ObjectKey, port: u16) -> Self {
+        Self { service, port }
+    }
+
+    /// The Envoy cluster's name (also its EDS service name): `namespace/name:port`.
+    pub fn name(&self) -> String {
+        format!(
+            "{}/{}:{}",
+            self.service.namespace, self.service.name, self.port
+        )
+    }
+}
+
 /// A backend cluster: one port of one Service, discovered through EDS.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ClusterIr {
+    /// [`ClusterKey::name`] of (`service`, `port`).
     pub name: String,
     pub service: ObjectKey,
     pub port: u16,
@@ -97,8 +121,15 @@ pub struct ClusterIr {
     pub app_protocol: Option<String>,
 }
 
-pub fn cluster_name(service: &ObjectKey, port: u16) -> String {
-    format!("{}/{}:{}", service.namespace, service.name, port)
+impl ClusterIr {
+    pub fn new(key: ClusterKey, app_protocol: Option<String>) -> Self {
+        Self {
+            name: key.name(),
+            service: key.service,
+            port: key.port,
+            app_protocol,
+        }
+    }
 }
 
 /// Ready endpoints of a cluster, sorted.
@@ -108,21 +139,28 @@ pub struct EndpointsIr {
     pub endpoints: Vec<(String, u16)>,
 }
 
+pub use crate::spec::conditions::{ConditionType, Reason};
+
 /// A status condition, as the Gateway API spec names them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Condition {
-    pub type_: String,
+    pub type_: ConditionType,
     pub status: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Condition {
-    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        type_: ConditionType,
+        status: bool,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
-            type_: type_.into(),
+            type_,
             status,
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }

@@ -2,28 +2,31 @@
 //! out, maintained incrementally by a differential dataflow.
 //!
 //! ```text
-//!  sources ── Change (apply/delete) @ t ──► Pipeline::apply ──► Delta @ t ──► sinks
-//!                                          (timely workers)
+//!  sources ── Change (apply/delete) @ t ──► Pipeline::apply ──► Delta @ t ─┬─ xds ────► translator
+//!                                          (timely workers)                └─ status ─► status board
 //! ```
 //!
 //! This crate knows nothing of Kubernetes client types, gRPC or Envoy protos: sources
-//! convert objects into [`model`] records, sinks turn [`ir`] records into xDS. The
-//! dataflow itself is in [`dataflow`]; its semantic pieces are plain functions
-//! ([`hostname`], [`precedence`], [`gateway`], [`routes`]) so they can be tested
-//! alone.
+//! convert objects into [`model`] records, sinks turn [`ir`] records into xDS and
+//! status. The layout, so each concept has one place:
+//! - [`model`]: the input records; [`ir`]: the output records (two streams, xDS and
+//!   status) and [`ir::Delta`], their net change at one logical time;
+//! - [`spec`]: the Gateway API's rules as pure functions, with spec references
+//!   (listener validity, hostnames, attachment, references, route rules, precedence,
+//!   conditions);
+//! - [`dataflow`]: the composition of the stages, one file per stage (gateways,
+//!   select, attach, backends, vhosts, endpoints, status);
+//! - `driver`: the timely workers that run the dataflow one logical time at a time
+//!   ([`Pipeline`]), and [`evaluate`], the from-scratch reference;
+//! - `fixtures` (feature `test-support`): record builders for tests.
 
-mod attach;
-mod backends;
 pub mod dataflow;
 mod driver;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
-pub mod gateway;
-pub mod hostname;
 pub mod ir;
 pub mod model;
-pub mod precedence;
-pub mod routes;
-mod select;
+pub mod spec;
 
 pub use driver::{DEFAULT_CONTROLLER, Pipeline, PipelineConfig, evaluate};
 

@@ -214,6 +214,21 @@ pub struct GroupKind {
 
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
+impl GroupKind {
+    /// `gateway.networking.k8s.io/HTTPRoute`.
+    pub fn http_route() -> Self {
+        Self {
+            group: GATEWAY_GROUP.into(),
+            kind: "HTTPRoute".into(),
+        }
+    }
+
+    /// Whether this names HTTPRoute (an empty group counts as the Gateway API's).
+    pub fn is_http_route(&self) -> bool {
+        self.kind == "HTTPRoute" && (self.group.is_empty() || self.group == GATEWAY_GROUP)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct HttpRoute {
     pub meta: Meta,

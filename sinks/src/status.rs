@@ -12,9 +12,9 @@ use sluice_pipeline::model::{ObjectKey, ParentRef};
 
 fn condition(c: &Condition, generation: i64) -> Value {
     json!({
-        "type": c.type_,
+        "type": c.type_.as_str(),
         "status": if c.status { "True" } else { "False" },
-        "reason": c.reason,
+        "reason": c.reason.as_str(),
         "message": c.message,
         "observedGeneration": generation,
     })

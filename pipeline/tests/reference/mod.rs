@@ -27,19 +27,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 // Every pipeline item the reference uses: the pure spec functions and the records.
 use sluice_pipeline::{
-    gateway::{ListenerView, gateway_status, listener_views},
-    hostname::effective,
     ir::{
-        ClusterIr, Condition, EndpointsIr, GatewayStatus, ListenerIr, Outputs, RouteIr,
-        RouteParentStatus, StatusOutput, VirtualHostIr, XdsOutput, cluster_name,
+        ClusterIr, ClusterKey, Condition, ConditionType, EndpointsIr, GatewayStatus, ListenerIr,
+        Outputs, Reason, RouteIr, RouteParentStatus, StatusOutput, VirtualHostIr, XdsOutput,
     },
     model::{
         BackendRef, EndpointSlice, FromNamespaces, GATEWAY_GROUP, Gateway, HttpRoute,
         LabelSelector, Namespace, Object, ObjectKey, ParentRef, ReferenceGrant, Requirement,
         SelectorOp, Service,
     },
-    precedence::Precedence,
-    routes::{Resolution, ResolvedRoute, Slot, Unresolved, resolve_route},
+    spec::{
+        gateway::gateway_status,
+        hostname::effective,
+        listener::{ListenerView, listener_views},
+        precedence::Precedence,
+        routes::{Resolution, ResolvedRoute, Slot, Unresolved, resolve_route},
+    },
 };
 
 /// A virtual host's identity: gateway, port, hostname.
@@ -205,26 +208,31 @@ fn verdict(w: &World, route: &HttpRoute, p: &ParentRef, l: &ListenerView) -> Ver
 fn accepted(verdicts: &[Verdict]) -> Condition {
     let any = |v: Verdict| verdicts.contains(&v);
     if any(Verdict::Attached) {
-        Condition::new("Accepted", true, "Accepted", "Route is accepted")
+        Condition::new(
+            ConditionType::Accepted,
+            true,
+            Reason::Accepted,
+            "Route is accepted",
+        )
     } else if any(Verdict::NoHostname) {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             false,
-            "NoMatchingListenerHostname",
+            Reason::NoMatchingListenerHostname,
             "No listener hostname intersects the route's hostnames",
         )
     } else if any(Verdict::NotAllowed) {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             false,
-            "NotAllowedByListeners",
+            Reason::NotAllowedByListeners,
             "No listener allows this route",
         )
     } else {
         Condition::new(
-            "Accepted",
+            ConditionType::Accepted,
             false,
-            "NoMatchingParent",
+            Reason::NoMatchingParent,
             "No listener matches the parentRef's sectionName or port",
         )
     }
@@ -263,12 +271,10 @@ fn resolve(w: &World, route: &HttpRoute, b: &BackendRef) -> Resolution {
         .zip(b.port)
         .and_then(|(s, port)| s.ports.iter().find(|p| p.port == port).map(|p| (s, p)));
     let (service, port) = port.ok_or(Unresolved::BackendNotFound)?;
-    Ok(ClusterIr {
-        name: cluster_name(&service.key, port.port),
-        service: service.key.clone(),
-        port: port.port,
-        app_protocol: port.app_protocol.clone(),
-    })
+    Ok(ClusterIr::new(
+        ClusterKey::new(service.key.clone(), port.port),
+        port.app_protocol.clone(),
+    ))
 }
 
 /// Every backendRef and RequestMirror reference of a route, resolved.
@@ -382,6 +388,7 @@ fn attach_to_gateway(
             (v.name.clone(), u32::try_from(n).unwrap_or(u32::MAX))
         })
         .collect();
+    let counts: Vec<&(String, u32)> = counts.iter().collect();
     out.gateway_status.insert(gateway_status(gw, &counts));
 }
 

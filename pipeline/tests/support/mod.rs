@@ -147,7 +147,7 @@ pub fn conds(status: &RouteParentStatus) -> Conds {
     let mut v: Conds = status
         .conditions
         .iter()
-        .map(|c| (c.type_.clone(), c.status, c.reason.clone()))
+        .map(|c| (c.type_.to_string(), c.status, c.reason.to_string()))
         .collect();
     v.sort();
     v

@@ -191,15 +191,12 @@ fn forward(
     rewrite: Option<&UrlRewrite>,
 ) -> route::Action {
     use route_action::ClusterSpecifier;
-    // A weight of 0 gets no traffic; with no weight left, every request gets 500.
-    let live: Vec<&WeightedBackend> = backends.iter().filter(|b| b.weight > 0).collect();
-    if live.is_empty() {
-        return direct(500);
-    }
-    let specifier = match live.as_slice() {
+    // The pipeline's weight rule left only backends with a weight, at least one
+    // of them valid (else the action is `Direct(500)`).
+    let specifier = match backends {
         [only] if only.filters.is_empty() => ClusterSpecifier::Cluster(cluster_or_invalid(only)),
         _ => ClusterSpecifier::WeightedClusters(WeightedCluster {
-            clusters: live.iter().map(|b| cluster_weight(b)).collect(),
+            clusters: backends.iter().map(cluster_weight).collect(),
             ..Default::default()
         }),
     };
@@ -207,7 +204,7 @@ fn forward(
         cluster_specifier: Some(specifier),
         ..Default::default()
     };
-    if live.iter().any(|b| b.cluster.is_none()) {
+    if backends.iter().any(|b| b.cluster.is_none()) {
         action.cluster_not_found_response_code =
             route_action::ClusterNotFoundResponseCode::InternalServerError as i32;
     }

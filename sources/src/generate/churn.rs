@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use sluice_pipeline::model::*;
 
 use super::Shape;
-use super::cluster::{self, EXPOSED_LABEL, SERVICE_PORT, exposed_selector, namespace_name};
+use super::cluster::{self, EXPOSED_LABEL, exposed_selector, namespace_name};
 use super::rng::Rng;
 
 /// The kinds of change the churn generator makes.
@@ -321,11 +321,7 @@ impl Churn {
     fn service_add(&mut self) -> Option<Change> {
         let ns = namespace_name(self.rng.below(self.shape.namespaces.max(1)));
         let name = format!("churn-svc-{}", self.fresh());
-        Some(Change::Apply(sluice_pipeline::fixtures::service(
-            &ns,
-            &name,
-            &[SERVICE_PORT],
-        )))
+        Some(Change::Apply(super::records::service(&ns, &name)))
     }
 
     /// Flips a route namespace's `sluice.dev/exposed` label.

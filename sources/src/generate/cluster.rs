@@ -14,10 +14,10 @@
 //!   to 1–3 services of its own namespace (some of the previous one's, across the
 //!   grant).
 
-use sluice_pipeline::fixtures;
 use sluice_pipeline::model::*;
 
 use super::Shape;
+use super::records;
 use super::rng::Rng;
 
 pub const GATEWAY_NAMESPACE: &str = "gateways";
@@ -94,7 +94,7 @@ pub fn namespace_of_route(shape: &Shape, route: usize) -> usize {
 /// Every object of the cluster, in a stable order.
 pub fn generate(shape: &Shape, seed: u64) -> Vec<Object> {
     let mut rng = Rng::new(seed);
-    let mut objects = vec![fixtures::class()];
+    let mut objects = vec![records::class()];
     objects.extend(namespaces(shape, &mut rng.fork(1)));
     objects.extend(gateways(shape, &mut rng.fork(2)));
     objects.extend(services(shape, &mut rng.fork(3)));
@@ -109,7 +109,7 @@ pub fn generate(shape: &Shape, seed: u64) -> Vec<Object> {
 }
 
 fn namespaces(shape: &Shape, rng: &mut Rng) -> Vec<Object> {
-    let mut out = vec![fixtures::namespace(GATEWAY_NAMESPACE, &[("role", "infra")])];
+    let mut out = vec![records::namespace(GATEWAY_NAMESPACE, &[("role", "infra")])];
     for i in 0..shape.namespaces {
         let exposed = if rng.percent(95) { "true" } else { "false" };
         let env = match rng.below(10) {
@@ -123,7 +123,7 @@ fn namespaces(shape: &Shape, rng: &mut Rng) -> Vec<Object> {
             (ENV_LABEL, env),
             (TEAM_LABEL, &team),
         ];
-        out.push(fixtures::namespace(&namespace_name(i), &labels));
+        out.push(records::namespace(&namespace_name(i), &labels));
     }
     out
 }
@@ -133,21 +133,15 @@ fn gateways(shape: &Shape, rng: &mut Rng) -> Vec<Object> {
         .map(|g| {
             let listeners = (0..shape.listeners_per_gateway)
                 .map(|j| {
-                    let mut l = fixtures::http_listener(&format!("l{j}"), 80);
-                    l.hostname = Some(listener_hostname(g, j));
-                    l.allowed_namespaces = if rng.percent(shape.selector_percent) {
+                    let allowed = if rng.percent(shape.selector_percent) {
                         exposed_selector()
                     } else {
                         FromNamespaces::All
                     };
-                    l
+                    records::listener(format!("l{j}"), listener_hostname(g, j), allowed)
                 })
                 .collect();
-            Object::Gateway(fixtures::gateway(
-                GATEWAY_NAMESPACE,
-                &gateway_name(g),
-                listeners,
-            ))
+            records::gateway(&gateway_name(g), listeners)
         })
         .collect()
 }
@@ -159,7 +153,7 @@ fn services(shape: &Shape, rng: &mut Rng) -> Vec<Object> {
         let namespace = namespace_name(ns);
         for s in services_of(shape, ns) {
             let name = service_name(s);
-            out.push(fixtures::service(&namespace, &name, &[SERVICE_PORT]));
+            out.push(records::service(&namespace, &name));
             // Most services have the shape's endpoint count; a few are scaled down.
             let count = if rng.percent(90) {
                 shape.endpoints_per_service
@@ -170,15 +164,7 @@ fn services(shape: &Shape, rng: &mut Rng) -> Vec<Object> {
                 .map(|k| address(CLUSTER_ADDRESSES, next_address + k as u64))
                 .collect();
             next_address += count as u64;
-            let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-            out.push(fixtures::slice(
-                &namespace,
-                &slice_name(&name),
-                &name,
-                SERVICE_PORT,
-                TARGET_PORT,
-                &addrs,
-            ));
+            out.push(records::slice(&namespace, &slice_name(&name), &name, addrs));
         }
     }
     out
@@ -192,7 +178,7 @@ fn grants(shape: &Shape) -> Vec<Object> {
     (0..shape.namespaces)
         .map(|k| {
             let from = namespace_name((k + 1) % shape.namespaces);
-            fixtures::grant(&namespace_name(k), &format!("from-{from}"), &from, None)
+            records::grant(&namespace_name(k), &format!("from-{from}"), &from)
         })
         .collect()
 }
@@ -201,9 +187,7 @@ fn grants(shape: &Shape) -> Vec<Object> {
 pub fn route(shape: &Shape, rng: &mut Rng, ns: usize, name: &str) -> HttpRoute {
     let g = rng.below(shape.gateways.max(1));
     let j = rng.below(shape.listeners_per_gateway.max(1));
-    let mut parent = fixtures::parent(&gateway_name(g));
-    parent.namespace = Some(GATEWAY_NAMESPACE.into());
-    parent.section_name = Some(format!("l{j}"));
+    let parent = records::parent(gateway_name(g), format!("l{j}"));
     let pool = shape.hostnames_per_listener.max(1);
     let mut hosts = vec![format!("h{}.l{j}.gw{g}.example.com", rng.below(pool))];
     if rng.percent(20) {
@@ -211,11 +195,10 @@ pub fn route(shape: &Shape, rng: &mut Rng, ns: usize, name: &str) -> HttpRoute {
     }
     hosts.sort();
     hosts.dedup();
-    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let rules = (0..rng.between(1, shape.max_rules.max(1)))
         .map(|r| rule(shape, rng, ns, &format!("/{name}/{r}")))
         .collect();
-    fixtures::route(&namespace_name(ns), name, vec![parent], &hosts, rules)
+    records::route(&namespace_name(ns), name, parent, hosts, rules)
 }
 
 fn rule(shape: &Shape, rng: &mut Rng, ns: usize, prefix: &str) -> Rule {
@@ -287,10 +270,6 @@ fn backend(shape: &Shape, rng: &mut Rng, ns: usize) -> BackendRef {
     };
     let services = services_of(shape, target);
     let s = services.start + rng.below(services.len());
-    let mut b = fixtures::backend(&service_name(s), SERVICE_PORT);
-    if cross {
-        b.namespace = Some(namespace_name(target));
-    }
-    b.weight = rng.between(1, 100) as u32;
-    b
+    let namespace = cross.then(|| namespace_name(target));
+    records::backend(service_name(s), namespace, rng.between(1, 100) as u32)
 }

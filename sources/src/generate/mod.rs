@@ -17,6 +17,7 @@
 
 mod churn;
 mod cluster;
+mod records;
 mod rng;
 mod yaml;
 

@@ -110,7 +110,11 @@ fn most_routes_attach_and_resolve() {
     let ok = |t: &str| {
         statuses
             .iter()
-            .filter(|s| s.conditions.iter().any(|c| c.type_ == t && c.status))
+            .filter(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_.as_str() == t && c.status)
+            })
             .count()
     };
     assert!(ok("Accepted") >= 45, "accepted {}", ok("Accepted"));

@@ -9,14 +9,19 @@
 //! requirement (which selects almost everything) pairs with every namespace, and
 //! then its output is that large anyway.
 
-use differential_dataflow::operators::count::CountTotal;
-
-use crate::dataflow::Col;
-use crate::gateway::ListenerView;
 use crate::model::{FromNamespaces, LabelSelector, Namespace, ObjectKey, SelectorOp};
+use crate::spec::listener::ListenerView;
+
+use super::col::{ByKey, Col, antijoin_named, count_named, distinct_named};
 
 /// A selector's identity: the listener that owns it.
 pub type SelectorId = (ObjectKey, String);
+
+/// The namespace label indexes: by `(key, value)` and by `key`.
+struct Labels<'s> {
+    by_label: ByKey<'s, (String, String), String>,
+    by_key: ByKey<'s, String, String>,
+}
 
 fn positives(s: &LabelSelector) -> usize {
     s.requirements
@@ -42,18 +47,35 @@ pub fn select_namespaces<'s>(
             FromNamespaces::Selector(s) if v.accepts_http_routes => Some(((gw, v.name), s)),
             _ => None,
         });
-    let labels = namespaces.clone().flat_map(|n| {
+    let labels = label_indexes(namespaces.clone());
+    let candidates = positive_matches(selectors.clone(), &labels);
+    let open = open_selectors(selectors.clone(), namespaces);
+    let violations = violations(selectors, labels);
+    let selected = candidates.concat(open).map(|pair| (pair, ()));
+    antijoin_named("selected namespaces", selected, violations).map(|(pair, ())| pair)
+}
+
+fn label_indexes<'s>(namespaces: Col<'s, Namespace>) -> Labels<'s> {
+    let labels = namespaces.flat_map(|n| {
         let name = n.name;
         n.labels
             .into_iter()
             .map(move |(k, v)| ((k, v), name.clone()))
     });
-    let by_label = labels.clone().arrange_by_key_named("namespaces by label");
-    let by_key = labels
-        .map(|((k, _), ns)| (k, ns))
-        .arrange_by_key_named("namespaces by label key");
+    Labels {
+        by_label: labels.clone().arrange_by_key_named("namespaces by label"),
+        by_key: labels
+            .map(|((k, _), ns)| (k, ns))
+            .arrange_by_key_named("namespaces by label key"),
+    }
+}
 
-    // Positive requirements: count matches per (selector, namespace).
+/// Namespaces that match every positive requirement of a selector: matches counted
+/// per (selector, namespace) against the number of positive requirements.
+fn positive_matches<'s>(
+    selectors: Col<'s, (SelectorId, LabelSelector)>,
+    labels: &Labels<'s>,
+) -> Col<'s, (SelectorId, String)> {
     let pos_in = selectors.clone().flat_map(|(sel, s)| {
         let n = positives(&s);
         let mut out = vec![];
@@ -66,7 +88,7 @@ pub fn select_namespaces<'s>(
         }
         out
     });
-    let pos_exists = selectors.clone().flat_map(|(sel, s)| {
+    let pos_exists = selectors.flat_map(|(sel, s)| {
         let n = positives(&s);
         let reqs: Vec<_> = s
             .requirements
@@ -78,28 +100,42 @@ pub fn select_namespaces<'s>(
         reqs
     });
     let hits = pos_in
-        .join_core(by_label.clone(), |_, (sel, n, _i), ns| {
+        .arrange_by_key_named("selector values")
+        .join_core(labels.by_label.clone(), |_, (sel, n, _), ns| {
             Some((sel.clone(), *n, ns.clone()))
         })
-        .concat(pos_exists.join_core(by_key.clone(), |_, (sel, n, _i), ns| {
-            Some((sel.clone(), *n, ns.clone()))
-        }));
-    let candidates = hits
-        .count_total()
+        .concat(
+            pos_exists
+                .arrange_by_key_named("selector keys")
+                .join_core(labels.by_key.clone(), |_, (sel, n, _), ns| {
+                    Some((sel.clone(), *n, ns.clone()))
+                }),
+        );
+    count_named("selector matches", hits)
         .filter(|((_, n, _), count)| usize::try_from(*count).is_ok_and(|c| c == *n))
-        .map(|((sel, _, ns), _)| (sel, ns));
+        .map(|((sel, _, ns), _)| (sel, ns))
+}
 
-    // Selectors without positive requirements start from every namespace.
+/// Selectors without positive requirements start from every namespace.
+fn open_selectors<'s>(
+    selectors: Col<'s, (SelectorId, LabelSelector)>,
+    namespaces: Col<'s, Namespace>,
+) -> Col<'s, (SelectorId, String)> {
     let all_namespaces = namespaces
         .map(|n| ((), n.name))
         .arrange_by_key_named("all namespaces");
-    let open = selectors
-        .clone()
+    selectors
         .filter(|(_, s)| positives(s) == 0)
         .map(|(sel, _)| ((), sel))
-        .join_core(all_namespaces, |_, sel, ns| Some((sel.clone(), ns.clone())));
+        .arrange_by_key_named("open selectors")
+        .join_core(all_namespaces, |_, sel, ns| Some((sel.clone(), ns.clone())))
+}
 
-    // Negative requirements: violations.
+/// `(selector, namespace)` pairs that a negative requirement rules out.
+fn violations<'s>(
+    selectors: Col<'s, (SelectorId, LabelSelector)>,
+    labels: Labels<'s>,
+) -> Col<'s, (SelectorId, String)> {
     let neg_in = selectors.clone().flat_map(|(sel, s)| {
         let mut out = vec![];
         for r in s.requirements.iter().filter(|r| r.op == SelectorOp::NotIn) {
@@ -118,14 +154,15 @@ pub fn select_namespaces<'s>(
             .collect();
         keys
     });
-    let violations = neg_in
-        .join_core(by_label, |_, sel, ns| Some((sel.clone(), ns.clone())))
-        .concat(neg_exists.join_core(by_key, |_, sel, ns| Some((sel.clone(), ns.clone()))))
-        .distinct();
-
-    candidates
-        .concat(open)
-        .map(|pair| (pair, ()))
-        .antijoin(violations)
-        .map(|(pair, ())| pair)
+    let found = neg_in
+        .arrange_by_key_named("excluded values")
+        .join_core(labels.by_label, |_, sel, ns| {
+            Some((sel.clone(), ns.clone()))
+        })
+        .concat(
+            neg_exists
+                .arrange_by_key_named("excluded keys")
+                .join_core(labels.by_key, |_, sel, ns| Some((sel.clone(), ns.clone()))),
+        );
+    distinct_named("selector violations", found)
 }

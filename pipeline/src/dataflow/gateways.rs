@@ -1,0 +1,42 @@
+//! Listener admission: our GatewayClasses ⋈ Gateways, and each admitted Gateway's
+//! listeners (what the other stages need of them, from [`crate::spec::listener`]).
+
+use crate::model::{Gateway, GatewayClass, ObjectKey};
+use crate::spec::listener::{ListenerView, listener_views};
+
+use super::col::{ByKey, Col, semijoin_named};
+
+/// Our Gateways and their listeners.
+pub struct Admitted<'s> {
+    pub gateways: Col<'s, Gateway>,
+    /// gateway → one of its listeners.
+    pub listeners: Col<'s, (ObjectKey, ListenerView)>,
+    /// The same, arranged by gateway.
+    pub listeners_arranged: ByKey<'s, ObjectKey, ListenerView>,
+}
+
+/// The Gateways whose class names `controller`, and their listeners.
+pub fn admit<'s>(
+    classes: Col<'s, GatewayClass>,
+    gateways: Col<'s, Gateway>,
+    controller: String,
+) -> Admitted<'s> {
+    let ours = classes
+        .filter(move |c| c.controller_name == controller)
+        .map(|c| c.name);
+    let gateways = gateways.map(|g| (g.class_name.clone(), g));
+    let gateways = semijoin_named("gateways of our classes", gateways, ours).map(|(_, g)| g);
+    let listeners: Col<'s, (ObjectKey, ListenerView)> = gateways.clone().flat_map(|g| {
+        listener_views(&g)
+            .into_iter()
+            .map(|v| (v.gateway.clone(), v))
+    });
+    let listeners_arranged = listeners
+        .clone()
+        .arrange_by_key_named("listeners by gateway");
+    Admitted {
+        gateways,
+        listeners,
+        listeners_arranged,
+    }
+}

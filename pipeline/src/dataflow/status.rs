@@ -1,0 +1,36 @@
+//! Status: each route parent's attachment verdict joined with the route's
+//! `ResolvedRefs` condition, and each Gateway's status with the attached-route
+//! count of its listeners ([`crate::spec::gateway`]).
+
+use crate::ir::{Condition, GatewayStatus, RouteParentStatus};
+use crate::model::{Gateway, ObjectKey};
+use crate::spec::gateway::gateway_status;
+
+use super::col::{Col, join_named};
+use super::left_join::left_join_named;
+
+/// Route parent statuses: the attachment verdict per parentRef plus the route's
+/// `ResolvedRefs` condition.
+pub fn route_status<'s>(
+    parents: Col<'s, (ObjectKey, RouteParentStatus)>,
+    conditions: Col<'s, (ObjectKey, Condition)>,
+) -> Col<'s, RouteParentStatus> {
+    join_named("route parent status", parents, conditions).map(|(_, (mut status, resolved))| {
+        status.conditions.push(resolved);
+        status.conditions.sort();
+        status
+    })
+}
+
+/// Gateway status: the gateway object with the attached-route count per listener.
+pub fn gateways_status<'s>(
+    gateways: Col<'s, Gateway>,
+    counts: Col<'s, ((ObjectKey, String), isize)>,
+) -> Col<'s, GatewayStatus> {
+    let gateways = gateways.map(|g| (g.meta.key.clone(), g));
+    let counts = counts.map(|((gw, listener), n)| (gw, (listener, u32::try_from(n).unwrap_or(0))));
+    left_join_named("gateway status", gateways, counts, |_, g, counts| {
+        Some(gateway_status(g, counts))
+    })
+    .map(|(_, s)| s)
+}

@@ -1,0 +1,155 @@
+//! Status condition types and reasons, spelled exactly as the Gateway API defines
+//! them (`Condition.type` / `Condition.reason` in the Gateway and HTTPRoute status of
+//! the v1 CRDs; the constants `GatewayConditionType`, `ListenerConditionReason`,
+//! `RouteConditionReason`, ... of the API's Go types). The variants are declared in
+//! alphabetical order, so sorting conditions sorts them by their spec strings.
+
+use serde::{Deserialize, Serialize};
+
+/// `Condition.type` values Sluice sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConditionType {
+    Accepted,
+    /// Listener only.
+    Conflicted,
+    /// Gateway and listener.
+    Programmed,
+    /// Listener and route parent.
+    ResolvedRefs,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Accepted => "Accepted",
+            ConditionType::Conflicted => "Conflicted",
+            ConditionType::Programmed => "Programmed",
+            ConditionType::ResolvedRefs => "ResolvedRefs",
+        }
+    }
+}
+
+/// `Condition.reason` values Sluice sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Reason {
+    Accepted,
+    BackendNotFound,
+    HostnameConflict,
+    Invalid,
+    InvalidCertificateRef,
+    InvalidKind,
+    InvalidParameters,
+    InvalidRouteKinds,
+    ListenersNotValid,
+    NoConflicts,
+    NoMatchingListenerHostname,
+    NoMatchingParent,
+    NotAllowedByListeners,
+    Programmed,
+    ProtocolConflict,
+    RefNotPermitted,
+    ResolvedRefs,
+    UnsupportedProtocol,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Accepted => "Accepted",
+            Reason::BackendNotFound => "BackendNotFound",
+            Reason::HostnameConflict => "HostnameConflict",
+            Reason::Invalid => "Invalid",
+            Reason::InvalidCertificateRef => "InvalidCertificateRef",
+            Reason::InvalidKind => "InvalidKind",
+            Reason::InvalidParameters => "InvalidParameters",
+            Reason::InvalidRouteKinds => "InvalidRouteKinds",
+            Reason::ListenersNotValid => "ListenersNotValid",
+            Reason::NoConflicts => "NoConflicts",
+            Reason::NoMatchingListenerHostname => "NoMatchingListenerHostname",
+            Reason::NoMatchingParent => "NoMatchingParent",
+            Reason::NotAllowedByListeners => "NotAllowedByListeners",
+            Reason::Programmed => "Programmed",
+            Reason::ProtocolConflict => "ProtocolConflict",
+            Reason::RefNotPermitted => "RefNotPermitted",
+            Reason::ResolvedRefs => "ResolvedRefs",
+            Reason::UnsupportedProtocol => "UnsupportedProtocol",
+        }
+    }
+}
+
+impl std::fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The string forms are the spec's, and the declaration order is their text
+    //! order (conditions are sorted, and status output must not change order).
+    use super::*;
+
+    const TYPES: [ConditionType; 4] = [
+        ConditionType::Accepted,
+        ConditionType::Conflicted,
+        ConditionType::Programmed,
+        ConditionType::ResolvedRefs,
+    ];
+
+    const REASONS: [Reason; 18] = [
+        Reason::Accepted,
+        Reason::BackendNotFound,
+        Reason::HostnameConflict,
+        Reason::Invalid,
+        Reason::InvalidCertificateRef,
+        Reason::InvalidKind,
+        Reason::InvalidParameters,
+        Reason::InvalidRouteKinds,
+        Reason::ListenersNotValid,
+        Reason::NoConflicts,
+        Reason::NoMatchingListenerHostname,
+        Reason::NoMatchingParent,
+        Reason::NotAllowedByListeners,
+        Reason::Programmed,
+        Reason::ProtocolConflict,
+        Reason::RefNotPermitted,
+        Reason::ResolvedRefs,
+        Reason::UnsupportedProtocol,
+    ];
+
+    #[test]
+    fn order_is_text_order() {
+        for pair in TYPES.windows(2) {
+            assert!(pair[0] < pair[1] && pair[0].as_str() < pair[1].as_str());
+        }
+        for pair in REASONS.windows(2) {
+            assert!(pair[0] < pair[1] && pair[0].as_str() < pair[1].as_str());
+        }
+    }
+
+    /// Each string form is the variant's name, and fits the CRDs' pattern for
+    /// `reason` (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`), which the API server
+    /// enforces on a status write.
+    #[test]
+    fn strings_are_names_and_fit_the_crd_pattern() {
+        let fits = |s: &str| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_,:".contains(c))
+                && s.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        };
+        for r in REASONS {
+            assert_eq!(format!("{r:?}"), r.as_str());
+            assert!(fits(r.as_str()), "{r:?}");
+        }
+        for t in TYPES {
+            assert_eq!(format!("{t:?}"), t.as_str());
+        }
+    }
+}

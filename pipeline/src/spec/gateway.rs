@@ -1,0 +1,90 @@
+//! Gateway status (Gateway API v1 `GatewayStatus`): the Gateway's `Accepted` and
+//! `Programmed` conditions and its listeners' statuses, from the Gateway object and
+//! the attached-route count of each listener.
+
+use crate::ir::{Condition, GatewayStatus, ListenerStatus};
+use crate::model::Gateway;
+use crate::spec::conditions::{ConditionType as Type, Reason};
+use crate::spec::listener::{ListenerView, listener_views};
+
+/// The Gateway's status, given the number of routes attached to each listener
+/// (by listener name; a listener not listed has none).
+pub fn gateway_status(gw: &Gateway, attached: &[&(String, u32)]) -> GatewayStatus {
+    let views = listener_views(gw);
+    let conditions = vec![accepted(gw, &views), programmed(&views)];
+    let listeners = views
+        .into_iter()
+        .map(|v| {
+            let attached_routes = attached
+                .iter()
+                .find(|(n, _)| *n == v.name)
+                .map_or(0, |(_, c)| *c);
+            ListenerStatus {
+                name: v.name,
+                attached_routes,
+                supported_kinds: v.supported_kinds,
+                conditions: v.conditions,
+            }
+        })
+        .collect();
+    GatewayStatus {
+        gateway: gw.meta.key.clone(),
+        generation: gw.meta.generation,
+        conditions,
+        listeners,
+    }
+}
+
+/// `Accepted`: false for an unsupported `parametersRef`; `ListenersNotValid` when
+/// some listener (true) or every listener (false) is invalid.
+fn accepted(gw: &Gateway, views: &[ListenerView]) -> Condition {
+    let valid = views.iter().filter(|v| v.is_accepted()).count();
+    let all_valid = views.iter().all(|v| v.serves_http);
+    if let Some(p) = &gw.parameters_ref {
+        Condition::new(
+            Type::Accepted,
+            false,
+            Reason::InvalidParameters,
+            format!("parametersRef {p} is not a supported kind"),
+        )
+    } else if views.is_empty() || all_valid {
+        Condition::new(
+            Type::Accepted,
+            true,
+            Reason::Accepted,
+            "Gateway is accepted",
+        )
+    } else if valid > 0 {
+        Condition::new(
+            Type::Accepted,
+            true,
+            Reason::ListenersNotValid,
+            "Some listeners are not valid",
+        )
+    } else {
+        Condition::new(
+            Type::Accepted,
+            false,
+            Reason::ListenersNotValid,
+            "No listener is valid",
+        )
+    }
+}
+
+fn programmed(views: &[ListenerView]) -> Condition {
+    if views.iter().any(|v| v.serves_http) {
+        Condition::new(
+            Type::Programmed,
+            true,
+            Reason::Programmed,
+            "Gateway is programmed",
+        )
+    } else {
+        Condition::new(
+            Type::Programmed,
+            false,
+            Reason::Invalid,
+            "No listener is programmed",
+        )
+    }
+}

@@ -1,0 +1,229 @@
+//! Listener validity (Gateway API v1 `Gateway.spec.listeners` and
+//! `ListenerStatus.conditions`): pure functions of one Gateway object.
+//!
+//! An unsupported protocol is not `Accepted` (`UnsupportedProtocol`); listeners
+//! sharing a port with another protocol (`ProtocolConflict`), or with the same
+//! protocol and hostname (`HostnameConflict`), are `Conflicted`; route kinds other than
+//! `HTTPRoute` are `InvalidRouteKinds` (`ResolvedRefs=False`). HTTPS is accepted and
+//! routes attach to it, but TLS termination is not implemented yet, so an HTTPS
+//! listener reports `ResolvedRefs=False` (`InvalidCertificateRef`) /
+//! `Programmed=False` and serves nothing.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::Condition;
+use crate::model::{FromNamespaces, Gateway, GroupKind, Listener, ObjectKey, Protocol};
+use crate::spec::conditions::{ConditionType as Type, Reason};
+use crate::spec::hostname;
+
+/// What the dataflow needs to know about one listener of one of our Gateways.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ListenerView {
+    pub gateway: ObjectKey,
+    pub name: String,
+    pub port: u16,
+    pub hostname: Option<String>,
+    pub allowed_namespaces: FromNamespaces,
+    /// HTTPRoutes may attach (the listener is accepted and lists the kind).
+    pub accepts_http_routes: bool,
+    /// The listener is translated into an Envoy listener (plain HTTP, valid).
+    pub serves_http: bool,
+    pub supported_kinds: Vec<GroupKind>,
+    /// Conditions other than those that depend on attached routes.
+    pub conditions: Vec<Condition>,
+    /// Hostnames of every serving listener on this port (`None`: any), for listener
+    /// isolation: a request belongs to the most specific listener that matches it.
+    pub port_hostnames: Vec<Option<String>>,
+}
+
+impl ListenerView {
+    /// Whether requests for `hostname` (an effective hostname of a route attached
+    /// here) belong to this listener, and not to a more specific one on its port.
+    pub fn owns(&self, hostname: &str) -> bool {
+        let covering = self.port_hostnames.iter().filter(|h| match h {
+            None => true,
+            Some(h) => hostname::intersect(h, hostname).as_deref() == Some(hostname),
+        });
+        // Covering hostnames are nested, so the longest is the most specific.
+        let owner = covering.max_by_key(|h| h.as_ref().map_or(0, |h| h.len() + 1));
+        owner.is_some_and(|o| *o == self.hostname)
+    }
+
+    /// Whether the listener is `Accepted` (its protocol is supported).
+    pub fn is_accepted(&self) -> bool {
+        self.conditions
+            .iter()
+            .all(|c| c.type_ != Type::Accepted || c.status)
+    }
+}
+
+/// Supported kinds, and whether some requested kind was invalid.
+fn supported_kinds(listener: &Listener) -> (Vec<GroupKind>, bool) {
+    let http_like = matches!(listener.protocol, Protocol::Http | Protocol::Https);
+    if !http_like {
+        return (vec![], false);
+    }
+    if listener.allowed_kinds.is_empty() {
+        return (vec![GroupKind::http_route()], false);
+    }
+    let valid: BTreeSet<GroupKind> = listener
+        .allowed_kinds
+        .iter()
+        .filter(|k| k.is_http_route())
+        .map(|_| GroupKind::http_route())
+        .collect();
+    let invalid = valid.len() < listener.allowed_kinds.len();
+    (valid.into_iter().collect(), invalid)
+}
+
+fn conflict(gw: &Gateway, l: &Listener) -> Option<Reason> {
+    let same_port = gw
+        .listeners
+        .iter()
+        .filter(|o| o.port == l.port && o.name != l.name);
+    let mut reason = None;
+    for other in same_port {
+        if other.protocol != l.protocol {
+            return Some(Reason::ProtocolConflict);
+        }
+        if other.hostname == l.hostname {
+            reason = Some(Reason::HostnameConflict);
+        }
+    }
+    reason
+}
+
+/// Views of every listener of a Gateway (one of ours), in spec order.
+pub fn listener_views(gw: &Gateway) -> Vec<ListenerView> {
+    let mut views: Vec<ListenerView> = gw.listeners.iter().map(|l| listener_view(gw, l)).collect();
+    let serving: Vec<(u16, Option<String>)> = views
+        .iter()
+        .filter(|v| v.serves_http)
+        .map(|v| (v.port, v.hostname.clone()))
+        .collect();
+    for v in &mut views {
+        v.port_hostnames = serving
+            .iter()
+            .filter(|(p, _)| *p == v.port)
+            .map(|(_, h)| h.clone())
+            .collect();
+    }
+    if gw.parameters_ref.is_some() {
+        // The Gateway itself is not accepted: none of its listeners takes routes.
+        for v in &mut views {
+            v.accepts_http_routes = false;
+            v.serves_http = false;
+            for c in v
+                .conditions
+                .iter_mut()
+                .filter(|c| c.type_ == Type::Programmed)
+            {
+                *c = Condition::new(
+                    Type::Programmed,
+                    false,
+                    Reason::Invalid,
+                    "The Gateway is not accepted",
+                );
+            }
+        }
+    }
+    views
+}
+
+fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
+    let (kinds, invalid_kinds) = supported_kinds(l);
+    let supported_protocol = matches!(l.protocol, Protocol::Http | Protocol::Https);
+    let conflicted = conflict(gw, l);
+    let ok = supported_protocol && conflicted.is_none();
+    let serves_http = ok && l.protocol == Protocol::Http && !kinds.is_empty();
+    let mut conditions = vec![
+        accepted(l, supported_protocol),
+        conflicted_condition(conflicted),
+        resolved_refs(l, invalid_kinds),
+        programmed(serves_http),
+    ];
+    conditions.sort();
+    ListenerView {
+        gateway: gw.meta.key.clone(),
+        name: l.name.clone(),
+        port: l.port,
+        hostname: l.hostname.clone(),
+        allowed_namespaces: l.allowed_namespaces.clone(),
+        accepts_http_routes: ok && !kinds.is_empty(),
+        serves_http,
+        supported_kinds: kinds,
+        conditions,
+        port_hostnames: vec![],
+    }
+}
+
+fn accepted(l: &Listener, supported_protocol: bool) -> Condition {
+    if supported_protocol {
+        Condition::new(
+            Type::Accepted,
+            true,
+            Reason::Accepted,
+            "Listener is accepted",
+        )
+    } else {
+        let msg = format!("protocol {:?} is not supported", l.protocol);
+        Condition::new(Type::Accepted, false, Reason::UnsupportedProtocol, msg)
+    }
+}
+
+fn conflicted_condition(conflict: Option<Reason>) -> Condition {
+    match conflict {
+        Some(reason) => Condition::new(
+            Type::Conflicted,
+            true,
+            reason,
+            "Listener conflicts with another listener on its port",
+        ),
+        None => Condition::new(Type::Conflicted, false, Reason::NoConflicts, "No conflicts"),
+    }
+}
+
+fn resolved_refs(l: &Listener, invalid_kinds: bool) -> Condition {
+    if invalid_kinds {
+        Condition::new(
+            Type::ResolvedRefs,
+            false,
+            Reason::InvalidRouteKinds,
+            "Only HTTPRoute is supported",
+        )
+    } else if l.protocol == Protocol::Https {
+        Condition::new(
+            Type::ResolvedRefs,
+            false,
+            Reason::InvalidCertificateRef,
+            "TLS certificates are not supported yet",
+        )
+    } else {
+        Condition::new(
+            Type::ResolvedRefs,
+            true,
+            Reason::ResolvedRefs,
+            "All references resolved",
+        )
+    }
+}
+
+fn programmed(serves_http: bool) -> Condition {
+    if serves_http {
+        Condition::new(
+            Type::Programmed,
+            true,
+            Reason::Programmed,
+            "Listener is programmed",
+        )
+    } else {
+        Condition::new(
+            Type::Programmed,
+            false,
+            Reason::Invalid,
+            "Listener is not programmed",
+        )
+    }
+}

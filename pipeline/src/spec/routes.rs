@@ -1,0 +1,318 @@
+//! HTTPRoute rules (Gateway API v1 `HTTPRoute.spec.rules`), once the route's
+//! backend references are resolved: route entries (one per rule match) with their
+//! precedence keys, the clusters they use, and the route's `ResolvedRefs` condition.
+//!
+//! Backends: a rule forwards to its backends in proportion to their weights. A
+//! reference that does not resolve keeps its weight, and its share of requests gets
+//! HTTP 500; a rule with no backend, no weight, or no valid backend with weight
+//! answers every request with 500 ([`forward`]: the one place of that rule).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{Action, ClusterIr, Condition, MirrorIr, RouteIr, WeightedBackend};
+use crate::model::{BackendRef, Filter, HeaderModifier, HttpRoute, Redirect, Rule, UrlRewrite};
+use crate::spec::conditions::{ConditionType as Type, Reason};
+use crate::spec::precedence::Precedence;
+
+/// Where a backend reference sits in a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Slot {
+    /// `rules[rule].backendRefs[index]`
+    Backend { rule: usize, index: usize },
+    /// `rules[rule].filters[index]` (a RequestMirror)
+    Mirror { rule: usize, index: usize },
+}
+
+/// Why a backend reference does not resolve (`RouteConditionReason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Unresolved {
+    /// Not a core `Service`.
+    InvalidKind,
+    /// Another namespace, without a ReferenceGrant that allows it.
+    RefNotPermitted,
+    /// No such Service, or no such port on it.
+    BackendNotFound,
+}
+
+impl Unresolved {
+    pub fn reason(self) -> Reason {
+        match self {
+            Unresolved::InvalidKind => Reason::InvalidKind,
+            Unresolved::RefNotPermitted => Reason::RefNotPermitted,
+            Unresolved::BackendNotFound => Reason::BackendNotFound,
+        }
+    }
+}
+
+pub type Resolution = Result<ClusterIr, Unresolved>;
+
+/// A route translated with its backends resolved.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResolvedRoute {
+    pub entries: Vec<(Precedence, RouteIr)>,
+    /// Clusters the entries use (forwarding and mirroring), sorted, deduplicated.
+    pub clusters: Vec<ClusterIr>,
+    pub resolved_refs: Condition,
+    pub generation: i64,
+}
+
+/// `ResolvedRefs`: true, or false with the reason of the first reference (in slot
+/// order) that does not resolve.
+fn resolved_refs(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) -> Condition {
+    let failed = resolutions
+        .iter()
+        .find_map(|(slot, r)| r.as_ref().err().map(|e| (slot, *e)));
+    let Some((slot, why)) = failed else {
+        return Condition::new(
+            Type::ResolvedRefs,
+            true,
+            Reason::ResolvedRefs,
+            "All references resolved",
+        );
+    };
+    let (rule, index, what) = match slot {
+        Slot::Backend { rule, index } => (rule, index, "backendRefs"),
+        Slot::Mirror { rule, index } => (rule, index, "filters"),
+    };
+    let reason = why.reason();
+    let msg = format!(
+        "{}: rules[{rule}].{what}[{index}]: {reason}",
+        route.meta.key
+    );
+    Condition::new(Type::ResolvedRefs, false, reason, msg)
+}
+
+fn cluster_of(resolutions: &BTreeMap<Slot, Resolution>, slot: Slot) -> Option<String> {
+    resolutions
+        .get(&slot)
+        .and_then(|r| r.as_ref().ok())
+        .map(|c| c.name.clone())
+}
+
+/// The action and rule-level modifiers of one rule.
+struct RuleParts {
+    action: Action,
+    request_headers: HeaderModifier,
+    response_headers: HeaderModifier,
+    mirrors: Vec<MirrorIr>,
+}
+
+/// What the rule's filters (and a single backend's hoisted filters) ask for.
+#[derive(Default)]
+struct Filters {
+    redirect: Option<Redirect>,
+    rewrite: Option<UrlRewrite>,
+    unsupported: bool,
+}
+
+impl Filters {
+    /// Filters Envoy can only apply per route (redirect, rewrite, or an unsupported
+    /// one). With a single backend, its filters act on every request of the rule, so
+    /// these are hoisted to the rule; with several backends, per-backend redirects
+    /// and path rewrites cannot be expressed in Envoy's weighted clusters and are
+    /// not applied.
+    fn hoisted(rule: &Rule) -> Self {
+        let mut filters = Filters::default();
+        if let [only] = rule.backends.as_slice() {
+            for filter in &only.filters {
+                match filter {
+                    Filter::Redirect(r) => filters.redirect = Some(r.clone()),
+                    Filter::UrlRewrite(r) => filters.rewrite = Some(r.clone()),
+                    Filter::Unsupported(_) => filters.unsupported = true,
+                    _ => {}
+                }
+            }
+        }
+        filters
+    }
+}
+
+fn rule_parts(
+    route: &HttpRoute,
+    rule_index: usize,
+    resolutions: &BTreeMap<Slot, Resolution>,
+) -> RuleParts {
+    let rule = &route.rules[rule_index];
+    let mut parts = RuleParts {
+        action: Action::Direct(500),
+        request_headers: HeaderModifier::default(),
+        response_headers: HeaderModifier::default(),
+        mirrors: vec![],
+    };
+    let mut filters = Filters::hoisted(rule);
+    for (index, filter) in rule.filters.iter().enumerate() {
+        match filter {
+            Filter::RequestHeaders(m) => parts.request_headers = m.clone(),
+            Filter::ResponseHeaders(m) => parts.response_headers = m.clone(),
+            Filter::Redirect(r) => filters.redirect = Some(r.clone()),
+            Filter::UrlRewrite(r) => filters.rewrite = Some(r.clone()),
+            Filter::Mirror(m) => {
+                let slot = Slot::Mirror {
+                    rule: rule_index,
+                    index,
+                };
+                parts.mirrors.push(MirrorIr {
+                    cluster: cluster_of(resolutions, slot),
+                    fraction: m.fraction,
+                });
+            }
+            Filter::Unsupported(_) => filters.unsupported = true,
+        }
+    }
+    parts.action = if filters.unsupported {
+        Action::Direct(500)
+    } else if let Some(r) = filters.redirect {
+        Action::Redirect(r)
+    } else {
+        forward(rule_index, &rule.backends, resolutions, filters.rewrite)
+    };
+    parts
+}
+
+/// The weight rule: forward to the backends with a weight, in proportion to it
+/// (an unresolved one keeps its share, which gets 500); with no backend, no weight,
+/// or no valid backend with weight, every request gets 500 (`HTTPBackendRef`:
+/// "If all entries in BackendRefs are invalid, and there are also no filters
+/// specified in this route rule, all traffic which matches this rule MUST receive a
+/// 500 status code"; a weight of 0 gets no traffic).
+fn forward(
+    rule: usize,
+    backends: &[BackendRef],
+    resolutions: &BTreeMap<Slot, Resolution>,
+    rewrite: Option<UrlRewrite>,
+) -> Action {
+    let live: Vec<WeightedBackend> = backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.weight > 0)
+        .map(|(index, b)| WeightedBackend {
+            cluster: cluster_of(resolutions, Slot::Backend { rule, index }),
+            weight: b.weight,
+            filters: b.filters.clone(),
+        })
+        .collect();
+    if !live.iter().any(|b| b.cluster.is_some()) {
+        return Action::Direct(500);
+    }
+    Action::Forward {
+        backends: live,
+        rewrite,
+    }
+}
+
+/// Translate a route whose backend references resolved as `resolutions` says.
+pub fn resolve_route(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) -> ResolvedRoute {
+    let key = &route.meta.key;
+    let mut entries = vec![];
+    for (ri, rule) in route.rules.iter().enumerate() {
+        let parts = rule_parts(route, ri, resolutions);
+        for (mi, m) in rule.matches.iter().enumerate() {
+            let entry = RouteIr {
+                name: format!("{}/{}/rule/{ri}/match/{mi}", key.namespace, key.name),
+                matcher: m.clone(),
+                action: parts.action.clone(),
+                request_headers: parts.request_headers.clone(),
+                response_headers: parts.response_headers.clone(),
+                mirrors: parts.mirrors.clone(),
+                timeouts: rule.timeouts.clone(),
+            };
+            entries.push((Precedence::new(m, &route.meta.creation, key, ri, mi), entry));
+        }
+    }
+    let mut clusters: Vec<ClusterIr> = resolutions
+        .values()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    clusters.sort();
+    clusters.dedup();
+    ResolvedRoute {
+        entries,
+        clusters,
+        resolved_refs: resolved_refs(route, resolutions),
+        generation: route.meta.generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The weight rule of `HTTPBackendRef` (the one place it lives): a backend of
+    //! weight 0 gets no traffic, an unresolved one keeps its share (500), and a rule
+    //! with nothing valid to send to answers 500.
+    use super::*;
+    use crate::fixtures::{backend, meta};
+    use crate::ir::ClusterKey;
+    use crate::model::ObjectKey;
+
+    fn rule_with(backends: Vec<BackendRef>) -> HttpRoute {
+        HttpRoute {
+            meta: meta("ns", "r"),
+            parent_refs: vec![],
+            hostnames: vec![],
+            rules: vec![Rule {
+                matches: vec![Default::default()],
+                backends,
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// Resolves `rules[0].backendRefs[i]` to `ns/<name>:80` where `valid[i]`.
+    fn action(backends: Vec<BackendRef>, valid: &[bool]) -> Action {
+        let route = rule_with(backends);
+        let resolutions: BTreeMap<Slot, Resolution> = route.rules[0]
+            .backends
+            .iter()
+            .zip(valid)
+            .enumerate()
+            .map(|(index, (b, ok))| {
+                let key = ClusterKey::new(ObjectKey::new("ns", b.name.clone()), 80);
+                let r = if *ok {
+                    Ok(ClusterIr::new(key, None))
+                } else {
+                    Err(Unresolved::BackendNotFound)
+                };
+                (Slot::Backend { rule: 0, index }, r)
+            })
+            .collect();
+        let resolved = resolve_route(&route, &resolutions);
+        resolved.entries[0].1.action.clone()
+    }
+
+    fn weighted(name: &str, weight: u32) -> BackendRef {
+        BackendRef {
+            weight,
+            ..backend(name, 80)
+        }
+    }
+
+    #[test]
+    fn zero_weight_is_dropped_and_invalid_keeps_its_share() {
+        let got = action(
+            vec![weighted("a", 90), weighted("b", 0), weighted("c", 10)],
+            &[true, true, false],
+        );
+        let Action::Forward { backends, .. } = got else {
+            panic!("expected forward, got {got:?}")
+        };
+        let shares: Vec<(Option<&str>, u32)> = backends
+            .iter()
+            .map(|b| (b.cluster.as_deref(), b.weight))
+            .collect();
+        assert_eq!(shares, [(Some("ns/a:80"), 90), (None, 10)]);
+    }
+
+    #[test]
+    fn nothing_valid_with_weight_answers_500() {
+        assert_eq!(action(vec![], &[]), Action::Direct(500));
+        assert_eq!(
+            action(vec![weighted("a", 0), weighted("b", 0)], &[true, true]),
+            Action::Direct(500)
+        );
+        assert_eq!(
+            action(vec![weighted("a", 0), weighted("b", 5)], &[true, false]),
+            Action::Direct(500)
+        );
+    }
+}
