@@ -95,7 +95,7 @@ pub fn slice(
 pub fn parent(gateway: &str) -> ParentRef {
     ParentRef {
         group: GATEWAY_GROUP.into(),
-        kind: "Gateway".into(),
+        kind: kinds::GATEWAY.into(),
         namespace: None,
         name: gateway.into(),
         section_name: None,
@@ -106,7 +106,7 @@ pub fn parent(gateway: &str) -> ParentRef {
 pub fn backend(name: &str, port: u16) -> BackendRef {
     BackendRef {
         group: String::new(),
-        kind: "Service".into(),
+        kind: kinds::SERVICE.into(),
         namespace: None,
         name: name.into(),
         port: Some(port),
@@ -146,13 +146,40 @@ pub fn grant(ns: &str, name: &str, from_ns: &str, to_name: Option<&str>) -> Obje
         key: ObjectKey::new(ns, name),
         from: vec![GrantFrom {
             group: GATEWAY_GROUP.into(),
-            kind: "HTTPRoute".into(),
+            kind: kinds::HTTP_ROUTE.into(),
             namespace: from_ns.into(),
         }],
         to: vec![GrantTo {
             group: String::new(),
-            kind: "Service".into(),
+            kind: kinds::SERVICE.into(),
             name: to_name.map(Into::into),
         }],
     })
+}
+
+/// The smallest complete world: our class, Gateway `infra/gw` with an HTTP listener
+/// on port 80, Service `infra/web` (port 8080) whose slice `web-1` has two ready
+/// endpoints on port 3000 (listed unsorted), and HTTPRoute `infra/r` sending `/` to
+/// it.
+pub fn basic() -> Vec<Object> {
+    vec![
+        class(),
+        Object::Gateway(gateway("infra", "gw", vec![http_listener("http", 80)])),
+        service("infra", "web", &[8080]),
+        slice(
+            "infra",
+            "web-1",
+            "web",
+            8080,
+            3000,
+            &["10.0.0.2", "10.0.0.1"],
+        ),
+        Object::HttpRoute(route(
+            "infra",
+            "r",
+            vec![parent("gw")],
+            &[],
+            vec![prefix_rule("/", vec![backend("web", 8080)])],
+        )),
+    ]
 }

@@ -162,6 +162,21 @@ pub enum Protocol {
     Other(String),
 }
 
+impl std::fmt::Display for Protocol {
+    /// The protocol as the Gateway API spells it (`HTTP`, `HTTPS`, `TLS`, `TCP`,
+    /// `UDP`, or the listener's own string).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+            Protocol::Tls => "TLS",
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Other(s) => s,
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ListenerTls {
     pub mode_terminate: bool,
@@ -212,20 +227,71 @@ pub struct GroupKind {
     pub kind: String,
 }
 
+/// The Gateway API's group.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// The kinds Sluice resolves references to, spelled as the API spells them. Group
+/// and kind comparisons happen only in the predicates below (`is_gateway`,
+/// `is_service`, `is_http_route`), so every crate agrees on them.
+pub mod kinds {
+    pub const GATEWAY: &str = "Gateway";
+    pub const HTTP_ROUTE: &str = "HTTPRoute";
+    pub const SERVICE: &str = "Service";
+}
+
+/// `group`/`kind` names the core group's Service (the core group is empty).
+fn is_core_service(group: &str, kind: &str) -> bool {
+    group.is_empty() && kind == kinds::SERVICE
+}
+
+/// `group`/`kind` names the Gateway API's HTTPRoute.
+fn is_gateway_http_route(group: &str, kind: &str) -> bool {
+    group == GATEWAY_GROUP && kind == kinds::HTTP_ROUTE
+}
 
 impl GroupKind {
     /// `gateway.networking.k8s.io/HTTPRoute`.
     pub fn http_route() -> Self {
         Self {
             group: GATEWAY_GROUP.into(),
-            kind: "HTTPRoute".into(),
+            kind: kinds::HTTP_ROUTE.into(),
         }
     }
 
-    /// Whether this names HTTPRoute (an empty group counts as the Gateway API's).
+    /// Whether this names HTTPRoute (in `allowedRoutes.kinds`, an empty group counts
+    /// as the Gateway API's).
     pub fn is_http_route(&self) -> bool {
-        self.kind == "HTTPRoute" && (self.group.is_empty() || self.group == GATEWAY_GROUP)
+        self.kind == kinds::HTTP_ROUTE && (self.group.is_empty() || self.group == GATEWAY_GROUP)
+    }
+}
+
+impl ParentRef {
+    /// Whether this refers to a Gateway (`gateway.networking.k8s.io/Gateway`, the
+    /// defaults), the only parent kind Sluice serves.
+    pub fn is_gateway(&self) -> bool {
+        self.group == GATEWAY_GROUP && self.kind == kinds::GATEWAY
+    }
+}
+
+impl BackendRef {
+    /// Whether this refers to a core Service (the defaults); anything else is
+    /// `InvalidKind`.
+    pub fn is_service(&self) -> bool {
+        is_core_service(&self.group, &self.kind)
+    }
+}
+
+impl GrantFrom {
+    /// Whether this admits HTTPRoutes.
+    pub fn is_http_route(&self) -> bool {
+        is_gateway_http_route(&self.group, &self.kind)
+    }
+}
+
+impl GrantTo {
+    /// Whether this admits references to Services.
+    pub fn is_service(&self) -> bool {
+        is_core_service(&self.group, &self.kind)
     }
 }
 

@@ -32,29 +32,6 @@ fn apply(objs: Vec<Object>) -> Vec<Change> {
     objs.into_iter().map(Change::Apply).collect()
 }
 
-fn basic() -> Vec<Object> {
-    vec![
-        class(),
-        Object::Gateway(gateway("infra", "gw", vec![http_listener("http", 80)])),
-        service("infra", "web", &[8080]),
-        slice(
-            "infra",
-            "web-1",
-            "web",
-            8080,
-            3000,
-            &["10.0.0.2", "10.0.0.1"],
-        ),
-        Object::HttpRoute(route(
-            "infra",
-            "r",
-            vec![parent("gw")],
-            &[],
-            vec![prefix_rule("/", vec![backend("web", 8080)])],
-        )),
-    ]
-}
-
 #[test]
 fn simple_route_translates_to_listener_vhost_cluster_endpoints() {
     let (out, status) = state_after(apply(basic()));

@@ -10,22 +10,6 @@ use sluice_pipeline::model::{Change, Object, ObjectKey};
 use sluice_runtime::{Controller, ControllerConfig, Step};
 use sluice_sinks::state::{GatewayResources, ResourceType};
 
-fn objects() -> Vec<Object> {
-    vec![
-        class(),
-        Object::Gateway(gateway("infra", "gw", vec![http_listener("http", 80)])),
-        service("infra", "web", &[8080]),
-        slice("infra", "web-1", "web", 8080, 3000, &["10.0.0.1"]),
-        Object::HttpRoute(route(
-            "infra",
-            "r",
-            vec![parent("gw")],
-            &[],
-            vec![prefix_rule("/", vec![backend("web", 8080)])],
-        )),
-    ]
-}
-
 fn controller() -> Controller {
     Controller::new(ControllerConfig::default()).expect("controller starts")
 }
@@ -60,7 +44,7 @@ fn status_keys(step: &Step, added: bool) -> Vec<String> {
 fn initial_load_publishes_the_gateway_and_its_status_in_one_time() {
     let mut c = controller();
     let step = c
-        .apply(objects().into_iter().map(Change::Apply))
+        .apply(basic().into_iter().map(Change::Apply))
         .expect("applies");
     assert_eq!(step.time, 0);
     assert_eq!(step.changes, 5);
@@ -82,7 +66,7 @@ fn initial_load_publishes_the_gateway_and_its_status_in_one_time() {
 #[test]
 fn a_status_only_change_publishes_no_xds() {
     let mut c = controller();
-    c.apply(objects().into_iter().map(Change::Apply))
+    c.apply(basic().into_iter().map(Change::Apply))
         .expect("applies");
     // A new generation of the same route: observedGeneration changes, xDS does not.
     let mut r = route(
@@ -109,7 +93,7 @@ fn a_status_only_change_publishes_no_xds() {
 fn an_endpoint_change_republishes_only_the_load_assignment() {
     let mut c = controller();
     let first = c
-        .apply(objects().into_iter().map(Change::Apply))
+        .apply(basic().into_iter().map(Change::Apply))
         .expect("applies");
     let before = first.xds.get(&gw()).expect("published").clone();
     let moved = slice("infra", "web-1", "web", 8080, 3000, &["10.0.0.2"]);
@@ -141,7 +125,7 @@ fn an_endpoint_change_republishes_only_the_load_assignment() {
 #[test]
 fn a_deleted_gateway_is_published_empty_once_and_its_status_retracted() {
     let mut c = controller();
-    c.apply(objects().into_iter().map(Change::Apply))
+    c.apply(basic().into_iter().map(Change::Apply))
         .expect("applies");
     let gateway = Object::Gateway(gateway("infra", "gw", vec![http_listener("http", 80)]));
     let step = c.apply([Change::Delete(gateway.id())]).expect("applies");

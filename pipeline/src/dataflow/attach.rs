@@ -10,12 +10,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ir::RouteParentStatus;
-use crate::model::{GATEWAY_GROUP, HttpRoute, ObjectKey, ParentRef};
+use crate::model::{HttpRoute, ObjectKey, ParentRef};
 use crate::spec::attachment::{self, Allowance, Verdict};
 use crate::spec::hostname;
 use crate::spec::listener::ListenerView;
 
-use super::col::{ByKey, Col, antijoin_named, count_named, distinct_named, semijoin_named};
+use super::col::{ByKey, Col, Scope, antijoin_named, count_named, distinct_named, semijoin_named};
 use super::left_join::left_join_named;
 use super::select::SelectorId;
 
@@ -66,7 +66,7 @@ fn parent_refs(route: HttpRoute) -> Vec<(ObjectKey, RefRecord)> {
         .parent_refs
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.group == GATEWAY_GROUP && p.kind == "Gateway")
+        .filter(|(_, p)| p.is_gateway())
         .map(|(index, p)| {
             let gw = ObjectKey::new(
                 p.namespace.clone().unwrap_or_else(|| ns.clone()),
@@ -103,6 +103,17 @@ fn candidate(r: &RefRecord, l: &ListenerView) -> Option<(Allowance, Candidate)> 
         owned,
     };
     Some((attachment::allowance(l, &r.route.namespace), cand))
+}
+
+impl<'r> Attached<'r> {
+    /// The same collections, out of a region into `outer`.
+    pub fn leave_region<'o>(self, outer: Scope<'o>) -> Attached<'o> {
+        Attached {
+            serving: self.serving.leave_region(outer),
+            counts: self.counts.leave_region(outer),
+            parents: self.parents.leave_region(outer),
+        }
+    }
 }
 
 /// Attach routes to listeners.

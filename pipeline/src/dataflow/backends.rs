@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{BackendRef, Filter, HttpRoute, ObjectKey, ReferenceGrant, Service};
-use crate::spec::references::{grant_entries, is_service, resolve_port};
+use crate::spec::references::{grant_entries, resolve_port};
 use crate::spec::routes::{Resolution, ResolvedRoute, Slot, Unresolved, resolve_route};
 
 use super::col::{ByKey, Col, antijoin_named, distinct_named, join_named};
@@ -35,7 +35,7 @@ fn use_of(route: &HttpRoute, slot: Slot, b: &BackendRef) -> Use {
             .unwrap_or_else(|| route.meta.key.namespace.clone()),
         name: b.name.clone(),
         port: b.port,
-        valid_kind: is_service(&b.group, &b.kind),
+        valid_kind: b.is_service(),
     }
 }
 

@@ -14,6 +14,10 @@ pub type Col<'s, D> = VecCollection<'s, u64, D, isize>;
 /// A collection of `(K, V)` arranged by `K`, to share between joins.
 pub type ByKey<'s, K, V> = Arranged<'s, TraceAgent<ValSpine<K, V, u64, isize>>>;
 
+/// The dataflow's scope, or a region of it (a stage's operators, grouped under the
+/// stage's name in timely's logs).
+pub type Scope<'s> = timely::dataflow::Scope<'s, u64>;
+
 /// `(k, (v, w))` for every `(k, v)` and `(k, w)` of the two collections.
 pub fn join_named<'s, K, V, W>(
     name: &str,

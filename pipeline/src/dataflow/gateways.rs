@@ -4,7 +4,7 @@
 use crate::model::{Gateway, GatewayClass, ObjectKey};
 use crate::spec::listener::{ListenerView, listener_views};
 
-use super::col::{ByKey, Col, semijoin_named};
+use super::col::{ByKey, Col, Scope, semijoin_named};
 
 /// Our Gateways and their listeners.
 pub struct Admitted<'s> {
@@ -13,6 +13,17 @@ pub struct Admitted<'s> {
     pub listeners: Col<'s, (ObjectKey, ListenerView)>,
     /// The same, arranged by gateway.
     pub listeners_arranged: ByKey<'s, ObjectKey, ListenerView>,
+}
+
+impl<'r> Admitted<'r> {
+    /// The same collections, out of a region into `outer`.
+    pub fn leave_region<'o>(self, outer: Scope<'o>) -> Admitted<'o> {
+        Admitted {
+            gateways: self.gateways.leave_region(outer),
+            listeners: self.listeners.leave_region(outer),
+            listeners_arranged: self.listeners_arranged.leave_region(outer),
+        }
+    }
 }
 
 /// The Gateways whose class names `controller`, and their listeners.

@@ -26,8 +26,9 @@ mod vhosts;
 pub use col::Col;
 
 use crate::ir::{ListenerIr, StatusOutput, XdsOutput};
-use crate::model::{Object, ObjectKey, Service};
+use crate::model::{EndpointSlice, Object, ObjectKey, Service};
 use crate::spec::listener::ListenerView;
+use crate::spec::routes::ResolvedRoute;
 
 use col::{ByKey, distinct_named};
 
@@ -54,47 +55,92 @@ macro_rules! kind {
     };
 }
 
-/// Build the whole translation over the input objects.
+/// Build the whole translation over the input objects. Each stage runs in a region
+/// named after it, so timely's logs and profiles group its operators.
 pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Translation<'s> {
+    let outer = objects.scope();
     let routes = kind!(objects, HttpRoute);
     let services_arranged: ByKey<'s, (String, String), Service> = kind!(objects, Service)
         .map(|s| ((s.key.namespace.clone(), s.key.name.clone()), s))
         .arrange_by_key_named("services by name");
-    let admitted = gateways::admit(
-        kind!(objects, GatewayClass),
-        kind!(objects, Gateway),
-        controller,
-    );
+    let admitted = outer.region_named("gateways", |r| {
+        let classes = kind!(objects, GatewayClass).enter_region(r);
+        gateways::admit(classes, kind!(objects, Gateway).enter_region(r), controller)
+            .leave_region(outer)
+    });
     let listeners = admitted.listeners;
+    let matched = outer.region_named("select", |r| {
+        let namespaces = kind!(objects, Namespace).enter_region(r);
+        select::select_namespaces(listeners.clone().enter_region(r), namespaces).leave_region(outer)
+    });
+    let resolved = outer.region_named("backends", |r| {
+        let (routes, services) = (routes.clone().enter_region(r), services_arranged.clone());
+        let grants = kind!(objects, ReferenceGrant).enter_region(r);
+        backends::resolve_routes(routes, grants, services.enter_region(r)).leave_region(outer)
+    });
+    let attached = outer.region_named("attach", |r| {
+        let gateway_keys = admitted
+            .gateways
+            .clone()
+            .map(|g| g.meta.key)
+            .enter_region(r);
+        let listeners = admitted.listeners_arranged.enter_region(r);
+        let (routes, matched) = (routes.enter_region(r), matched.enter_region(r));
+        attach::attach_routes(routes, listeners, matched, gateway_keys).leave_region(outer)
+    });
+    let status = outer.region_named("status", |r| {
+        let conditions = resolved
+            .clone()
+            .map(|(route, rr)| (route, rr.resolved_refs));
+        let gateways = status::gateways_status(
+            admitted.gateways.enter_region(r),
+            attached.counts.enter_region(r),
+        );
+        let routes =
+            status::route_status(attached.parents.enter_region(r), conditions.enter_region(r));
+        let routes = routes.map(StatusOutput::Route).leave_region(outer);
+        gateways
+            .map(StatusOutput::Gateway)
+            .leave_region(outer)
+            .concat(routes)
+    });
+    let xds = outer.region_named("xds", |r| {
+        let (serving, resolved) = (attached.serving.enter_region(r), resolved.enter_region(r));
+        let listeners = listeners.enter_region(r);
+        let slices = kind!(objects, EndpointSlice).enter_region(r);
+        xds(
+            listeners,
+            serving,
+            resolved,
+            slices,
+            services_arranged.enter_region(r),
+        )
+        .leave_region(outer)
+    });
+    Translation { xds, status }
+}
 
-    let matched = select::select_namespaces(listeners.clone(), kind!(objects, Namespace));
-    let gateway_keys = admitted.gateways.clone().map(|g| g.meta.key);
-    let resolved = backends::resolve_routes(
-        routes.clone(),
-        kind!(objects, ReferenceGrant),
-        services_arranged.clone(),
-    );
-    let attached =
-        attach::attach_routes(routes, admitted.listeners_arranged, matched, gateway_keys);
-
-    let route_conditions = resolved.clone().map(|(route, r)| (route, r.resolved_refs));
-    let status = status::gateways_status(admitted.gateways, attached.counts)
-        .map(StatusOutput::Gateway)
-        .concat(status::route_status(attached.parents, route_conditions).map(StatusOutput::Route));
-
+/// The xDS stream: listeners, virtual hosts, gateway-cluster membership, clusters
+/// and their endpoints.
+fn xds<'s>(
+    listeners: Col<'s, (ObjectKey, ListenerView)>,
+    serving: Col<'s, (ObjectKey, attach::Attachment)>,
+    resolved: Col<'s, (ObjectKey, ResolvedRoute)>,
+    slices: Col<'s, EndpointSlice>,
+    services_arranged: ByKey<'s, (String, String), Service>,
+) -> Col<'s, XdsOutput> {
     let listener_hosts = listeners.clone().flat_map(|(gw, v)| {
         v.serves_http
             .then(|| (gw, v.port, v.hostname.unwrap_or_else(|| "*".to_string())))
     });
-    let vhosts = vhosts::virtual_hosts(attached.serving.clone(), resolved.clone(), listener_hosts);
-    let (gateway_clusters, clusters) = endpoints::clusters(attached.serving, resolved);
+    let vhosts = vhosts::virtual_hosts(serving.clone(), resolved.clone(), listener_hosts);
+    let (gateway_clusters, clusters) = endpoints::clusters(serving, resolved);
     let referenced = distinct_named(
         "referenced clusters",
         gateway_clusters.clone().map(|(_, c)| c),
     );
-    let slices = kind!(objects, EndpointSlice);
     let endpoints = endpoints::endpoints(slices, services_arranged, referenced);
-    let xds = distinct_named("listeners", envoy_listeners(listeners))
+    distinct_named("listeners", envoy_listeners(listeners))
         .map(XdsOutput::Listener)
         .concat(vhosts.map(XdsOutput::VirtualHost))
         .concat(
@@ -102,8 +148,7 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Translatio
                 .map(|(gateway, cluster)| XdsOutput::GatewayCluster { gateway, cluster }),
         )
         .concat(clusters.map(XdsOutput::Cluster))
-        .concat(endpoints.map(XdsOutput::Endpoints));
-    Translation { xds, status }
+        .concat(endpoints.map(XdsOutput::Endpoints))
 }
 
 /// One Envoy listener per (gateway, port) of the serving listeners (not distinct).

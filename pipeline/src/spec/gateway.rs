@@ -55,20 +55,37 @@ fn accepted(gw: &Gateway, views: &[ListenerView]) -> Condition {
             "Gateway is accepted",
         )
     } else if valid > 0 {
-        Condition::new(
-            Type::Accepted,
-            true,
-            Reason::ListenersNotValid,
-            "Some listeners are not valid",
-        )
+        let msg = format!("Some listeners are not valid: {}", not_valid(views));
+        Condition::new(Type::Accepted, true, Reason::ListenersNotValid, msg)
     } else {
-        Condition::new(
-            Type::Accepted,
-            false,
-            Reason::ListenersNotValid,
-            "No listener is valid",
-        )
+        let msg = format!("No listener is valid: {}", not_valid(views));
+        Condition::new(Type::Accepted, false, Reason::ListenersNotValid, msg)
     }
+}
+
+/// `name (Reason), ...` of the listeners that serve nothing, each with the first
+/// condition that says why (the spec asks the message to name conflicted and
+/// unaccepted listeners).
+fn not_valid(views: &[ListenerView]) -> String {
+    let why = |v: &ListenerView| {
+        let bad = |c: &&Condition| (c.type_ == Type::Conflicted) == c.status;
+        let order = [
+            Type::Accepted,
+            Type::Conflicted,
+            Type::ResolvedRefs,
+            Type::Programmed,
+        ];
+        order
+            .iter()
+            .find_map(|t| v.conditions.iter().filter(|c| c.type_ == *t).find(bad))
+            .map_or(Reason::Invalid, |c| c.reason)
+    };
+    let names: Vec<String> = views
+        .iter()
+        .filter(|v| !v.serves_http)
+        .map(|v| format!("{} ({})", v.name, why(v)))
+        .collect();
+    names.join(", ")
 }
 
 fn programmed(views: &[ListenerView]) -> Condition {

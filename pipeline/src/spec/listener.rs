@@ -3,7 +3,10 @@
 //!
 //! An unsupported protocol is not `Accepted` (`UnsupportedProtocol`); listeners
 //! sharing a port with another protocol (`ProtocolConflict`), or with the same
-//! protocol and hostname (`HostnameConflict`), are `Conflicted`; route kinds other than
+//! protocol and hostname (`HostnameConflict`), are `Conflicted` and, all of them
+//! ("ALL indistinct Listeners must not be accepted", `GatewaySpec.listeners`), not
+//! `Accepted` and not `Programmed`, with the conflict as the reason (as the upstream
+//! conformance suite expects of conflicted listeners); route kinds other than
 //! `HTTPRoute` are `InvalidRouteKinds` (`ResolvedRefs=False`). HTTPS is accepted and
 //! routes attach to it, but TLS termination is not implemented yet, so an HTTPS
 //! listener reports `ResolvedRefs=False` (`InvalidCertificateRef`) /
@@ -139,10 +142,10 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
     let ok = supported_protocol && conflicted.is_none();
     let serves_http = ok && l.protocol == Protocol::Http && !kinds.is_empty();
     let mut conditions = vec![
-        accepted(l, supported_protocol),
+        accepted(l, supported_protocol, conflicted),
         conflicted_condition(conflicted),
         resolved_refs(l, invalid_kinds),
-        programmed(serves_http),
+        programmed(serves_http, conflicted),
     ];
     conditions.sort();
     ListenerView {
@@ -159,17 +162,20 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
     }
 }
 
-fn accepted(l: &Listener, supported_protocol: bool) -> Condition {
-    if supported_protocol {
+fn accepted(l: &Listener, supported_protocol: bool, conflict: Option<Reason>) -> Condition {
+    if !supported_protocol {
+        let msg = format!("protocol {} is not supported", l.protocol);
+        Condition::new(Type::Accepted, false, Reason::UnsupportedProtocol, msg)
+    } else if let Some(reason) = conflict {
+        let msg = "Listener conflicts with another listener on its port: not accepted";
+        Condition::new(Type::Accepted, false, reason, msg)
+    } else {
         Condition::new(
             Type::Accepted,
             true,
             Reason::Accepted,
             "Listener is accepted",
         )
-    } else {
-        let msg = format!("protocol {:?} is not supported", l.protocol);
-        Condition::new(Type::Accepted, false, Reason::UnsupportedProtocol, msg)
     }
 }
 
@@ -210,8 +216,11 @@ fn resolved_refs(l: &Listener, invalid_kinds: bool) -> Condition {
     }
 }
 
-fn programmed(serves_http: bool) -> Condition {
-    if serves_http {
+fn programmed(serves_http: bool, conflict: Option<Reason>) -> Condition {
+    if let Some(reason) = conflict {
+        let msg = "Listener conflicts with another listener on its port: not programmed";
+        Condition::new(Type::Programmed, false, reason, msg)
+    } else if serves_http {
         Condition::new(
             Type::Programmed,
             true,

@@ -1,6 +1,7 @@
 //! Route precedence within a virtual host, as the Gateway API spec orders matches
 //! across all rules of all routes on a hostname:
-//! 1. `Exact` path match, then `PathPrefix` with the most characters;
+//! 1. `Exact` path match, then `PathPrefix` with the most characters (not counting
+//!    a trailing `/`, which a prefix match ignores);
 //! 2. a method match; 3. the most header matches; 4. the most query matches;
 //! 5. the oldest route (creation timestamp), then `namespace/name` alphabetically;
 //! 6. within a route, the first rule and match in list order.
@@ -41,7 +42,9 @@ impl Precedence {
         let (path_kind, len) = match &m.path {
             PathMatch::Exact(p) => (0, p.len()),
             PathMatch::Regex(p) => (1, p.len()),
-            PathMatch::Prefix(p) => (2, p.len()),
+            // A prefix matches whole path elements, and its trailing `/` is ignored
+            // (`/abc/` is `/abc`), so the `/` does not make it more specific.
+            PathMatch::Prefix(p) => (2, p.trim_end_matches('/').len()),
         };
         Precedence {
             path_kind,
@@ -87,6 +90,19 @@ mod tests {
             key(&m(PathMatch::Prefix("/match/prefix".into())))
                 < key(&m(PathMatch::Prefix("/match".into())))
         );
+    }
+
+    #[test]
+    fn trailing_slash_of_a_prefix_does_not_count() {
+        // `/api/` and `/api` match the same requests (whole path elements), so they
+        // tie on the path and the method match decides.
+        let slash = m(PathMatch::Prefix("/api/".into()));
+        let method = RouteMatch {
+            method: Some("POST".into()),
+            ..m(PathMatch::Prefix("/api".into()))
+        };
+        assert!(key(&method) < key(&slash));
+        assert!(key(&m(PathMatch::Prefix("/api/v".into()))) < key(&slash));
     }
 
     #[test]

@@ -6,19 +6,15 @@
 //! ReferenceGrant that allows it), `BackendNotFound` (no such Service or port).
 
 use crate::ir::{ClusterIr, ClusterKey};
-use crate::model::{GATEWAY_GROUP, ReferenceGrant, Service};
+use crate::model::{ReferenceGrant, Service};
 use crate::spec::routes::{Resolution, Unresolved};
 
 /// `((target namespace, source namespace), allowed Service name or any)` for every
 /// entry of a grant that lets HTTPRoutes reference Services.
 pub fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
     let mut out = vec![];
-    let from = g
-        .from
-        .iter()
-        .filter(|f| f.group == GATEWAY_GROUP && f.kind == "HTTPRoute");
-    for f in from {
-        for t in g.to.iter().filter(|t| is_service(&t.group, &t.kind)) {
+    for f in g.from.iter().filter(|f| f.is_http_route()) {
+        for t in g.to.iter().filter(|t| t.is_service()) {
             out.push((
                 (g.key.namespace.clone(), f.namespace.clone()),
                 t.name.clone(),
@@ -26,11 +22,6 @@ pub fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>
         }
     }
     out
-}
-
-/// Whether a reference's group and kind name a core Service.
-pub fn is_service(group: &str, kind: &str) -> bool {
-    group.is_empty() && kind == "Service"
 }
 
 /// A reference to `port` of the Service `svc` (which exists and may be referenced).

@@ -59,12 +59,13 @@ pub struct ResolvedRoute {
 }
 
 /// `ResolvedRefs`: true, or false with the reason of the first reference (in slot
-/// order) that does not resolve.
+/// order) that does not resolve; the message names every such reference.
 fn resolved_refs(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) -> Condition {
-    let failed = resolutions
+    let failed: Vec<(&Slot, Unresolved)> = resolutions
         .iter()
-        .find_map(|(slot, r)| r.as_ref().err().map(|e| (slot, *e)));
-    let Some((slot, why)) = failed else {
+        .filter_map(|(slot, r)| r.as_ref().err().map(|e| (slot, *e)))
+        .collect();
+    let Some((_, first)) = failed.first() else {
         return Condition::new(
             Type::ResolvedRefs,
             true,
@@ -72,16 +73,18 @@ fn resolved_refs(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) ->
             "All references resolved",
         );
     };
-    let (rule, index, what) = match slot {
-        Slot::Backend { rule, index } => (rule, index, "backendRefs"),
-        Slot::Mirror { rule, index } => (rule, index, "filters"),
-    };
-    let reason = why.reason();
-    let msg = format!(
-        "{}: rules[{rule}].{what}[{index}]: {reason}",
-        route.meta.key
-    );
-    Condition::new(Type::ResolvedRefs, false, reason, msg)
+    let each: Vec<String> = failed
+        .iter()
+        .map(|(slot, why)| {
+            let (rule, index, what) = match slot {
+                Slot::Backend { rule, index } => (rule, index, "backendRefs"),
+                Slot::Mirror { rule, index } => (rule, index, "filters"),
+            };
+            format!("rules[{rule}].{what}[{index}]: {}", why.reason())
+        })
+        .collect();
+    let msg = format!("{}: {}", route.meta.key, each.join("; "));
+    Condition::new(Type::ResolvedRefs, false, first.reason(), msg)
 }
 
 fn cluster_of(resolutions: &BTreeMap<Slot, Resolution>, slot: Slot) -> Option<String> {

@@ -93,9 +93,9 @@ impl Translator {
         for (_, change) in delta.xds_keyed() {
             match change {
                 KeyedChange::Added(new) | KeyedChange::Changed { new, .. } => {
-                    self.upsert(&new, &mut dirty);
+                    self.put(&new, true, &mut dirty);
                 }
-                KeyedChange::Removed(old) => self.remove(&old, &mut dirty),
+                KeyedChange::Removed(old) => self.put(&old, false, &mut dirty),
             }
         }
         let changed = self.sync(dirty);
@@ -118,49 +118,49 @@ impl Translator {
         self.cache.encoded()
     }
 
-    fn upsert(&mut self, output: &XdsOutput, dirty: &mut Dirty) {
+    /// Puts (`present`) or removes one output in the cache and the gateways'
+    /// memberships, and marks what it touches for [`Translator::sync`].
+    fn put(&mut self, output: &XdsOutput, present: bool, dirty: &mut Dirty) {
         match output {
             XdsOutput::Listener(l) => {
-                dirty.tables.insert(self.cache.put_listener(l));
+                let port = if present {
+                    self.cache.put_listener(l)
+                } else {
+                    self.cache.remove_listener(l)
+                };
+                dirty.tables.insert(port);
             }
             XdsOutput::VirtualHost(v) => {
-                dirty.tables.insert(self.cache.put_virtual_host(v));
+                let port = if present {
+                    self.cache.put_virtual_host(v)
+                } else {
+                    self.cache.remove_virtual_host(v)
+                };
+                dirty.tables.insert(port);
                 dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
             }
             XdsOutput::GatewayCluster { gateway, cluster } => {
-                self.gateways.join(gateway, cluster);
+                if present {
+                    self.gateways.join(gateway, cluster);
+                } else {
+                    self.gateways.leave(gateway, cluster);
+                }
                 dirty.members.insert((gateway.clone(), cluster.clone()));
             }
             XdsOutput::Cluster(c) => {
-                self.cache.put_cluster(c);
+                if present {
+                    self.cache.put_cluster(c);
+                } else {
+                    self.cache.remove_cluster(&c.name);
+                }
                 dirty.clusters.insert(c.name.clone());
             }
             XdsOutput::Endpoints(e) => {
-                self.cache.put_endpoints(e);
-                dirty.clusters.insert(e.cluster.clone());
-            }
-        }
-    }
-
-    fn remove(&mut self, output: &XdsOutput, dirty: &mut Dirty) {
-        match output {
-            XdsOutput::Listener(l) => {
-                dirty.tables.insert(self.cache.remove_listener(l));
-            }
-            XdsOutput::VirtualHost(v) => {
-                dirty.tables.insert(self.cache.remove_virtual_host(v));
-                dirty.hosts.insert((v.gateway.clone(), v.hostname.clone()));
-            }
-            XdsOutput::GatewayCluster { gateway, cluster } => {
-                self.gateways.leave(gateway, cluster);
-                dirty.members.insert((gateway.clone(), cluster.clone()));
-            }
-            XdsOutput::Cluster(c) => {
-                self.cache.remove_cluster(&c.name);
-                dirty.clusters.insert(c.name.clone());
-            }
-            XdsOutput::Endpoints(e) => {
-                self.cache.remove_endpoints(&e.cluster);
+                if present {
+                    self.cache.put_endpoints(e);
+                } else {
+                    self.cache.remove_endpoints(&e.cluster);
+                }
                 dirty.clusters.insert(e.cluster.clone());
             }
         }

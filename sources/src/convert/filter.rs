@@ -6,7 +6,7 @@
 //! status reporting.
 
 use gateway_api::httproutes as gw;
-use sluice_pipeline::model::{BackendRef, Filter, HeaderModifier, Mirror, PathModifier};
+use sluice_pipeline::model::{self, BackendRef, Filter, HeaderModifier, Mirror, PathModifier};
 
 use super::{ConvertError, Result, opt_port};
 
@@ -86,7 +86,10 @@ macro_rules! filter_conversion {
                     let b = &m.backend_ref;
                     let backend = BackendRef {
                         group: b.group.clone().unwrap_or_default(),
-                        kind: b.kind.clone().unwrap_or_else(|| "Service".to_owned()),
+                        kind: b
+                            .kind
+                            .clone()
+                            .unwrap_or_else(|| model::kinds::SERVICE.to_owned()),
                         namespace: b.namespace.clone(),
                         name: b.name.clone(),
                         port: opt_port("requestMirror.backendRef.port", b.port)?,

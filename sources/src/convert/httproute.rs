@@ -43,7 +43,10 @@ impl ToModel for HttpRoute {
 fn parent_ref(p: &HttpRouteParentRefs) -> Result<ParentRef> {
     Ok(ParentRef {
         group: p.group.clone().unwrap_or_else(|| GATEWAY_GROUP.to_owned()),
-        kind: p.kind.clone().unwrap_or_else(|| "Gateway".to_owned()),
+        kind: p
+            .kind
+            .clone()
+            .unwrap_or_else(|| model::kinds::GATEWAY.to_owned()),
         namespace: p.namespace.clone(),
         name: p.name.clone(),
         section_name: p.section_name.clone(),
@@ -128,7 +131,10 @@ fn backend_ref(b: &HttpRouteRulesBackendRefs) -> Result<BackendRef> {
         .map_err(|_| ConvertError::new("weight", format!("{weight} is negative")))?;
     Ok(BackendRef {
         group: b.group.clone().unwrap_or_default(),
-        kind: b.kind.clone().unwrap_or_else(|| "Service".to_owned()),
+        kind: b
+            .kind
+            .clone()
+            .unwrap_or_else(|| model::kinds::SERVICE.to_owned()),
         namespace: b.namespace.clone(),
         name: b.name.clone(),
         port: opt_port("port", b.port)?,

@@ -101,12 +101,12 @@ pub fn grant(namespace: &str, name: &str, from: &str) -> Object {
         key: ObjectKey::new(namespace, name),
         from: vec![GrantFrom {
             group: GATEWAY_GROUP.into(),
-            kind: "HTTPRoute".into(),
+            kind: kinds::HTTP_ROUTE.into(),
             namespace: from.into(),
         }],
         to: vec![GrantTo {
             group: String::new(),
-            kind: "Service".into(),
+            kind: kinds::SERVICE.into(),
             name: None,
         }],
     })
@@ -116,7 +116,7 @@ pub fn grant(namespace: &str, name: &str, from: &str) -> Object {
 pub fn parent(gateway: String, section: String) -> ParentRef {
     ParentRef {
         group: GATEWAY_GROUP.into(),
-        kind: "Gateway".into(),
+        kind: kinds::GATEWAY.into(),
         namespace: Some(GATEWAY_NAMESPACE.into()),
         name: gateway,
         section_name: Some(section),
@@ -129,7 +129,7 @@ pub fn parent(gateway: String, section: String) -> ParentRef {
 pub fn backend(name: String, namespace: Option<String>, weight: u32) -> BackendRef {
     BackendRef {
         group: String::new(),
-        kind: "Service".into(),
+        kind: kinds::SERVICE.into(),
         namespace,
         name,
         port: Some(SERVICE_PORT),
