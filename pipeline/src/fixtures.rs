@@ -22,16 +22,8 @@ pub fn meta(ns: &str, name: &str) -> Meta {
 }
 
 pub fn namespace(name: &str, labels: &[(&str, &str)]) -> Object {
-    let mut labels: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    labels.push(("kubernetes.io/metadata.name".into(), name.into()));
-    labels.sort();
-    Object::Namespace(Namespace {
-        name: name.into(),
-        labels,
-    })
+    let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Object::Namespace(Namespace::new(name, labels))
 }
 
 pub fn http_listener(name: &str, port: u16) -> Listener {

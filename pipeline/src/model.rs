@@ -487,3 +487,25 @@ pub struct Namespace {
     /// Sorted by key.
     pub labels: Vec<(String, String)>,
 }
+
+/// The label the API server sets on every Namespace to its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+impl Namespace {
+    /// A Namespace as the API server stores it: `labels`, plus
+    /// `kubernetes.io/metadata.name` set to its name unless given, sorted by key.
+    pub fn new(
+        name: impl Into<String>,
+        labels: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let name = name.into();
+        let mut labels: std::collections::BTreeMap<String, String> = labels.into_iter().collect();
+        labels
+            .entry(NAMESPACE_NAME_LABEL.to_owned())
+            .or_insert_with(|| name.clone());
+        Namespace {
+            name,
+            labels: labels.into_iter().collect(),
+        }
+    }
+}

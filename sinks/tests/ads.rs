@@ -190,6 +190,19 @@ impl SotwProxy {
         self.tx.send(request).await.expect("request stream open");
     }
 
+    /// Subscribes to each type in turn, receives its response and ACKs it; returns
+    /// the responses.
+    async fn subscribe_each(&mut self, subs: &[(ResourceType, &[&str])]) -> Vec<DiscoveryResponse> {
+        let mut got = vec![];
+        for (ty, names) in subs {
+            self.send(*ty, names, None).await;
+            let r = self.recv().await;
+            self.send(*ty, names, Some(&r)).await;
+            got.push(r);
+        }
+        got
+    }
+
     async fn recv(&mut self) -> DiscoveryResponse {
         timeout(WAIT, self.rx.message())
             .await
@@ -266,6 +279,15 @@ impl DeltaProxy {
             ..DeltaDiscoveryRequest::default()
         })
         .await;
+    }
+
+    /// Subscribes to each type in turn, receives its response and ACKs it.
+    async fn subscribe_each(&mut self, subs: &[(ResourceType, &[&str])]) {
+        for (ty, names) in subs {
+            self.subscribe(*ty, names).await;
+            let r = self.recv().await;
+            self.ack(&r).await;
+        }
     }
 
     async fn ack(&self, r: &DeltaDiscoveryResponse) {
@@ -404,15 +426,10 @@ async fn sotw_update_after_ack_sends_only_the_changed_type() {
         ),
     );
     let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
-    p.send(Cluster, &[], None).await;
-    let cds = p.recv().await;
-    p.send(Cluster, &[], Some(&cds)).await;
-    p.send(Listener, &[], None).await;
-    let lds = p.recv().await;
-    p.send(Listener, &[], Some(&lds)).await;
-    p.send(Route, &["r1"], None).await;
-    let rds = p.recv().await;
-    p.send(Route, &["r1"], Some(&rds)).await;
+    let got = p
+        .subscribe_each(&[(Cluster, &[]), (Listener, &[]), (Route, &["r1"])])
+        .await;
+    let lds = &got[1];
 
     // Same content in a new publication: nothing is sent (the next response is the
     // listener change below).
@@ -567,16 +584,13 @@ async fn sotw_update_goes_out_in_warming_order() {
         ),
     );
     let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
-    for (ty, names) in [
-        (Cluster, vec![]),
-        (Endpoint, vec!["c1", "c2"]),
-        (Listener, vec![]),
-        (Route, vec!["r"]),
-    ] {
-        p.send(ty, &names, None).await;
-        let r = p.recv().await;
-        p.send(ty, &names, Some(&r)).await;
-    }
+    p.subscribe_each(&[
+        (Cluster, &[]),
+        (Endpoint, &["c1", "c2"]),
+        (Listener, &[]),
+        (Route, &["r"]),
+    ])
+    .await;
 
     h.hub.publish(
         &gw,
@@ -856,15 +870,8 @@ async fn delta_update_goes_out_in_warming_order() {
         ),
     );
     let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
-    for (ty, names) in [
-        (Cluster, vec![]),
-        (Endpoint, vec!["c1", "c2"]),
-        (Route, vec!["r"]),
-    ] {
-        p.subscribe(ty, &names).await;
-        let r = p.recv().await;
-        p.ack(&r).await;
-    }
+    p.subscribe_each(&[(Cluster, &[]), (Endpoint, &["c1", "c2"]), (Route, &["r"])])
+        .await;
     h.hub.publish(
         &gw,
         state(

@@ -377,6 +377,13 @@ fn attach_to_gateway(
             });
         }
     }
+    let status = status_of_gateway(gw, &views, out);
+    out.gateway_status.insert(status);
+}
+
+/// The Gateway's status, counting the routes attached to each of its listeners.
+fn status_of_gateway(gw: &Gateway, views: &[ListenerView], out: &Reference) -> GatewayStatus {
+    let key = &gw.meta.key;
     let counts: Vec<(String, u32)> = views
         .iter()
         .map(|v| {
@@ -389,7 +396,7 @@ fn attach_to_gateway(
         })
         .collect();
     let counts: Vec<&(String, u32)> = counts.iter().collect();
-    out.gateway_status.insert(gateway_status(gw, &counts));
+    gateway_status(gw, &counts)
 }
 
 /// Each virtual host lists every match of every rule of its routes, in precedence

@@ -26,7 +26,6 @@ use sluice_pipeline::model::Object;
 
 pub use duration::parse_duration_ms;
 pub use endpoint_slice::SERVICE_NAME_LABEL;
-pub use namespace::NAME_LABEL;
 
 /// A field of an object that the conversion cannot represent: which field, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -32,16 +32,8 @@ pub fn class() -> Object {
 }
 
 pub fn namespace(name: &str, labels: &[(&str, &str)]) -> Object {
-    let mut labels: Vec<(String, String)> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    labels.push(("kubernetes.io/metadata.name".into(), name.into()));
-    labels.sort();
-    Object::Namespace(Namespace {
-        name: name.into(),
-        labels,
-    })
+    let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Object::Namespace(Namespace::new(name, labels))
 }
 
 /// An HTTP listener on port 80 admitting HTTPRoutes from `allowed`.
