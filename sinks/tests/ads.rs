@@ -87,6 +87,33 @@ fn state(time: u64, resources: &[(ResourceType, &str, &str)]) -> Arc<GatewayReso
     Arc::new(s)
 }
 
+/// Cluster `c` with its endpoints (`e` + the cluster's number), listener `l` with
+/// body `listener`, and route `r` with body `route`.
+fn warming_state(time: u64, c: &str, listener: &str, route: &str) -> Arc<GatewayResources> {
+    let endpoints = c.replace('c', "e");
+    state(
+        time,
+        &[
+            (Cluster, c, c),
+            (Endpoint, c, &endpoints),
+            (Listener, "l", listener),
+            (Route, "r", route),
+        ],
+    )
+}
+
+/// Cluster `c1`, listener `l1` and route `r1` with the given bodies.
+fn one_of_each(time: u64, listener: &str, route: &str) -> Arc<GatewayResources> {
+    state(
+        time,
+        &[
+            (Cluster, "c1", "c1"),
+            (Listener, "l1", listener),
+            (Route, "r1", route),
+        ],
+    )
+}
+
 /// `state(..)` plus API listeners `(name, body)`.
 fn state_with_api(
     time: u64,
@@ -414,17 +441,7 @@ async fn sotw_rds_and_eds_send_the_requested_names_that_exist() {
 async fn sotw_update_after_ack_sends_only_the_changed_type() {
     let h = start().await;
     let gw = key("ns/gw");
-    h.hub.publish(
-        &gw,
-        state(
-            1,
-            &[
-                (Cluster, "c1", "c1"),
-                (Listener, "l1", "l1 v1"),
-                (Route, "r1", "r1"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, one_of_each(1, "l1 v1", "r1"));
     let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
     let got = p
         .subscribe_each(&[(Cluster, &[]), (Listener, &[]), (Route, &["r1"])])
@@ -433,46 +450,16 @@ async fn sotw_update_after_ack_sends_only_the_changed_type() {
 
     // Same content in a new publication: nothing is sent (the next response is the
     // listener change below).
-    h.hub.publish(
-        &gw,
-        state(
-            2,
-            &[
-                (Cluster, "c1", "c1"),
-                (Listener, "l1", "l1 v1"),
-                (Route, "r1", "r1"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, one_of_each(2, "l1 v1", "r1"));
 
     // Only the listener changes: one LDS response, with a new version.
-    h.hub.publish(
-        &gw,
-        state(
-            3,
-            &[
-                (Cluster, "c1", "c1"),
-                (Listener, "l1", "l1 v2"),
-                (Route, "r1", "r1"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, one_of_each(3, "l1 v2", "r1"));
     let lds2 = p.recv().await;
     assert_eq!(sotw_summary(&lds2), (Listener, names(&["l1 v2"])));
     assert_ne!(lds2.version_info, lds.version_info);
     p.send(Listener, &[], Some(&lds2)).await;
     // Nothing else follows: the next response is the next change.
-    h.hub.publish(
-        &gw,
-        state(
-            4,
-            &[
-                (Cluster, "c1", "c1"),
-                (Listener, "l1", "l1 v2"),
-                (Route, "r1", "r1 v2"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, one_of_each(4, "l1 v2", "r1 v2"));
     p.expect((Route, names(&["r1 v2"]))).await;
 }
 
@@ -571,18 +558,7 @@ async fn sotw_reconnect_with_current_version_gets_nothing_new() {
 async fn sotw_update_goes_out_in_warming_order() {
     let h = start().await;
     let gw = key("ns/gw");
-    h.hub.publish(
-        &gw,
-        state(
-            1,
-            &[
-                (Cluster, "c1", "c1"),
-                (Endpoint, "c1", "e1"),
-                (Listener, "l", "l"),
-                (Route, "r", "r->c1"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, warming_state(1, "c1", "l", "r->c1"));
     let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
     p.subscribe_each(&[
         (Cluster, &[]),
@@ -592,18 +568,7 @@ async fn sotw_update_goes_out_in_warming_order() {
     ])
     .await;
 
-    h.hub.publish(
-        &gw,
-        state(
-            2,
-            &[
-                (Cluster, "c2", "c2"),
-                (Endpoint, "c2", "e2"),
-                (Listener, "l", "l"),
-                (Route, "r", "r->c2"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, warming_state(2, "c2", "l", "r->c2"));
     // The four responses come next, in this order (nothing before them).
     let mut got = Vec::new();
     for _ in 0..4 {
@@ -629,18 +594,7 @@ async fn sotw_update_goes_out_in_warming_order() {
         p.send(*ty, names, Some(r)).await;
     }
     // Nothing else follows: the next response is the next change.
-    h.hub.publish(
-        &gw,
-        state(
-            3,
-            &[
-                (Cluster, "c2", "c2"),
-                (Endpoint, "c2", "e2"),
-                (Listener, "l", "l v2"),
-                (Route, "r", "r->c2"),
-            ],
-        ),
-    );
+    h.hub.publish(&gw, warming_state(3, "c2", "l v2", "r->c2"));
     p.expect((Listener, names(&["l v2"]))).await;
 }
 
