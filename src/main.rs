@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod demo;
+mod log;
 mod serve;
 mod translate;
 
@@ -35,6 +36,9 @@ enum Command {
     /// Start the HTTP backends `examples/basic` routes to (echo-v1 on 127.0.0.1:9001,
     /// echo-v2 on 127.0.0.1:9002); each answers every request with its name.
     DemoBackends(demo::DemoArgs),
+    /// Event logs (`sluice log inspect FILE`).
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 /// Settings shared by every command that runs the pipeline.
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Scale(args) => sluice_scale::run(args),
         Command::DemoBackends(args) => demo::run(args),
+        Command::Log(command) => log::run(command),
     };
     match result {
         Ok(code) => code,
