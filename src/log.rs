@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use sluice_eventlog::{Error, Event, Summary};
+use sluice_eventlog::{Error, Event, Op, Summary, Writer};
 
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
@@ -12,6 +12,20 @@ pub enum LogCommand {
     /// size, and whether it ends in a short (crash-cut) frame. Damage elsewhere is an
     /// error naming its byte offset (exit code 2).
     Inspect(InspectArgs),
+    /// Turn manifests (files and directories of multi-document YAML) into a new event
+    /// log: every object document becomes an `apply` at logical time 1, in file
+    /// order, its JSON as written.
+    FromManifests(FromManifestsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FromManifestsArgs {
+    /// Manifest files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The log to write; it must not exist yet.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,7 +40,40 @@ pub struct InspectArgs {
 pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
     match command {
         LogCommand::Inspect(args) => inspect(&args),
+        LogCommand::FromManifests(args) => from_manifests(&args),
     }
+}
+
+fn from_manifests(args: &FromManifestsArgs) -> anyhow::Result<ExitCode> {
+    if args.out.exists() {
+        anyhow::bail!("{} exists; not overwriting it", args.out.display());
+    }
+    let (objects, warnings) = match sluice_sources::load_raw(&args.paths) {
+        Ok(read) => read,
+        Err(e @ sluice_sources::Error::Yaml { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let mut writer = Writer::append(&args.out)?;
+    for o in objects {
+        writer.write(&Event {
+            time: 1,
+            op: Op::Apply,
+            api_version: o.api_version,
+            kind: o.kind,
+            namespace: o.namespace,
+            name: o.name,
+            object: o.json,
+        })?;
+    }
+    writer.sync()?;
+    print!("{}", Summary::read(&args.out, |_| {})?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn line(e: &Event) -> String {

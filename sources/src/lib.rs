@@ -25,7 +25,9 @@ pub mod manifest;
 pub mod watch;
 
 pub use convert::ConvertError;
-pub use manifest::{Parsed, Warning, load_paths, parse_manifests};
+pub use manifest::{
+    Parsed, RawObject, Warning, load_paths, load_raw, parse_manifests, raw_objects,
+};
 
 use std::path::PathBuf;
 

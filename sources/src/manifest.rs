@@ -59,6 +59,58 @@ impl std::fmt::Display for Warning {
 /// Parses a multi-document YAML stream; `origin` names it in warnings and errors.
 pub fn parse_manifests(text: &str, origin: &str) -> Result<Parsed> {
     let mut parsed = Parsed::default();
+    each_document(text, origin, |at, value| {
+        parsed.extend(dispatch::document(at, value))
+    })?;
+    Ok(parsed)
+}
+
+/// One object document as written (a `List`'s items each), for the event log: its
+/// identity (the namespace defaulted as the API server would) and its JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawObject {
+    pub api_version: String,
+    pub kind: String,
+    /// Empty for cluster-scoped kinds.
+    pub namespace: String,
+    pub name: String,
+    pub json: Vec<u8>,
+}
+
+/// The object documents of a multi-document YAML stream as written, of every kind
+/// (a reader later skips the kinds it does not read); documents without a kind or
+/// a name are skipped with a warning. Syntax errors are errors, as for
+/// [`parse_manifests`].
+pub fn raw_objects(text: &str, origin: &str) -> Result<(Vec<RawObject>, Vec<Warning>)> {
+    let (mut objects, mut warnings) = (vec![], vec![]);
+    each_document(text, origin, |at, value| {
+        dispatch::raw(at, value, &mut objects, &mut warnings)
+    })?;
+    Ok((objects, warnings))
+}
+
+/// [`raw_objects`] of files and directories, in [`load_paths`] order.
+pub fn load_raw(paths: &[PathBuf]) -> Result<(Vec<RawObject>, Vec<Warning>)> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_files(path, &mut files)?;
+    }
+    let (mut objects, mut warnings) = (vec![], vec![]);
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| io(&file, source))?;
+        let (o, w) = raw_objects(&text, &file.display().to_string())?;
+        objects.extend(o);
+        warnings.extend(w);
+    }
+    Ok((objects, warnings))
+}
+
+/// Calls `f` with every YAML document of `text` and where it starts.
+fn each_document(
+    text: &str,
+    origin: &str,
+    mut f: impl FnMut(&dispatch::At<'_>, serde_yaml_ng::Value),
+) -> Result<()> {
     for document in split::documents(text) {
         let stream = serde_yaml_ng::Deserializer::from_str(document.text);
         for deserializer in stream {
@@ -68,10 +120,10 @@ pub fn parse_manifests(text: &str, origin: &str) -> Result<Parsed> {
                 origin,
                 line: document.start_line,
             };
-            parsed.extend(dispatch::document(&at, value));
+            f(&at, value);
         }
     }
-    Ok(parsed)
+    Ok(())
 }
 
 /// A syntax error, located in the whole file rather than in its document.

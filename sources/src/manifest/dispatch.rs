@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 use sluice_pipeline::model::{Object, ObjectKey};
 
-use super::{Parsed, Warning, unknown_filters};
+use super::{Parsed, RawObject, Warning, unknown_filters};
 use crate::convert::{ToModel, meta::DEFAULT_NAMESPACE};
 
 /// Where a document starts, for warnings.
@@ -72,6 +72,48 @@ pub(super) fn document(at: &At<'_>, value: Value) -> Parsed {
         }
     }
     parsed
+}
+
+/// The object of one document as written (a `List`'s items each), into `out`.
+pub(super) fn raw(
+    at: &At<'_>,
+    value: Value,
+    out: &mut Vec<RawObject>,
+    warnings: &mut Vec<Warning>,
+) {
+    if value.is_null() {
+        return;
+    }
+    let (api_version, kind) = (text(&value, "apiVersion"), text(&value, "kind"));
+    if api_version == "v1" && kind == "List" {
+        let items = value.get("items").and_then(Value::as_sequence);
+        for item in items.cloned().unwrap_or_default() {
+            raw(at, item, out, warnings);
+        }
+        return;
+    }
+    let metadata = value.get("metadata");
+    let field = |name: &str| metadata.and_then(|m| m.get(name)).and_then(Value::as_str);
+    let namespace = match field("namespace") {
+        _ if is_cluster_scoped(kind) => "",
+        Some(namespace) => namespace,
+        None => DEFAULT_NAMESPACE,
+    };
+    let (Some(name), false) = (field("name"), kind.is_empty()) else {
+        let why = format!("skipped {}: no kind or no metadata.name", describe(&value));
+        warnings.push(at.warning(why));
+        return;
+    };
+    match serde_json::to_vec(&value) {
+        Ok(json) => out.push(RawObject {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            json,
+        }),
+        Err(e) => warnings.push(at.warning(format!("skipped {}: {e}", describe(&value)))),
+    }
 }
 
 /// The record of a document of a known kind; `None` for any other kind.

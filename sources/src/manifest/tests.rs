@@ -165,3 +165,42 @@ fn load_paths_walks_directories_in_order() {
     assert!(matches!(missing, Error::Io { .. }), "{missing}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn raw_objects_keep_every_kind_as_written_with_the_api_servers_namespace() {
+    let text = "apiVersion: v1\nkind: List\nitems:\n\
+        - {apiVersion: v1, kind: Namespace, metadata: {name: infra, namespace: ignored}}\n\
+        - {apiVersion: apps/v1, kind: Deployment, metadata: {name: web}, spec: {replicas: 2}}\n\
+        ---\napiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: infra}\n\
+        ---\nmetadata: {name: nokind}\n";
+    let (objects, warnings) = super::raw_objects(text, "f.yaml").expect("parses");
+    let ids: Vec<(&str, &str, &str, &str)> = objects
+        .iter()
+        .map(|o| {
+            (
+                o.api_version.as_str(),
+                o.kind.as_str(),
+                o.namespace.as_str(),
+                o.name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("v1", "Namespace", "", "infra"),
+            ("apps/v1", "Deployment", "default", "web"),
+            ("v1", "Service", "infra", "svc"),
+        ]
+    );
+    let deployment: serde_json::Value = serde_json::from_slice(&objects[1].json).expect("JSON");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let [warning] = &warnings[..] else {
+        panic!("one warning: {warnings:?}")
+    };
+    assert_eq!(warning.line, 11, "{warning}");
+    assert!(
+        warning.message.contains("no kind or no metadata.name"),
+        "{warning}"
+    );
+}
