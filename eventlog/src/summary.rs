@@ -22,8 +22,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Reads the log at `path`, calling `each` on every event; damage is an error
-    /// (with what was summed up before it lost).
+    /// Reads the log at `path`, calling `each` on every event. Damage is an error;
+    /// `each` has seen every event before it.
     pub fn read(path: &Path, mut each: impl FnMut(&Event)) -> Result<Self> {
         let mut reader = Reader::open(path)?;
         let mut s = Summary::default();
