@@ -70,10 +70,14 @@ struct TranslateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["from", "kube"]))]
 struct ServeArgs {
     /// Manifest files or directories to translate and watch.
-    #[arg(long, required = true, env = "SLUICE_FROM")]
+    #[arg(long, env = "SLUICE_FROM")]
     from: Vec<PathBuf>,
+    /// Watch a Kubernetes API server instead of files, and write status back to it.
+    #[command(flatten)]
+    kube: serve::KubeArgs,
     /// Address of the xDS (ADS) gRPC server.
     #[arg(long, default_value = "127.0.0.1:18000", env = "SLUICE_XDS")]
     xds: std::net::SocketAddr,
@@ -88,7 +92,7 @@ struct ServeArgs {
     port_offset: u16,
     /// Rewrite this file (atomically) with every Gateway's and HTTPRoute's status after
     /// each complete update.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kube")]
     status_file: Option<PathBuf>,
     #[command(flatten)]
     pipeline: PipelineArgs,

@@ -1,24 +1,31 @@
-//! `sluice serve`: watch a manifest directory, translate every change incrementally,
-//! and serve the result over ADS; optionally keep a status file current.
+//! `sluice serve`: watch a manifest directory (`--from`) or a Kubernetes API server
+//! (`--kube`), translate every change incrementally, and serve the result over ADS;
+//! keep status current in a file or, with `--kube`, on the objects themselves.
 //!
 //! ```text
-//!  files ─notify/scan─► DirectorySource ─changes @ t─► Controller ─xDS─► XdsHub ─► ADS streams
-//!                                                     (runtime)   └─status board─► status file
+//!  files ─notify/scan─► DirectorySource ─┐                            ┌─xDS─► XdsHub ─► ADS streams
+//!                                        ├─changes @ t─► Controller ─┤
+//!  API server ─watch─► KubeSource ───────┘              (runtime)    └─status board─► status file, or
+//!                                                                       API server writer (Lease leader)
 //! ```
 //! The translation loop runs on its own thread (timely blocks its threads); the ADS
 //! server runs on tokio.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use anyhow::Context;
-use sluice_pipeline::model::ObjectKey;
+use sluice_pipeline::model::{Change, ObjectKey};
 use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
+use sluice_sinks::kube_status::StatusWriterConfig;
+use sluice_sinks::lease::LeaseConfig;
 use sluice_sinks::state::XdsHub;
 use sluice_sinks::status::StatusBoard;
 use sluice_sinks::status_file::StatusFile;
+use sluice_sources::kubernetes::KubeSource;
 use sluice_sources::watch::DirectorySource;
 
 use crate::ServeArgs;
@@ -36,19 +43,62 @@ pub fn parse_gateway_address(s: &str) -> Result<(ObjectKey, String), String> {
     Ok((ObjectKey::new(ns, name), ip.to_string()))
 }
 
-/// What the translation loop needs: the file source and the runtime around which
-/// the xDS hub and the status writer sit.
+/// `--kube` and what goes with it.
+#[derive(Debug, clap::Args)]
+pub struct KubeArgs {
+    /// Watch a Kubernetes API server instead of files, and write status back to it.
+    #[arg(long)]
+    kube: bool,
+    /// Kubeconfig to use (default: in-cluster config in a pod, else `$KUBECONFIG` or
+    /// `~/.kube/config`).
+    #[arg(long, requires = "kube", env = "SLUICE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (repeatable; default: every namespace).
+    #[arg(long = "namespace", requires = "kube")]
+    namespaces: Vec<String>,
+    /// Namespace of the Lease that elects the replica writing status.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, default_value = "sluice-status-writer")]
+    lease_name: String,
+    /// This replica's name in the Lease (default: the pod name, else host and pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// How long the status Lease lasts without renewal (failover takes about this long).
+    #[arg(long, default_value_t = 15)]
+    lease_duration_secs: u64,
+    /// Longest time a burst of watch events is gathered into one logical time.
+    #[arg(long, default_value_t = 20)]
+    batch_delay_ms: u64,
+}
+
+/// Where the loop's changes come from.
+enum Input {
+    Files(DirectorySource),
+    Kube(KubeSource),
+}
+
+/// Where the loop's status goes.
+enum StatusSink {
+    None,
+    /// Board snapshots, to the status file's thread.
+    File(mpsc::Sender<StatusBoard>),
+    /// The newest board, to the API server writer.
+    Kube(tokio::sync::watch::Sender<StatusBoard>),
+}
+
+/// What the translation loop needs: the source and the runtime around which the xDS
+/// hub and the status writer sit.
 struct Loop {
-    source: DirectorySource,
     controller: Controller,
     hub: Arc<XdsHub>,
-    /// Board snapshots, to the status writer thread.
-    status: Option<mpsc::Sender<StatusBoard>>,
+    status: StatusSink,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let ServeArgs {
         from,
+        kube,
         xds,
         listen_address,
         gateway_addresses,
@@ -64,37 +114,53 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             port_offset,
         },
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let hub = XdsHub::new();
-    let status = match status_file {
-        Some(path) => {
-            let file = StatusFile {
-                path,
-                encode: config.encode.clone(),
-                controller: config.pipeline.controller_name.clone(),
-            };
-            Some(file.spawn().context("starting the status file writer")?)
-        }
-        None => None,
-    };
     let mut lp = Loop {
-        source: DirectorySource::new(from),
-        controller: Controller::new(config)?,
+        controller: Controller::new(config.clone())?,
         hub: hub.clone(),
-        status,
+        status: StatusSink::None,
     };
-    lp.step()?; // the initial state, before any proxy is served
+    if let Some(path) = status_file {
+        let file = StatusFile {
+            path,
+            encode: config.encode.clone(),
+            controller: config.pipeline.controller_name.clone(),
+        };
+        lp.status = StatusSink::File(file.spawn().context("starting the status file writer")?);
+    }
+    let mut input = if kube.kube {
+        let (source, board) = runtime.block_on(start_kube(&kube, &config))?;
+        lp.status = StatusSink::Kube(board);
+        Input::Kube(source)
+    } else {
+        Input::Files(DirectorySource::new(from))
+    };
+    let delay = Duration::from_millis(kube.batch_delay_ms);
+    // The initial state, complete, before any proxy is served.
+    match &mut input {
+        Input::Files(source) => lp.scan(source, true)?,
+        Input::Kube(source) => lp.next_kube(source, delay)?,
+    }
     std::thread::Builder::new()
         .name("translate".into())
         .spawn(move || {
-            if let Err(e) = lp.watch() {
+            let stopped = match input {
+                Input::Files(source) => lp.watch(source),
+                Input::Kube(mut source) => loop {
+                    if let Err(e) = lp.next_kube(&mut source, delay) {
+                        break Err(e);
+                    }
+                },
+            };
+            if let Err(e) = stopped {
                 tracing::error!("translation loop stopped: {e:#}");
                 std::process::exit(1);
             }
         })
         .context("starting the translation thread")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
         tracing::info!(%xds, "serving ADS");
         let shutdown = async {
@@ -105,29 +171,87 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Connects, starts the watchers, the status lease and the status writer.
+async fn start_kube(
+    args: &KubeArgs,
+    config: &ControllerConfig,
+) -> anyhow::Result<(KubeSource, tokio::sync::watch::Sender<StatusBoard>)> {
+    let client = sluice_sources::kubernetes::client(args.kubeconfig.as_deref())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let source = KubeSource::start(client.clone(), &args.namespaces).await;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let leader = sluice_sinks::lease::spawn(
+        client.clone(),
+        LeaseConfig {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity,
+            duration: Duration::from_secs(args.lease_duration_secs.max(1)),
+            renew_every: Duration::from_millis(args.lease_duration_secs.max(1) * 200),
+        },
+    );
+    let (board, rx) = tokio::sync::watch::channel(StatusBoard::default());
+    let writer = StatusWriterConfig {
+        controller: config.pipeline.controller_name.clone(),
+        encode: config.encode.clone(),
+        min_interval: Duration::from_millis(200),
+    };
+    sluice_sinks::kube_status::spawn(client, writer, rx, leader);
+    Ok((source, board))
+}
+
 impl Loop {
     /// Scan the files; translate and publish what changed (one logical time).
-    fn step(&mut self) -> anyhow::Result<()> {
-        let scan = self.source.scan();
+    fn scan(&mut self, source: &mut DirectorySource, first: bool) -> anyhow::Result<()> {
+        let scan = source.scan();
         for w in &scan.warnings {
             tracing::warn!("{w}");
         }
         for e in &scan.errors {
             tracing::error!("{e}");
         }
-        if scan.changes.is_empty() && self.controller.time() > 0 {
+        if scan.changes.is_empty() && !first {
             return Ok(());
         }
-        let step = self.controller.apply(scan.changes)?;
+        self.step(scan.changes)
+    }
+
+    /// Wait for the next batch of watch events; translate and publish it.
+    fn next_kube(&mut self, source: &mut KubeSource, delay: Duration) -> anyhow::Result<()> {
+        let first = self.controller.time() == 0;
+        let batch = source
+            .next_batch(delay)
+            .ok_or_else(|| anyhow::anyhow!("every Kubernetes watcher stopped"))?;
+        for w in &batch.warnings {
+            tracing::warn!("{w}");
+        }
+        if batch.changes.is_empty() && !first {
+            return Ok(());
+        }
+        if first {
+            tracing::info!(objects = source.objects(), "every watch listed once");
+        }
+        self.step(batch.changes)
+    }
+
+    /// Apply one logical time; publish its xDS and status.
+    fn step(&mut self, changes: Vec<Change>) -> anyhow::Result<()> {
+        let step = self.controller.apply(changes)?;
         for (gateway, resources) in &step.xds {
             self.hub.publish(gateway, resources.clone());
         }
-        if let Some(status) = &self.status
-            && !step.status.is_empty()
-        {
-            status
-                .send(self.controller.status().clone())
-                .map_err(|_| anyhow::anyhow!("the status writer stopped"))?;
+        if !step.status.is_empty() || step.time == 0 {
+            let board = self.controller.status().clone();
+            let sent = match &self.status {
+                StatusSink::None => true,
+                StatusSink::File(tx) => tx.send(board).is_ok(),
+                StatusSink::Kube(tx) => tx.send(board).is_ok(),
+            };
+            anyhow::ensure!(sent, "the status writer stopped");
         }
         let us = |d: Duration| d.as_micros() as u64;
         tracing::info!(
@@ -144,9 +268,8 @@ impl Loop {
     }
 
     /// Wait for file-system events (or a periodic rescan) and step.
-    fn watch(&mut self) -> anyhow::Result<()> {
-        let (_watcher, events) = self
-            .source
+    fn watch(&mut self, mut source: DirectorySource) -> anyhow::Result<()> {
+        let (_watcher, events) = source
             .notifications()
             .context("watching the manifest paths")?;
         loop {
@@ -161,7 +284,7 @@ impl Loop {
                     anyhow::bail!("file watcher stopped")
                 }
             }
-            self.step()?;
+            self.scan(&mut source, false)?;
         }
     }
 }

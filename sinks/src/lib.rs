@@ -12,6 +12,8 @@ pub mod ads;
 pub mod encode;
 pub mod error;
 pub mod json;
+pub mod kube_status;
+pub mod lease;
 pub mod state;
 pub mod status;
 pub mod status_file;

@@ -21,12 +21,14 @@
 
 pub mod convert;
 pub mod generate;
+pub mod kubernetes;
 pub mod manifest;
 pub mod watch;
 
 pub use convert::ConvertError;
 pub use manifest::{
-    Parsed, RawObject, Warning, load_paths, load_raw, parse_manifests, raw_objects,
+    Parsed, RawObject, Warning, load_paths, load_raw, object_from_json, parse_manifests,
+    raw_objects,
 };
 
 use std::path::PathBuf;

@@ -65,6 +65,17 @@ pub fn parse_manifests(text: &str, origin: &str) -> Result<Parsed> {
     Ok(parsed)
 }
 
+/// The record of one object given as JSON (a watch event's object): `None` for a kind
+/// Sluice does not read, else the record or why it cannot be one. The same
+/// conversion as a manifest document's.
+pub fn object_from_json(value: &serde_json::Value) -> Option<std::result::Result<Object, String>> {
+    let value = match serde_yaml_ng::to_value(value) {
+        Ok(value) => value,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    dispatch::object_of(&value)
+}
+
 /// One object document as written (a `List`'s items each), for the event log: its
 /// identity (the namespace defaulted as the API server would) and its JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]

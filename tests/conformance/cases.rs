@@ -302,17 +302,7 @@ pub struct WebSocketStep {
     pub expect_binary_hex: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-pub struct GatewayKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for GatewayKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub use crate::processes::GatewayKey;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RequestCase {

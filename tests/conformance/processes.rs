@@ -9,7 +9,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::cases::GatewayKey;
+/// A Gateway's `namespace/name`: which Gateway an Envoy serves.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+pub struct GatewayKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for GatewayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
 
 /// A child process, killed and reaped on drop.
 #[derive(Debug)]
@@ -19,7 +30,7 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
-    fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Self> {
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Self> {
         let out = File::create(log)?;
         let err = out.try_clone()?;
         let child = command

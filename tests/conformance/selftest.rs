@@ -430,15 +430,21 @@ fn weighted_verdicts() -> Result<(), String> {
 
 fn mirror_verdicts() -> Result<(), String> {
     expect(
-        distribution::mirror_verdict(500, 2500, 20.0).is_ok(),
-        "20% of 2,500 passes 20%",
+        distribution::mirror_verdict(1000, 5000, 20.0).is_ok(),
+        "20% of 5,000 passes 20%",
     )?;
     expect(
-        distribution::mirror_verdict(625, 2500, 20.0).is_err(),
-        "25% of 2,500 fails 20%",
+        // 1750 ± 151.8: 1901 is inside the band, 1902 outside.
+        distribution::mirror_verdict(1901, 5000, 35.0).is_ok()
+            && distribution::mirror_verdict(1902, 5000, 35.0).is_err(),
+        "the band at 35% of 5,000 is 4.5 standard deviations",
     )?;
     expect(
-        distribution::mirror_verdict(0, 2500, 20.0).is_err(),
+        distribution::mirror_verdict(1250, 5000, 20.0).is_err(),
+        "25% of 5,000 fails 20%",
+    )?;
+    expect(
+        distribution::mirror_verdict(0, 5000, 20.0).is_err(),
         "no mirroring fails 20%",
     )
 }

@@ -131,6 +131,11 @@ fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object,
     })
 }
 
+/// The record of an object of a known kind (`None` for any other kind).
+pub(super) fn object_of(value: &Value) -> Option<Result<Object, String>> {
+    object(value, text(value, "apiVersion"), text(value, "kind"))
+}
+
 /// Deserializes the typed Kubernetes object, then converts it.
 fn convert<T: DeserializeOwned + ToModel>(value: Value) -> Result<Object, String> {
     let typed: T = serde_yaml_ng::from_value(value).map_err(|e| e.to_string())?;

@@ -1,0 +1,289 @@
+//! Status write-back to the API server: every Gateway's and route's status from the
+//! status board, written to the status subresource with server-side apply under our
+//! field manager, only when it differs from what the server has.
+//!
+//! ```text
+//!  runtime ─ StatusBoard (O(1) snapshot) ─► watch channel ─► writer task ─ GET, merge, apply ─► API server
+//!                                           (keeps only the newest)   ▲
+//!                                                   leader? ──────────┘ (Lease elector)
+//! ```
+//!
+//! # Contract
+//! - Coalesced: the task reads only the newest board and passes at most once per
+//!   `min_interval`, so a route that flaps ten times in a second is written once or
+//!   twice. Translation and xDS never wait for it.
+//! - Only the leader writes. On becoming leader the task compares every object of the
+//!   board with the server and writes what differs, and removes our entries from
+//!   routes that no longer attach to a Gateway of ours.
+//! - `observedGeneration` is the generation the status was computed from;
+//!   `lastTransitionTime` changes only when a condition's status changes.
+//! - A route's `status.parents` entries of other controllers are never removed or
+//!   rewritten (the list is atomic in the CRD: we read it, keep theirs, replace ours,
+//!   and apply with the read resourceVersion as a precondition).
+//! - A failed write is logged, counted, and retried with backoff on a later pass.
+
+pub mod merge;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use serde_json::{Value, json};
+use sluice_pipeline::model::ObjectKey;
+use tokio::sync::watch;
+
+use crate::encode::EncodeConfig;
+use crate::status::{StatusBoard, gateway_status_json, route_status_json};
+
+/// The field manager our status writes are made under.
+pub const FIELD_MANAGER: &str = "sluice";
+
+/// How the writer runs.
+#[derive(Clone, Debug)]
+pub struct StatusWriterConfig {
+    /// The `controllerName` of our route parent entries.
+    pub controller: String,
+    /// Gives each Gateway's `status.addresses`.
+    pub encode: EncodeConfig,
+    /// The shortest time between two passes.
+    pub min_interval: Duration,
+}
+
+/// Counters an operator reads (the admin port's metrics).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub writes: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Gateway(ObjectKey),
+    Route(ObjectKey),
+}
+
+/// What one pass wants on the server: per object, its desired status fragment
+/// (a Gateway's status; a route's list of our parent entries).
+fn desired(board: &StatusBoard, config: &StatusWriterConfig) -> BTreeMap<Target, Value> {
+    let mut out = BTreeMap::new();
+    for g in board.gateways() {
+        let addresses = vec![config.encode.address_for(&g.gateway).to_string()];
+        out.insert(
+            Target::Gateway(g.gateway.clone()),
+            gateway_status_json(g, &addresses),
+        );
+    }
+    for (route, parents) in board.routes() {
+        let status = route_status_json(&parents, &config.controller);
+        out.insert(Target::Route(route.clone()), status["parents"].clone());
+    }
+    out
+}
+
+/// The writer: owns the client and what it last wrote.
+struct Writer {
+    gateways: ApiResource,
+    routes: ApiResource,
+    client: kube::Client,
+    config: StatusWriterConfig,
+    stats: Arc<WriterStats>,
+    /// What the server held after our last successful write or check, per object.
+    written: BTreeMap<Target, Value>,
+}
+
+/// Starts the writer task on the current tokio runtime. It writes while `leader` is
+/// true, from the newest board in `board`, until `board`'s sender is dropped.
+pub fn spawn(
+    client: kube::Client,
+    config: StatusWriterConfig,
+    board: watch::Receiver<StatusBoard>,
+    leader: watch::Receiver<bool>,
+) -> Arc<WriterStats> {
+    let stats = Arc::new(WriterStats::default());
+    let gvk = |kind: &str| GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind);
+    let writer = Writer {
+        gateways: ApiResource::from_gvk_with_plural(&gvk("Gateway"), "gateways"),
+        routes: ApiResource::from_gvk_with_plural(&gvk("HTTPRoute"), "httproutes"),
+        client,
+        config,
+        stats: stats.clone(),
+        written: BTreeMap::new(),
+    };
+    tokio::spawn(writer.run(board, leader));
+    stats
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut board: watch::Receiver<StatusBoard>,
+        mut leader: watch::Receiver<bool>,
+    ) {
+        let mut backoff = Duration::ZERO;
+        let mut sweep = true;
+        loop {
+            if !*leader.borrow_and_update() {
+                // A follower forgets what it wrote: the leader may change things meanwhile.
+                self.written.clear();
+                sweep = true;
+                if leader.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let snapshot = board.borrow_and_update().clone();
+            let failed = self.pass(&snapshot, std::mem::take(&mut sweep)).await;
+            backoff = if failed {
+                (backoff * 2).clamp(Duration::from_millis(200), Duration::from_secs(10))
+            } else {
+                Duration::ZERO
+            };
+            tokio::time::sleep(self.config.min_interval.max(backoff)).await;
+            if failed {
+                continue; // retry what failed, even if the board did not change
+            }
+            tokio::select! {
+                changed = board.changed() => if changed.is_err() { return },
+                _ = leader.changed() => {}
+            }
+        }
+    }
+
+    /// Writes what differs; true when some write failed.
+    async fn pass(&mut self, board: &StatusBoard, sweep: bool) -> bool {
+        let mut want = desired(board, &self.config);
+        // Routes we wrote to that left the board: remove our entries.
+        for target in self.written.keys() {
+            if let Target::Route(_) = target {
+                want.entry(target.clone()).or_insert_with(|| json!([]));
+            }
+        }
+        if sweep {
+            match self.our_routes().await {
+                Ok(routes) => {
+                    for key in routes {
+                        want.entry(Target::Route(key)).or_insert_with(|| json!([]));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("listing HTTPRoutes for stale status entries: {e}");
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut failed = false;
+        for (target, value) in want {
+            if self.written.get(&target) == Some(&value) {
+                continue;
+            }
+            match self.write(&target, &value).await {
+                Ok(true) if value == json!([]) => {
+                    self.written.remove(&target);
+                }
+                Ok(true) => {
+                    self.written.insert(target, value);
+                }
+                Ok(false) => {
+                    self.written.remove(&target);
+                }
+                Err(e) => {
+                    failed = true;
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(?target, "writing status: {e}");
+                }
+            }
+        }
+        failed
+    }
+
+    /// Routes on the server that carry a parent entry of ours.
+    async fn our_routes(&self) -> kube::Result<Vec<ObjectKey>> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.routes);
+        let list = api.list(&ListParams::default()).await?;
+        let controller = self.config.controller.as_str();
+        Ok(list
+            .items
+            .iter()
+            .filter(|r| {
+                parents(&r.data)
+                    .iter()
+                    .any(|p| p["controllerName"] == controller)
+            })
+            .filter_map(|r| {
+                Some(ObjectKey::new(
+                    r.metadata.namespace.as_deref()?,
+                    r.metadata.name.as_deref()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// Brings one object's status to `value`; `Ok(false)` when the object is gone.
+    async fn write(&self, target: &Target, value: &Value) -> kube::Result<bool> {
+        let (resource, key) = match target {
+            Target::Gateway(k) => (&self.gateways, k),
+            Target::Route(k) => (&self.routes, k),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.namespace, resource);
+        let Some(current) = api.get_opt(&key.name).await? else {
+            return Ok(false);
+        };
+        let now = now();
+        let empty = json!({});
+        let status = current.data.get("status").unwrap_or(&empty);
+        let new_status = match target {
+            Target::Gateway(_) => {
+                let new = merge::gateway_status(value, status, &now);
+                if merge::gateway_up_to_date(&new, status) {
+                    return Ok(true);
+                }
+                new
+            }
+            Target::Route(_) => {
+                let desired = value.as_array().map(Vec::as_slice).unwrap_or_default();
+                let current_parents = parents(&current.data);
+                match merge::route_parents(desired, &current_parents, &self.config.controller, &now)
+                {
+                    None => return Ok(true),
+                    Some(parents) => json!({ "parents": parents }),
+                }
+            }
+        };
+        let patch = json!({
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {
+                "name": key.name,
+                "namespace": key.namespace,
+                "resourceVersion": current.metadata.resource_version,
+            },
+            "status": new_status,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch_status(&key.name, &params, &Patch::Apply(&patch))
+            .await?;
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+}
+
+/// A route's `status.parents` (empty when it has none).
+fn parents(data: &Value) -> Vec<Value> {
+    data.pointer("/status/parents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The current time as a Kubernetes `metav1.Time` (RFC 3339, whole seconds).
+fn now() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}

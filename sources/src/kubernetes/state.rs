@@ -1,0 +1,307 @@
+//! What the watch streams saw, as pipeline changes: the synchronous half of the
+//! Kubernetes source (no client, no runtime), so relists and conversion failures are
+//! tested without an API server.
+//!
+//! # Contract
+//! - Each stream (one kind, in one namespace or cluster-wide) lists once, then
+//!   watches. Objects of a list are buffered until its end; then the stream's
+//!   previous objects that the list no longer has are deleted and only new or changed
+//!   objects are applied (a relist after a dropped watch or 410 Gone changes nothing
+//!   that did not change).
+//! - An object that does not convert keeps its last good version (a warning says
+//!   which object and why); nothing is deleted because it failed to convert.
+//! - Changes are net per object between two [`Watched::take`] calls (last one wins).
+//! - [`Watched::ready`]: every stream listed once (or was skipped): the first
+//!   [`Watched::take`] after it is the complete initial state.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sluice_pipeline::model::{Change, Kind, Object, ObjectId, ObjectKey};
+
+use crate::manifest::object_from_json;
+
+/// One event of one stream, with the object as JSON (apiVersion and kind set).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    /// A (re)list begins.
+    ListBegin,
+    /// An object of the list.
+    Listed(Value),
+    /// The list is complete.
+    ListEnd,
+    /// An object was added or changed.
+    Applied(Value),
+    /// An object was deleted.
+    Deleted(Value),
+    /// The kind is not served (its CRD is not installed); the stream is skipped.
+    Skipped,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    kind: Option<Kind>,
+    known: BTreeMap<ObjectId, Object>,
+    relist: Option<BTreeMap<ObjectId, Object>>,
+    listed: bool,
+    skipped: bool,
+}
+
+/// The objects every stream currently holds, and the changes not yet taken.
+#[derive(Debug, Default)]
+pub struct Watched {
+    streams: Vec<Stream>,
+    pending: BTreeMap<ObjectId, Change>,
+    warnings: Vec<String>,
+}
+
+/// The model kind of a Kubernetes kind the source watches.
+fn model_kind(kind: &str) -> Option<Kind> {
+    Some(match kind {
+        "GatewayClass" => Kind::GatewayClass,
+        "Gateway" => Kind::Gateway,
+        "HTTPRoute" => Kind::HttpRoute,
+        "ReferenceGrant" => Kind::ReferenceGrant,
+        "Service" => Kind::Service,
+        "EndpointSlice" => Kind::EndpointSlice,
+        "Namespace" => Kind::Namespace,
+        _ => return None,
+    })
+}
+
+/// The identity of an object given as JSON, from its kind and metadata.
+fn identity(value: &Value) -> Option<ObjectId> {
+    let kind = model_kind(value.get("kind")?.as_str()?)?;
+    let meta = value.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let key = match meta.get("namespace").and_then(Value::as_str) {
+        Some(ns) if !ns.is_empty() => ObjectKey::new(ns, name),
+        _ => ObjectKey::cluster(name),
+    };
+    Some(ObjectId { kind, key })
+}
+
+/// `Kind namespace/name` of an object given as JSON, for warnings.
+fn describe(value: &Value) -> String {
+    match identity(value) {
+        Some(id) => format!("{:?} {}", id.kind, id.key),
+        None => "an object without kind or name".to_owned(),
+    }
+}
+
+impl Watched {
+    /// `streams` streams, numbered from 0.
+    pub fn new(streams: usize) -> Self {
+        Self {
+            streams: (0..streams).map(|_| Stream::default()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Every stream has listed once or was skipped.
+    pub fn ready(&self) -> bool {
+        self.streams.iter().all(|s| s.listed || s.skipped)
+    }
+
+    /// Objects currently held, over all streams.
+    pub fn len(&self) -> usize {
+        self.streams.iter().map(|s| s.known.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Feeds one event of stream `stream` (an index below `new`'s count).
+    pub fn on(&mut self, stream: usize, event: StreamEvent) {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        match event {
+            StreamEvent::ListBegin => s.relist = Some(BTreeMap::new()),
+            StreamEvent::Listed(value) => {
+                let Some((id, object)) = convert(&value, &s.known, &mut self.warnings) else {
+                    return;
+                };
+                s.kind = Some(id.kind);
+                s.relist
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(id, object);
+            }
+            StreamEvent::ListEnd => {
+                let list = s.relist.take().unwrap_or_default();
+                let old = std::mem::replace(&mut s.known, list);
+                for id in old.keys().filter(|id| !s.known.contains_key(*id)) {
+                    self.pending.insert(id.clone(), Change::Delete(id.clone()));
+                }
+                for (id, object) in &s.known {
+                    if old.get(id) != Some(object) {
+                        self.pending
+                            .insert(id.clone(), Change::Apply(object.clone()));
+                    }
+                }
+                s.listed = true;
+            }
+            StreamEvent::Applied(value) => {
+                let Some((id, object)) = convert(&value, &s.known, &mut self.warnings) else {
+                    return;
+                };
+                if s.known.get(&id) != Some(&object) {
+                    s.known.insert(id.clone(), object.clone());
+                    self.pending.insert(id, Change::Apply(object));
+                }
+            }
+            StreamEvent::Deleted(value) => {
+                let Some(id) = identity(&value) else { return };
+                if s.known.remove(&id).is_some() {
+                    self.pending.insert(id.clone(), Change::Delete(id));
+                }
+            }
+            StreamEvent::Skipped => s.skipped = true,
+        }
+    }
+
+    /// The net changes since the last call.
+    pub fn take(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.pending).into_values().collect()
+    }
+
+    /// Warnings since the last call (objects that did not convert).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+/// The record of `value`; when it does not convert, its last good version from
+/// `known` (with a warning), or nothing.
+fn convert(
+    value: &Value,
+    known: &BTreeMap<ObjectId, Object>,
+    warnings: &mut Vec<String>,
+) -> Option<(ObjectId, Object)> {
+    match object_from_json(value) {
+        Some(Ok(object)) => Some((object.id(), object)),
+        Some(Err(e)) => {
+            let id = identity(value)?;
+            let kept = known.get(&id).cloned();
+            let what = if kept.is_some() {
+                "its last good version is kept"
+            } else {
+                "it is not translated"
+            };
+            warnings.push(format!("{}: {e}; {what}", describe(value)));
+            kept.map(|o| (id, o))
+        }
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(name: &str, port: u16) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "ns", "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"ports": [{"port": port, "protocol": "TCP"}]},
+        })
+    }
+
+    fn ops(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Apply(o) => format!("apply {}", o.id().key),
+                Change::Delete(id) => format!("delete {}", id.key),
+            })
+            .collect()
+    }
+
+    fn list(w: &mut Watched, stream: usize, objects: &[Value]) {
+        w.on(stream, StreamEvent::ListBegin);
+        for o in objects {
+            w.on(stream, StreamEvent::Listed(o.clone()));
+        }
+        w.on(stream, StreamEvent::ListEnd);
+    }
+
+    #[test]
+    fn the_initial_list_is_one_batch_once_every_stream_listed() {
+        let mut w = Watched::new(2);
+        list(&mut w, 0, &[service("a", 80), service("b", 80)]);
+        assert!(!w.ready(), "stream 1 has not listed");
+        w.on(1, StreamEvent::Skipped);
+        assert!(w.ready());
+        assert_eq!(ops(&w.take()), ["apply ns/a", "apply ns/b"]);
+        assert!(w.take().is_empty());
+    }
+
+    #[test]
+    fn a_relist_deletes_what_vanished_and_repeats_nothing_unchanged() {
+        let mut w = Watched::new(1);
+        list(
+            &mut w,
+            0,
+            &[service("a", 80), service("b", 80), service("c", 80)],
+        );
+        w.take();
+        // The watch was down: b was deleted, c changed, d added meanwhile.
+        list(
+            &mut w,
+            0,
+            &[service("a", 80), service("c", 81), service("d", 80)],
+        );
+        assert_eq!(ops(&w.take()), ["delete ns/b", "apply ns/c", "apply ns/d"]);
+        assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn watch_events_are_net_per_object() {
+        let mut w = Watched::new(1);
+        list(&mut w, 0, &[service("a", 80)]);
+        w.take();
+        w.on(0, StreamEvent::Applied(service("a", 80)));
+        assert!(w.take().is_empty(), "an unchanged object is no change");
+        w.on(0, StreamEvent::Applied(service("b", 80)));
+        w.on(0, StreamEvent::Applied(service("b", 81)));
+        w.on(0, StreamEvent::Deleted(service("a", 80)));
+        w.on(0, StreamEvent::Deleted(service("zz", 80)));
+        assert_eq!(ops(&w.take()), ["delete ns/a", "apply ns/b"]);
+    }
+
+    #[test]
+    fn an_object_that_stops_converting_keeps_its_last_good_version() {
+        let mut w = Watched::new(1);
+        list(&mut w, 0, &[service("a", 80)]);
+        w.take();
+        let bad = service("a", 0);
+        w.on(0, StreamEvent::Applied(bad.clone()));
+        assert!(w.take().is_empty());
+        let warnings = w.take_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("ns/a") && warnings[0].contains("last good version"),
+            "{warnings:?}"
+        );
+        // A relist that still holds the bad version does not delete it either.
+        list(&mut w, 0, &[bad]);
+        assert!(w.take().is_empty());
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn a_relist_of_one_stream_leaves_the_others_alone() {
+        let mut w = Watched::new(2);
+        list(&mut w, 0, &[service("a", 80)]);
+        let mut other = service("b", 80);
+        other["metadata"]["namespace"] = json!("other");
+        list(&mut w, 1, &[other]);
+        w.take();
+        list(&mut w, 0, &[]);
+        assert_eq!(ops(&w.take()), ["delete ns/a"]);
+        assert_eq!(w.len(), 1);
+    }
+}

@@ -1,0 +1,484 @@
+//! Controller mode end to end, against a real API server (`../shared/kube-test-server`,
+//! built once and cached), a real Envoy and real HTTP backends on loopback: objects are
+//! applied with kubectl; Envoy must follow and status must be written back, read back
+//! from the API server, and survive leader failover and an API server restart.
+//!
+//! One scenario, step by step (each step prints one line; the first failure stops it
+//! with what was last seen). Logs: `target/kube-e2e/`.
+
+#[allow(dead_code)]
+#[path = "conformance/processes.rs"]
+mod processes;
+#[path = "kube/server.rs"]
+mod server;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use processes::{Ads, ChildGuard, GatewayKey};
+use server::Server;
+
+const CONTROLLER: &str = "sluice.dev/gateway-controller";
+const DEADLINE: Duration = Duration::from_secs(30);
+/// The status Lease's duration for the test's replicas (failover takes about this long).
+const LEASE_SECS: u64 = 3;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    match run() {
+        Ok(()) => {
+            println!("kube e2e: passed in {:.0?}", started.elapsed());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("FAIL kube e2e: {e:#}");
+            println!("  logs: {}", logs().display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn logs() -> PathBuf {
+    workspace().join("target/kube-e2e")
+}
+
+/// Polls `check` until it returns `Ok(Some(_))`; on timeout, the last error or value.
+fn eventually<T>(
+    what: &str,
+    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    let mut last = String::from("nothing yet");
+    while start.elapsed() < DEADLINE {
+        match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => last = "not yet".into(),
+            Err(e) => last = format!("{e:#}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what}: not within {DEADLINE:?} (last: {last})")
+}
+
+fn step(name: &str, started: Instant) {
+    println!("ok   {name} ({:.1?})", started.elapsed());
+}
+
+/// An HTTP backend that answers every request with its name.
+fn backend(name: &'static str) -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(stream, name));
+        }
+    });
+    Ok(port)
+}
+
+fn answer(mut stream: TcpStream, name: &str) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{name}",
+        name.len()
+    );
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+/// `GET path` through Envoy: status code and body.
+fn get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: app.example\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("not an HTTP response: {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// Waits until `GET /` through Envoy answers `want` (a backend name, or "404").
+fn routes_to(port: u16, want: &str) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    eventually(&format!("Envoy answering {want}"), || {
+        let (code, body) = get(port, "/")?;
+        let seen = if code == 200 { body } else { code.to_string() };
+        if seen == want {
+            Ok(Some(start.elapsed()))
+        } else {
+            bail!("answered {seen}")
+        }
+    })
+}
+
+/// The `(status, reason)` of condition `type_` in `conditions`.
+fn condition(conditions: &Value, type_: &str) -> Option<(String, String)> {
+    let c = conditions.as_array()?.iter().find(|c| c["type"] == type_)?;
+    Some((
+        c["status"].as_str()?.to_owned(),
+        c["reason"].as_str()?.to_owned(),
+    ))
+}
+
+/// Our entry in a route's `status.parents`.
+fn our_parent(route: &Value) -> Option<&Value> {
+    route["status"]["parents"]
+        .as_array()?
+        .iter()
+        .find(|p| p["controllerName"] == CONTROLLER)
+}
+
+struct World {
+    server: Server,
+    ns: String,
+    envoy_port: u16,
+    xds: [u16; 2],
+    port_offset: u16,
+    sluice: Vec<Option<ChildGuard>>,
+}
+
+impl World {
+    /// Starts replica `i` of sluice (`--kube`, only the test's namespace).
+    fn start_sluice(&mut self, i: usize) -> anyhow::Result<()> {
+        let binary =
+            std::env::var_os("SLUICE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into());
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--kube", "--namespace", &self.ns])
+            .arg("--kubeconfig")
+            .arg(&self.server.kubeconfig)
+            .args(["--xds", &format!("127.0.0.1:{}", self.xds[i])])
+            .args(["--listen-address", "127.0.0.1"])
+            .args(["--port-offset", &self.port_offset.to_string()])
+            .args(["--identity", &format!("replica-{i}")])
+            .args(["--lease-namespace", &self.ns])
+            .args(["--lease-duration-secs", &LEASE_SECS.to_string()])
+            .env("SLUICE_LOG", "info,kube=warn");
+        let log = logs().join(format!("sluice-{i}.log"));
+        let mut guard = ChildGuard::spawn(&format!("sluice replica {i}"), command, &log)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.xds[i]));
+        processes::wait_for_port(addr, Duration::from_secs(60), &mut guard)?;
+        self.sluice[i] = Some(guard);
+        Ok(())
+    }
+
+    fn route(&self) -> anyhow::Result<Value> {
+        self.server
+            .get("httproute", &self.ns, "app")?
+            .context("HTTPRoute app is gone")
+    }
+
+    fn gateway(&self) -> anyhow::Result<Value> {
+        self.server
+            .get("gateway", &self.ns, "gw")?
+            .context("Gateway gw is gone")
+    }
+
+    /// Waits until our route parent entry has `Accepted` = `want` (status, reason) for
+    /// the route's current generation; the route.
+    fn route_accepted(&self, want: (&str, &str)) -> anyhow::Result<Value> {
+        eventually(&format!("route status Accepted={want:?}"), || {
+            let route = self.route()?;
+            let Some(parent) = our_parent(&route) else {
+                bail!("no parent entry of ours")
+            };
+            let accepted = condition(&parent["conditions"], "Accepted");
+            let generation = route["metadata"]["generation"].clone();
+            let observed = parent["conditions"][0]["observedGeneration"].clone();
+            match accepted {
+                Some((s, r)) if s == want.0 && r == want.1 && observed == generation => {
+                    Ok(Some(route))
+                }
+                other => bail!("Accepted {other:?}, observedGeneration {observed} of {generation}"),
+            }
+        })
+    }
+}
+
+fn manifests(ns: &str, class: &str, v1: u16, v2: u16) -> String {
+    let service = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+             spec: {{ports: [{{name: http, port: 8080, protocol: TCP}}]}}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: {name}-1, namespace: {ns}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: {port}, protocol: TCP}}]\n\
+             endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n---\n"
+        )
+    };
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{e2e: sluice}}}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: {class}}}\n\
+         spec: {{controllerName: {CONTROLLER}}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: {ns}}}\n\
+         spec: {{gatewayClassName: {class}, listeners: [{{name: http, port: 80, protocol: HTTP}}]}}\n---\n\
+         {}{}",
+        service("echo-v1", v1),
+        service("echo-v2", v2)
+    )
+}
+
+fn route_yaml(ns: &str, backend: &str, gateway: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: app, namespace: {ns}}}\n\
+         spec: {{parentRefs: [{{name: {gateway}}}], rules: [{{backendRefs: [{{name: {backend}, port: 8080}}]}}]}}\n"
+    )
+}
+
+fn run() -> anyhow::Result<()> {
+    std::fs::create_dir_all(logs())?;
+    let t = Instant::now();
+    let server = Server::ensure(&workspace())?;
+    step("API server built and started", t);
+    let envoy = processes::envoy_binary(&workspace())?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    // Fresh names each run: without a controller-manager a namespace never finishes deleting.
+    let (ns, class) = (format!("e2e-{stamp}"), format!("sluice-e2e-{stamp}"));
+    let (v1, v2) = (backend("echo-v1")?, backend("echo-v2")?);
+    let port_offset = processes::free_port()? - 80;
+    let mut world = World {
+        server,
+        ns: ns.clone(),
+        envoy_port: 80 + port_offset,
+        xds: [processes::free_port()?, processes::free_port()?],
+        port_offset,
+        sluice: vec![None, None],
+    };
+    let t = Instant::now();
+    world.server.apply(&manifests(&ns, &class, v1, v2))?;
+    world.start_sluice(0)?;
+    world.start_sluice(1)?;
+    step("two replicas listed and serve xDS", t);
+
+    let gateway = GatewayKey {
+        namespace: ns.clone(),
+        name: "gw".into(),
+    };
+    let bootstrap = processes::bootstrap(&gateway, "e2e", world.xds[1], Ads::Delta);
+    let _envoy = processes::start_envoy(&envoy, &logs(), "gw", &bootstrap)?;
+    scenario(&mut world)
+}
+
+fn scenario(world: &mut World) -> anyhow::Result<()> {
+    let (ns, port) = (world.ns.clone(), world.envoy_port);
+    let t = Instant::now();
+    world.server.apply(&route_yaml(&ns, "echo-v1", "gw"))?;
+    let took = routes_to(port, "echo-v1")?;
+    step(
+        &format!("a new HTTPRoute reaches Envoy ({took:.0?} after apply)"),
+        t,
+    );
+
+    let t = Instant::now();
+    let route = world.route_accepted(("True", "Accepted"))?;
+    let parent = our_parent(&route).context("our entry")?;
+    anyhow::ensure!(
+        condition(&parent["conditions"], "ResolvedRefs")
+            == Some(("True".into(), "ResolvedRefs".into())),
+        "ResolvedRefs: {parent}"
+    );
+    eventually("Gateway status", || {
+        let gw = world.gateway()?;
+        let status = &gw["status"];
+        let ok = condition(&status["conditions"], "Accepted").is_some_and(|c| c.0 == "True")
+            && condition(&status["conditions"], "Programmed").is_some_and(|c| c.0 == "True")
+            && status["listeners"][0]["attachedRoutes"] == 1;
+        if ok { Ok(Some(())) } else { bail!("{status}") }
+    })?;
+    step(
+        "Gateway and route status written (read back from the API server)",
+        t,
+    );
+
+    // Another controller's entry on the same route must survive our writes.
+    let t = Instant::now();
+    let mut foreign = route.clone();
+    let theirs = serde_json::json!({
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": ns, "name": "theirs"},
+        "controllerName": "example.com/other",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    });
+    foreign["status"]["parents"]
+        .as_array_mut()
+        .context("parents")?
+        .insert(0, theirs.clone());
+    world.server.kubectl(
+        &["replace", "--subresource=status", "-f", "-"],
+        Some(&serde_json::to_string(&foreign)?),
+    )?;
+    world.server.apply(&route_yaml(&ns, "echo-v2", "gw"))?;
+    routes_to(port, "echo-v2")?;
+    let route = world.route_accepted(("True", "Accepted"))?;
+    let parents = route["status"]["parents"].as_array().context("parents")?;
+    anyhow::ensure!(
+        parents.contains(&theirs),
+        "the other controller's entry was changed: {parents:?}"
+    );
+    step(
+        "a backend change reaches Envoy; another controller's status entry is kept",
+        t,
+    );
+
+    gateway_side_flip(world)?;
+    failover(world)?;
+    api_server_restart(world)?;
+
+    let t = Instant::now();
+    world
+        .server
+        .kubectl(&["delete", "httproute", "-n", &ns, "app"], None)?;
+    routes_to(port, "404")?;
+    eventually("attachedRoutes 0", || {
+        let gw = world.gateway()?;
+        let n = &gw["status"]["listeners"][0]["attachedRoutes"];
+        if *n == 0 {
+            Ok(Some(()))
+        } else {
+            bail!("attachedRoutes {n}")
+        }
+    })?;
+    step(
+        "a deleted route leaves Envoy and the Gateway's attachedRoutes",
+        t,
+    );
+    Ok(())
+}
+
+/// A Gateway-side change that flips the route's acceptance is written to the route,
+/// and so is the flip back (with a new transition time).
+fn gateway_side_flip(world: &World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let ns = &world.ns;
+    let before = world.route_accepted(("True", "Accepted"))?;
+    let ltt = |r: &Value| our_parent(r).map(|p| p["conditions"].clone());
+    let gateway = world.gateway()?;
+    let class = gateway["spec"]["gatewayClassName"]
+        .as_str()
+        .unwrap_or_default();
+    let selector = |label: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: {ns}}}\n\
+             spec: {{gatewayClassName: {class}, listeners: [{{name: http, port: 80, protocol: HTTP, \
+             allowedRoutes: {{namespaces: {{from: Selector, selector: {{matchLabels: {{e2e: {label}}}}}}}}}}}]}}\n"
+        )
+    };
+    world.server.apply(&selector("nobody"))?;
+    world.route_accepted(("False", "NotAllowedByListeners"))?;
+    routes_to(world.envoy_port, "404")?;
+    world.server.apply(&selector("sluice"))?;
+    let after = world.route_accepted(("True", "Accepted"))?;
+    routes_to(world.envoy_port, "echo-v2")?;
+    anyhow::ensure!(
+        ltt(&before) != ltt(&after),
+        "lastTransitionTime did not change: {:?}",
+        ltt(&after)
+    );
+    step(
+        "a Gateway-side change that flips acceptance is written to the route, and back",
+        t,
+    );
+    Ok(())
+}
+
+/// Killing the status leader: the other replica takes the Lease and writes status.
+fn failover(world: &mut World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let lease = world
+        .server
+        .get("lease", &world.ns, "sluice-status-writer")?
+        .context("no status Lease")?;
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let leader: usize = match holder.as_str() {
+        "replica-0" => 0,
+        "replica-1" => 1,
+        other => bail!("the Lease is held by {other:?}"),
+    };
+    world.sluice[leader] = None; // killed
+    let ns = world.ns.clone();
+    // A change only the new leader can write (route generation bumps).
+    world.server.apply(&route_yaml(&ns, "echo-v1", "gw"))?;
+    if leader == 0 {
+        routes_to(world.envoy_port, "echo-v1")?;
+    }
+    world.route_accepted(("True", "Accepted"))?;
+    let lease = world
+        .server
+        .get("lease", &ns, "sluice-status-writer")?
+        .context("no Lease")?;
+    let now = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        now == format!("replica-{}", 1 - leader),
+        "Lease holder {now:?}"
+    );
+    step(
+        &format!("status leader {holder} killed: the other replica took over"),
+        t,
+    );
+    if world.sluice[1].is_none() {
+        // Envoy follows replica 1; bring it back so the rest of the scenario has xDS.
+        world.start_sluice(1)?;
+    }
+    Ok(())
+}
+
+/// The API server stops and starts mid-test: requests keep succeeding, and the
+/// controller relists and follows changes made after the restart.
+fn api_server_restart(world: &World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let port = world.envoy_port;
+    routes_to(port, "echo-v1")?;
+    world.server.stop()?;
+    for _ in 0..20 {
+        let (code, body) = get(port, "/")?;
+        anyhow::ensure!(
+            code == 200 && body == "echo-v1",
+            "while the API server is down: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    world.server.start()?;
+    world
+        .server
+        .apply(&route_yaml(&world.ns, "echo-v2", "gw"))?;
+    routes_to(port, "echo-v2")?;
+    world.route_accepted(("True", "Accepted"))?;
+    step(
+        "API server restarted: Envoy kept serving, the controller relisted and follows",
+        t,
+    );
+    Ok(())
+}
