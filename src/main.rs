@@ -94,6 +94,10 @@ struct ServeArgs {
     /// each complete update.
     #[arg(long, conflicts_with = "kube")]
     status_file: Option<PathBuf>,
+    /// Serve /healthz, /readyz, /metrics and /debug/xds?gateway=NS/NAME on this
+    /// address (e.g. 127.0.0.1:18001; the dump shows every route: keep it private).
+    #[arg(long, env = "SLUICE_ADMIN")]
+    admin: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pipeline: PipelineArgs,
 }

@@ -13,12 +13,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use anyhow::Context;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 use sluice_pipeline::model::{Change, ObjectKey};
 use sluice_runtime::{Controller, ControllerConfig};
+use sluice_sinks::admin::Admin;
+use sluice_sinks::ads::AdsServer;
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::kube_status::StatusWriterConfig;
 use sluice_sinks::lease::LeaseConfig;
@@ -93,6 +99,38 @@ struct Loop {
     controller: Controller,
     hub: Arc<XdsHub>,
     status: StatusSink,
+    metrics: LoopMetrics,
+}
+
+/// The translation loop's metrics.
+#[derive(Debug)]
+struct LoopMetrics {
+    times: Counter,
+    changes: Counter,
+    seconds: Histogram,
+}
+
+impl LoopMetrics {
+    fn new(registry: &mut Registry) -> Self {
+        let m = LoopMetrics {
+            times: Counter::default(),
+            changes: Counter::default(),
+            // 50 µs .. ~1.6 s
+            seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+        };
+        registry.register("logical_times", "Logical times applied", m.times.clone());
+        registry.register(
+            "changes",
+            "Object changes handed to the pipeline",
+            m.changes.clone(),
+        );
+        registry.register(
+            "translation_seconds",
+            "Time from a logical time's changes to its xDS and status (pipeline, translation, status board)",
+            m.seconds.clone(),
+        );
+        m
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -104,6 +142,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         gateway_addresses,
         port_offset,
         status_file,
+        admin,
         pipeline,
     } = args;
     let config = ControllerConfig {
@@ -118,10 +157,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let hub = XdsHub::new();
+    let mut registry = Registry::with_prefix("sluice");
     let mut lp = Loop {
         controller: Controller::new(config.clone())?,
         hub: hub.clone(),
         status: StatusSink::None,
+        metrics: LoopMetrics::new(&mut registry),
     };
     if let Some(path) = status_file {
         let file = StatusFile {
@@ -132,18 +173,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         lp.status = StatusSink::File(file.spawn().context("starting the status file writer")?);
     }
     let mut input = if kube.kube {
-        let (source, board) = runtime.block_on(start_kube(&kube, &config))?;
+        let (source, board) = runtime.block_on(start_kube(&kube, &config, &mut registry))?;
         lp.status = StatusSink::Kube(board);
         Input::Kube(source)
     } else {
         Input::Files(DirectorySource::new(from))
     };
     let delay = Duration::from_millis(kube.batch_delay_ms);
+    let server = AdsServer::new(hub.clone());
+    server.stats().register(&mut registry);
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = admin {
+        let listener = runtime.block_on(sluice_sinks::admin::bind(addr))?;
+        let admin = Admin {
+            registry,
+            ready: ready.clone(),
+            hub: hub.clone(),
+        };
+        runtime.spawn(admin.serve(listener));
+        tracing::info!(%addr, "admin port: /healthz /readyz /metrics /debug/xds");
+    }
     // The initial state, complete, before any proxy is served.
     match &mut input {
         Input::Files(source) => lp.scan(source, true)?,
         Input::Kube(source) => lp.next_kube(source, delay)?,
     }
+    ready.store(true, Ordering::Release);
     std::thread::Builder::new()
         .name("translate".into())
         .spawn(move || {
@@ -166,7 +221,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        sluice_sinks::ads::serve(hub, xds, shutdown).await
+        let listener = tokio::net::TcpListener::bind(xds)
+            .await
+            .with_context(|| format!("binding the xDS address {xds}"))?;
+        server.serve_on(listener, shutdown).await?;
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -175,11 +234,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn start_kube(
     args: &KubeArgs,
     config: &ControllerConfig,
+    registry: &mut Registry,
 ) -> anyhow::Result<(KubeSource, tokio::sync::watch::Sender<StatusBoard>)> {
     let client = sluice_sources::kubernetes::client(args.kubeconfig.as_deref())
         .await
         .map_err(anyhow::Error::msg)?;
     let source = KubeSource::start(client.clone(), &args.namespaces).await;
+    source.stats().register(registry);
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
@@ -200,7 +261,7 @@ async fn start_kube(
         encode: config.encode.clone(),
         min_interval: Duration::from_millis(200),
     };
-    sluice_sinks::kube_status::spawn(client, writer, rx, leader);
+    sluice_sinks::kube_status::spawn(client, writer, rx, leader).register(registry);
     Ok((source, board))
 }
 
@@ -241,6 +302,11 @@ impl Loop {
     /// Apply one logical time; publish its xDS and status.
     fn step(&mut self, changes: Vec<Change>) -> anyhow::Result<()> {
         let step = self.controller.apply(changes)?;
+        self.metrics.times.inc();
+        self.metrics.changes.inc_by(step.changes as u64);
+        self.metrics
+            .seconds
+            .observe(step.timings.total().as_secs_f64());
         for (gateway, resources) in &step.xds {
             self.hub.publish(gateway, resources.clone());
         }

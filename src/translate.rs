@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use sluice_pipeline::model::Change;
 use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
-use sluice_sinks::json::resource_to_json;
-use sluice_sinks::state::{GatewayResources, ResourceType};
+use sluice_sinks::state::GatewayResources;
 use sluice_sinks::status::{gateway_status_json, route_status_json};
 
 use crate::{Format, TranslateArgs};
@@ -57,21 +56,7 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn resources_json(res: &GatewayResources) -> anyhow::Result<Value> {
-    let mut out = serde_json::Map::new();
-    for (ty, key) in [
-        (ResourceType::Listener, "listeners"),
-        (ResourceType::Route, "routes"),
-        (ResourceType::Cluster, "clusters"),
-        (ResourceType::Endpoint, "endpoints"),
-    ] {
-        let items = res
-            .get(ty)
-            .values()
-            .map(|r| resource_to_json(ty, &r.body).with_context(|| format!("printing {}", r.name)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        out.insert(key.to_string(), Value::Array(items));
-    }
-    Ok(Value::Object(out))
+    sluice_sinks::json::resources_json(res).context("printing xDS resources")
 }
 
 /// The printed document: every Gateway of ours with its xDS and status, then every

@@ -55,19 +55,28 @@ fn logs() -> PathBuf {
 /// Polls `check` until it returns `Ok(Some(_))`; on timeout, the last error or value.
 fn eventually<T>(
     what: &str,
+    check: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    eventually_within(what, DEADLINE, Duration::from_millis(50), check)
+}
+
+fn eventually_within<T>(
+    what: &str,
+    deadline: Duration,
+    every: Duration,
     mut check: impl FnMut() -> anyhow::Result<Option<T>>,
 ) -> anyhow::Result<T> {
     let start = Instant::now();
     let mut last = String::from("nothing yet");
-    while start.elapsed() < DEADLINE {
+    while start.elapsed() < deadline {
         match check() {
             Ok(Some(v)) => return Ok(v),
             Ok(None) => last = "not yet".into(),
             Err(e) => last = format!("{e:#}"),
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
-    bail!("{what}: not within {DEADLINE:?} (last: {last})")
+    bail!("{what}: not within {deadline:?} (last: {last})")
 }
 
 fn step(name: &str, started: Instant) {
@@ -161,6 +170,7 @@ struct World {
     ns: String,
     envoy_port: u16,
     xds: [u16; 2],
+    admin: [u16; 2],
     port_offset: u16,
     sluice: Vec<Option<ChildGuard>>,
 }
@@ -176,6 +186,7 @@ impl World {
             .arg("--kubeconfig")
             .arg(&self.server.kubeconfig)
             .args(["--xds", &format!("127.0.0.1:{}", self.xds[i])])
+            .args(["--admin", &format!("127.0.0.1:{}", self.admin[i])])
             .args(["--listen-address", "127.0.0.1"])
             .args(["--port-offset", &self.port_offset.to_string()])
             .args(["--identity", &format!("replica-{i}")])
@@ -271,6 +282,7 @@ fn run() -> anyhow::Result<()> {
         ns: ns.clone(),
         envoy_port: 80 + port_offset,
         xds: [processes::free_port()?, processes::free_port()?],
+        admin: [processes::free_port()?, processes::free_port()?],
         port_offset,
         sluice: vec![None, None],
     };
@@ -320,6 +332,8 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
         t,
     );
 
+    admin_port(world)?;
+
     // Another controller's entry on the same route must survive our writes.
     let t = Instant::now();
     let mut foreign = route.clone();
@@ -351,6 +365,9 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
     );
 
     gateway_side_flip(world)?;
+    fixed_error(world)?;
+    detach(world)?;
+    many_routes(world)?;
     failover(world)?;
     api_server_restart(world)?;
 
@@ -406,6 +423,190 @@ fn gateway_side_flip(world: &World) -> anyhow::Result<()> {
     );
     step(
         "a Gateway-side change that flips acceptance is written to the route, and back",
+        t,
+    );
+    Ok(())
+}
+
+/// The admin port of the replica Envoy follows: ready, metrics, the config dump.
+fn admin_port(world: &World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let port = world.admin[1];
+    let (code, _) = get(port, "/readyz")?;
+    anyhow::ensure!(code == 200, "/readyz: {code}");
+    let (code, metrics) = get(port, "/metrics")?;
+    anyhow::ensure!(code == 200, "/metrics: {code}");
+    let gateway = format!("{}/gw", world.ns);
+    for want in [
+        "sluice_watch_events_total{kind=\"HTTPRoute\"}".to_string(),
+        format!("sluice_xds_responses_total{{gateway=\"{gateway}\",event=\"ack\"}}"),
+        "sluice_xds_connected_proxies 1".to_string(),
+        "sluice_translation_seconds_bucket".to_string(),
+        "sluice_logical_times_total".to_string(),
+    ] {
+        anyhow::ensure!(
+            metrics.contains(&want),
+            "/metrics has no {want}:\n{metrics}"
+        );
+    }
+    let (code, dump) = get(port, &format!("/debug/xds?gateway={gateway}"))?;
+    anyhow::ensure!(code == 200, "/debug/xds: {code} {dump}");
+    let dump: Value = serde_json::from_str(&dump)?;
+    let clusters = dump["xds"]["clusters"].to_string();
+    anyhow::ensure!(
+        clusters.contains("echo-v1"),
+        "no echo-v1 cluster in the dump: {clusters}"
+    );
+    let (code, _) = get(port, "/debug/xds?gateway=nowhere/none")?;
+    anyhow::ensure!(code == 404, "an unknown Gateway's dump: {code}");
+    step(
+        "admin port: ready, metrics (events, ACKs, proxies, latency), config dump",
+        t,
+    );
+    Ok(())
+}
+
+/// A route's error, fixed, leaves no trace of the error in its status.
+fn fixed_error(world: &World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let resolved = |want: (&str, &str)| {
+        eventually(&format!("ResolvedRefs={want:?}"), || {
+            let route = world.route()?;
+            let parent = our_parent(&route).context("no entry of ours")?;
+            let got = condition(&parent["conditions"], "ResolvedRefs");
+            if got == Some((want.0.into(), want.1.into())) {
+                Ok(Some(()))
+            } else {
+                bail!("{got:?}")
+            }
+        })
+    };
+    world
+        .server
+        .apply(&route_yaml(&world.ns, "missing", "gw"))?;
+    resolved(("False", "BackendNotFound"))?;
+    world.route_accepted(("True", "Accepted"))?;
+    world
+        .server
+        .apply(&route_yaml(&world.ns, "echo-v2", "gw"))?;
+    resolved(("True", "ResolvedRefs"))?;
+    routes_to(world.envoy_port, "echo-v2")?;
+    step(
+        "a route's backend error, fixed, leaves ResolvedRefs=True",
+        t,
+    );
+    Ok(())
+}
+
+/// A route moved to another controller's Gateway loses our entry (and keeps theirs);
+/// we never write an entry for a parent that is not ours.
+fn detach(world: &World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let ns = &world.ns;
+    world.server.apply(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: other-{ns}}}\n\
+         spec: {{controllerName: example.com/other}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: theirs, namespace: {ns}}}\n\
+         spec: {{gatewayClassName: other-{ns}, listeners: [{{name: http, port: 80, protocol: HTTP}}]}}\n"
+    ))?;
+    world.server.apply(&route_yaml(ns, "echo-v2", "theirs"))?;
+    routes_to(world.envoy_port, "404")?;
+    eventually("our entry removed", || {
+        let route = world.route()?;
+        let parents = route["status"]["parents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let foreign = parents
+            .iter()
+            .any(|p| p["controllerName"] == "example.com/other");
+        match (our_parent(&route), foreign) {
+            (None, true) => Ok(Some(())),
+            (ours, _) => bail!("ours {ours:?}, the other controller's entry kept: {foreign}"),
+        }
+    })?;
+    world.server.apply(&route_yaml(ns, "echo-v2", "gw"))?;
+    world.route_accepted(("True", "Accepted"))?;
+    routes_to(world.envoy_port, "echo-v2")?;
+    step(
+        "a route moved to another controller's Gateway loses our entry, and gets it back",
+        t,
+    );
+    Ok(())
+}
+
+/// 300 routes applied at once all get status (the incumbents' churn bug) and attach.
+fn many_routes(world: &World) -> anyhow::Result<()> {
+    const N: usize = 300;
+    let t = Instant::now();
+    let ns = &world.ns;
+    let yaml: Vec<String> = (0..N)
+        .map(|i| {
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+                 metadata: {{name: bulk-{i}, namespace: {ns}, labels: {{bulk: 'yes'}}}}\n\
+                 spec: {{parentRefs: [{{name: gw}}], rules: [{{matches: [{{path: {{type: PathPrefix, value: /bulk-{i}}}}}], \
+                 backendRefs: [{{name: echo-v1, port: 8080}}]}}]}}\n"
+            )
+        })
+        .collect();
+    world.server.apply(&yaml.join("---\n"))?;
+    let applied = t.elapsed();
+    // kubectl lists 300 routes per poll: poll seldom, not to steal the server's CPU.
+    let (deadline, every) = (Duration::from_secs(180), Duration::from_secs(1));
+    eventually_within("every route's status", deadline, every, || {
+        let text = world.server.kubectl(
+            &["get", "httproute", "-n", ns, "-l", "bulk=yes", "-o", "json"],
+            None,
+        )?;
+        let list: Value = serde_json::from_str(&text)?;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let done = items
+            .iter()
+            .filter(|r| {
+                our_parent(r).is_some_and(|p| {
+                    condition(&p["conditions"], "Accepted").is_some_and(|c| c.0 == "True")
+                })
+            })
+            .count();
+        if done == N {
+            Ok(Some(()))
+        } else {
+            bail!("{done} of {} routes have our Accepted entry", items.len())
+        }
+    })?;
+    let statuses = t.elapsed();
+    let (code, body) = get(world.envoy_port, &format!("/bulk-{}", N - 1))?;
+    anyhow::ensure!(
+        (code, body.as_str()) == (200, "echo-v1"),
+        "/bulk-{}: {code} {body}",
+        N - 1
+    );
+    world.server.kubectl(
+        &[
+            "delete",
+            "httproute",
+            "-n",
+            ns,
+            "-l",
+            "bulk=yes",
+            "--wait=false",
+        ],
+        None,
+    )?;
+    eventually("attachedRoutes back to 1", || {
+        let n = world.gateway()?["status"]["listeners"][0]["attachedRoutes"].clone();
+        if n == 1 {
+            Ok(Some(()))
+        } else {
+            bail!("attachedRoutes {n}")
+        }
+    })?;
+    step(
+        &format!(
+            "{N} routes applied at once ({applied:.1?}) all get status ({statuses:.1?}) and \
+             attach; deleted, they detach"
+        ),
         t,
     );
     Ok(())

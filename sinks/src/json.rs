@@ -48,6 +48,26 @@ pub fn resource_to_json(ty: ResourceType, body: &[u8]) -> Result<serde_json::Val
     Ok(serde_json::Value::Object(out))
 }
 
+/// A Gateway's resources as JSON: `listeners`, `routes`, `clusters`, `endpoints`, each
+/// resource in proto3 JSON (what `sluice translate` prints and the admin port dumps).
+pub fn resources_json(res: &crate::state::GatewayResources) -> Result<serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for (ty, key) in [
+        (ResourceType::Listener, "listeners"),
+        (ResourceType::Route, "routes"),
+        (ResourceType::Cluster, "clusters"),
+        (ResourceType::Endpoint, "endpoints"),
+    ] {
+        let items = res
+            .get(ty)
+            .values()
+            .map(|r| resource_to_json(ty, &r.body))
+            .collect::<Result<Vec<_>>>()?;
+        out.insert(key.to_string(), serde_json::Value::Array(items));
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
 #[cfg(test)]
 mod tests {
     //! Checks that encoded resources print as config_dump-style JSON: snake_case

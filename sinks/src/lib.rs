@@ -8,6 +8,7 @@
 //!                      ▼                                          └──▶ json (printing)
 //! ```
 
+pub mod admin;
 pub mod ads;
 pub mod encode;
 pub mod error;

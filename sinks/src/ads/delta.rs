@@ -77,9 +77,12 @@ impl Protocol for Delta {
         let stale = self
             .ctx
             .is_stale(ty, &req.response_nonce, t.nonce.as_deref());
-        if let Some(detail) = req.error_detail.as_ref().filter(|_| !stale) {
+        match req.error_detail.as_ref() {
+            _ if stale => {}
             // `known` keeps the rejected versions, so they are not resent.
-            self.ctx.nack(ty, &req.response_nonce, detail);
+            Some(detail) => self.ctx.nack(ty, &req.response_nonce, detail),
+            None if !req.response_nonce.is_empty() => self.ctx.ack(),
+            None => {}
         }
         let first = t.sub.is_none();
         let mut sub = t.sub.take().unwrap_or_default();

@@ -93,6 +93,12 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sluice_pipeline::model::ObjectKey;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
@@ -140,12 +146,21 @@ impl From<Error> for Status {
     }
 }
 
+/// Labels of the per-Gateway xDS counter: the Gateway and `push`, `ack` or `nack`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct XdsLabels {
+    pub gateway: String,
+    pub event: &'static str,
+}
+
 /// Counters shared by all streams of one server.
 #[derive(Debug, Default)]
 pub struct AdsStats {
     nacks: AtomicU64,
     responses: AtomicU64,
     active_streams: AtomicU64,
+    by_gateway: Family<XdsLabels, Counter>,
+    connected: Gauge,
 }
 
 impl AdsStats {
@@ -162,6 +177,38 @@ impl AdsStats {
     /// Streams open now.
     pub fn active_streams(&self) -> u64 {
         self.active_streams.load(Ordering::Relaxed)
+    }
+
+    /// Adds the xDS metrics to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "xds_responses",
+            "xDS responses pushed to proxies, and the ACKs and NACKs they answered, per Gateway",
+            self.by_gateway.clone(),
+        );
+        registry.register(
+            "xds_connected_proxies",
+            "ADS streams open now",
+            self.connected.clone(),
+        );
+    }
+
+    pub(crate) fn count(&self, gateway: &ObjectKey, event: &'static str) {
+        let labels = XdsLabels {
+            gateway: gateway.to_string(),
+            event,
+        };
+        self.by_gateway.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn stream_opened(&self, open: bool) {
+        if open {
+            self.active_streams.fetch_add(1, Ordering::Relaxed);
+            self.connected.inc();
+        } else {
+            self.active_streams.fetch_sub(1, Ordering::Relaxed);
+            self.connected.dec();
+        }
     }
 }
 

@@ -78,6 +78,8 @@ impl Protocol for Sotw {
             // Nothing is resent: `sent` keeps the rejected version, so only a
             // later change of the type produces a new response.
             self.ctx.nack(ty, &req.response_nonce, detail);
+        } else if !req.response_nonce.is_empty() {
+            self.ctx.ack();
         }
         let first = t.sub.is_none();
         let sub = Subscription::from_sotw(ty, &req.resource_names, t.sub.as_ref());

@@ -36,6 +36,7 @@ pub struct StreamCtx {
 impl StreamCtx {
     /// A nonce unique among all responses of this server.
     pub fn nonce(&self) -> String {
+        self.stats.count(&self.gateway, "push");
         self.stats
             .responses
             .fetch_add(1, Ordering::Relaxed)
@@ -65,6 +66,7 @@ impl StreamCtx {
         detail: &envoy_types::pb::google::rpc::Status,
     ) {
         self.stats.nacks.fetch_add(1, Ordering::Relaxed);
+        self.stats.count(&self.gateway, "nack");
         warn!(
             gateway = %self.gateway,
             node = %self.node,
@@ -74,6 +76,11 @@ impl StreamCtx {
             error = %detail.message,
             "proxy rejected configuration (NACK); it keeps its last accepted version",
         );
+    }
+
+    /// Counts a proxy's acceptance of a response.
+    pub fn ack(&self) {
+        self.stats.count(&self.gateway, "ack");
     }
 
     /// Whether a request answering `nonce` refers to an older response than
@@ -108,12 +115,12 @@ pub fn spawn<P: Protocol>(
 ) -> ReceiverStream<Result<P::Response, Status>> {
     let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
     tokio::spawn(async move {
-        stats.active_streams.fetch_add(1, Ordering::Relaxed);
+        stats.stream_opened(true);
         if let Err(status) = run::<P>(&hub, &stats, requests, &tx).await {
             debug!(protocol = P::NAME, %status, "ADS stream ends with an error");
             let _ = tx.send(Err(status)).await;
         }
-        stats.active_streams.fetch_sub(1, Ordering::Relaxed);
+        stats.stream_opened(false);
     });
     ReceiverStream::new(rx)
 }

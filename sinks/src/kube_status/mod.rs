@@ -26,18 +26,23 @@ pub mod merge;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use sluice_pipeline::model::ObjectKey;
 use tokio::sync::watch;
 
 use crate::encode::EncodeConfig;
 use crate::status::{StatusBoard, gateway_status_json, route_status_json};
+
+/// Status writes a pass keeps in flight (each is a GET and an apply).
+const WRITES_IN_FLIGHT: usize = 16;
 
 /// The field manager our status writes are made under.
 pub const FIELD_MANAGER: &str = "sluice";
@@ -56,8 +61,24 @@ pub struct StatusWriterConfig {
 /// Counters an operator reads (the admin port's metrics).
 #[derive(Debug, Default)]
 pub struct WriterStats {
-    pub writes: AtomicU64,
-    pub failures: AtomicU64,
+    pub writes: Counter,
+    pub failures: Counter,
+}
+
+impl WriterStats {
+    /// Adds the status writer's metrics to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "status_writes",
+            "Status subresource writes accepted by the API server",
+            self.writes.clone(),
+        );
+        registry.register(
+            "status_write_failures",
+            "Status reads or writes that failed (each is retried)",
+            self.failures.clone(),
+        );
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -171,16 +192,26 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::warn!("listing HTTPRoutes for stale status entries: {e}");
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failures.inc();
                 }
             }
         }
+        let todo: Vec<(Target, Value)> = want
+            .into_iter()
+            .filter(|(target, value)| self.written.get(target) != Some(value))
+            .collect();
+        let this = &*self;
+        let results: Vec<_> = futures::stream::iter(todo)
+            .map(|(target, value)| async move {
+                let result = this.write(&target, &value).await;
+                (target, value, result)
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
         let mut failed = false;
-        for (target, value) in want {
-            if self.written.get(&target) == Some(&value) {
-                continue;
-            }
-            match self.write(&target, &value).await {
+        for (target, value, result) in results {
+            match result {
                 Ok(true) if value == json!([]) => {
                     self.written.remove(&target);
                 }
@@ -192,7 +223,7 @@ impl Writer {
                 }
                 Err(e) => {
                     failed = true;
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failures.inc();
                     tracing::warn!(?target, "writing status: {e}");
                 }
             }
@@ -267,7 +298,7 @@ impl Writer {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch_status(&key.name, &params, &Patch::Apply(&patch))
             .await?;
-        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.inc();
         Ok(true)
     }
 }

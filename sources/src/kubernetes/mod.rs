@@ -24,7 +24,6 @@ mod state;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -32,6 +31,10 @@ use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde_json::Value;
 use sluice_pipeline::model::Change;
 use tokio::sync::mpsc;
@@ -70,13 +73,35 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))
 }
 
+/// Labels of the watch event counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
 /// Counters an operator reads (the admin port's metrics).
 #[derive(Debug, Default)]
 pub struct SourceStats {
-    /// Watch events received, over all streams.
-    pub events: AtomicU64,
+    /// Watch events received, per kind.
+    pub events: Family<KindLabel, Counter>,
     /// Watch errors after which a stream backed off and resumed or relisted.
-    pub restarts: AtomicU64,
+    pub restarts: Counter,
+}
+
+impl SourceStats {
+    /// Adds the source's metrics to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watch_events",
+            "Kubernetes watch events received, per kind",
+            self.events.clone(),
+        );
+        registry.register(
+            "watch_restarts",
+            "Watch errors after which a watcher backed off and resumed or relisted",
+            self.restarts.clone(),
+        );
+    }
 }
 
 /// One logical time's worth of watch events.
@@ -231,12 +256,15 @@ async fn watch(
             Ok(Event::Apply(o)) => StreamEvent::Applied(json(o)),
             Ok(Event::Delete(o)) => StreamEvent::Deleted(json(o)),
             Err(e) => {
-                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                stats.restarts.inc();
                 tracing::warn!(kind = %resource.kind, ?scope, "watch failed, retrying: {e}");
                 continue;
             }
         };
-        stats.events.fetch_add(1, Ordering::Relaxed);
+        let kind = KindLabel {
+            kind: resource.kind.clone(),
+        };
+        stats.events.get_or_create(&kind).inc();
         if tx.send((stream, event)).is_err() {
             return;
         }
