@@ -171,6 +171,8 @@ struct World {
     envoy_port: u16,
     xds: [u16; 2],
     admin: [u16; 2],
+    /// Replica 0 is the cluster admin; replica 1 acts as deploy/'s ServiceAccount.
+    kubeconfigs: [PathBuf; 2],
     port_offset: u16,
     sluice: Vec<Option<ChildGuard>>,
 }
@@ -184,13 +186,18 @@ impl World {
         command
             .args(["serve", "--kube", "--namespace", &self.ns])
             .arg("--kubeconfig")
-            .arg(&self.server.kubeconfig)
+            .arg(&self.kubeconfigs[i])
             .args(["--xds", &format!("127.0.0.1:{}", self.xds[i])])
             .args(["--admin", &format!("127.0.0.1:{}", self.admin[i])])
             .args(["--listen-address", "127.0.0.1"])
             .args(["--port-offset", &self.port_offset.to_string()])
             .args(["--identity", &format!("replica-{i}")])
-            .args(["--lease-namespace", &self.ns])
+            .args([
+                "--lease-namespace",
+                "sluice-system",
+                "--lease-name",
+                &self.ns,
+            ])
             .args(["--lease-duration-secs", &LEASE_SECS.to_string()])
             .env("SLUICE_LOG", "info,kube=warn");
         let log = logs().join(format!("sluice-{i}.log"));
@@ -264,6 +271,76 @@ fn route_yaml(ns: &str, backend: &str, gateway: &str) -> String {
     )
 }
 
+/// deploy/'s namespace, RBAC and GatewayClass applied for real (replica 1 runs with
+/// exactly that RBAC); the Deployment, Service and example through a server-side dry run.
+fn deploy_manifests(server: &Server) -> anyhow::Result<()> {
+    let deploy = workspace().join("deploy");
+    for file in ["00-namespace.yaml", "10-rbac.yaml", "30-gatewayclass.yaml"] {
+        let text = std::fs::read_to_string(deploy.join(file))?;
+        server
+            .apply(&text)
+            .with_context(|| format!("deploy/{file}"))?;
+    }
+    // Least privilege: what the controller does, and nothing it does not.
+    let sa = "--as=system:serviceaccount:sluice-system:sluice";
+    for (verb, resource, want) in [
+        (
+            "patch",
+            "httproutes.gateway.networking.k8s.io --subresource=status",
+            true,
+        ),
+        ("watch", "endpointslices.discovery.k8s.io", true),
+        ("update", "leases.coordination.k8s.io", true),
+        ("patch", "httproutes.gateway.networking.k8s.io", false),
+        ("delete", "gateways.gateway.networking.k8s.io", false),
+        ("get", "secrets", false),
+        ("update", "services", false),
+    ] {
+        let ns = "--namespace=sluice-system";
+        let mut args = vec!["auth", "can-i", verb, sa, ns];
+        args.extend(resource.split(' '));
+        // `can-i` answers "no" with exit status 1 and nothing on stderr.
+        let answer = server
+            .kubectl(&args, None)
+            .unwrap_or_else(|e| e.to_string());
+        let allowed = answer.trim() == "yes";
+        anyhow::ensure!(allowed == want, "can-i {verb} {resource}: {answer}");
+    }
+    for file in ["20-controller.yaml", "example/gateway.yaml"] {
+        let path = deploy.join(file);
+        let path = path.to_str().context("path")?;
+        server
+            .kubectl(
+                &["apply", "--server-side", "--dry-run=server", "-f", path],
+                None,
+            )
+            .with_context(|| format!("deploy/{file}"))?;
+    }
+    Ok(())
+}
+
+/// The admin kubeconfig, impersonating deploy/'s ServiceAccount: a replica run with
+/// it has exactly the access deploy/10-rbac.yaml grants.
+fn service_account_kubeconfig(server: &Server) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(&server.kubeconfig)?;
+    let mut config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
+    let users = config["users"]
+        .as_sequence_mut()
+        .context("kubeconfig users")?;
+    for user in users {
+        let user = &mut user["user"];
+        user["as"] = "system:serviceaccount:sluice-system:sluice".into();
+        user["as-groups"] = serde_yaml_ng::to_value([
+            "system:serviceaccounts",
+            "system:serviceaccounts:sluice-system",
+            "system:authenticated",
+        ])?;
+    }
+    let path = logs().join("kubeconfig-serviceaccount");
+    std::fs::write(&path, serde_yaml_ng::to_string(&config)?)?;
+    Ok(path)
+}
+
 fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(logs())?;
     let t = Instant::now();
@@ -277,17 +354,28 @@ fn run() -> anyhow::Result<()> {
     let (ns, class) = (format!("e2e-{stamp}"), format!("sluice-e2e-{stamp}"));
     let (v1, v2) = (backend("echo-v1")?, backend("echo-v2")?);
     let port_offset = processes::free_port()? - 80;
+    let kubeconfigs = [
+        server.kubeconfig.clone(),
+        service_account_kubeconfig(&server)?,
+    ];
     let mut world = World {
         server,
         ns: ns.clone(),
         envoy_port: 80 + port_offset,
         xds: [processes::free_port()?, processes::free_port()?],
         admin: [processes::free_port()?, processes::free_port()?],
+        kubeconfigs,
         port_offset,
         sluice: vec![None, None],
     };
     let t = Instant::now();
     world.server.apply(&manifests(&ns, &class, v1, v2))?;
+    deploy_manifests(&world.server)?;
+    step(
+        "deploy/ applies (RBAC, GatewayClass) and passes a server-side dry run",
+        t,
+    );
+    let t = Instant::now();
     world.start_sluice(0)?;
     world.start_sluice(1)?;
     step("two replicas listed and serve xDS", t);
@@ -617,7 +705,7 @@ fn failover(world: &mut World) -> anyhow::Result<()> {
     let t = Instant::now();
     let lease = world
         .server
-        .get("lease", &world.ns, "sluice-status-writer")?
+        .get("lease", "sluice-system", &world.ns)?
         .context("no status Lease")?;
     let holder = lease["spec"]["holderIdentity"]
         .as_str()
@@ -638,7 +726,7 @@ fn failover(world: &mut World) -> anyhow::Result<()> {
     world.route_accepted(("True", "Accepted"))?;
     let lease = world
         .server
-        .get("lease", &ns, "sluice-status-writer")?
+        .get("lease", "sluice-system", &ns)?
         .context("no Lease")?;
     let now = lease["spec"]["holderIdentity"].as_str().unwrap_or_default();
     anyhow::ensure!(
