@@ -73,7 +73,8 @@ pub struct KubeArgs {
     /// How long the status Lease lasts without renewal (failover takes about this long).
     #[arg(long, default_value_t = 15)]
     lease_duration_secs: u64,
-    /// Longest time a burst of watch events is gathered into one logical time.
+    /// Longest time a burst of watch events is gathered into one logical time (a
+    /// burst ends earlier once no event came for 2 ms).
     #[arg(long, default_value_t = 20)]
     batch_delay_ms: u64,
 }
@@ -260,6 +261,7 @@ async fn start_kube(
         controller: config.pipeline.controller_name.clone(),
         encode: config.encode.clone(),
         min_interval: Duration::from_millis(200),
+        namespaces: args.namespaces.clone(),
     };
     sluice_sinks::kube_status::spawn(client, writer, rx, leader).register(registry);
     Ok((source, board))

@@ -56,6 +56,9 @@ pub struct StatusWriterConfig {
     pub encode: EncodeConfig,
     /// The shortest time between two passes.
     pub min_interval: Duration,
+    /// The namespaces watched (empty: all); a new leader looks for stale entries of
+    /// ours only there.
+    pub namespaces: Vec<String>,
 }
 
 /// Counters an operator reads (the admin port's metrics).
@@ -231,13 +234,23 @@ impl Writer {
         failed
     }
 
-    /// Routes on the server that carry a parent entry of ours.
+    /// Routes on the server (in the watched namespaces) that carry a parent entry of ours.
     async fn our_routes(&self) -> kube::Result<Vec<ObjectKey>> {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.routes);
-        let list = api.list(&ListParams::default()).await?;
+        let apis: Vec<Api<DynamicObject>> = if self.config.namespaces.is_empty() {
+            vec![Api::all_with(self.client.clone(), &self.routes)]
+        } else {
+            self.config
+                .namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(self.client.clone(), ns, &self.routes))
+                .collect()
+        };
+        let mut items = Vec::new();
+        for api in apis {
+            items.extend(api.list(&ListParams::default()).await?.items);
+        }
         let controller = self.config.controller.as_str();
-        Ok(list
-            .items
+        Ok(items
             .iter()
             .filter(|r| {
                 parents(&r.data)

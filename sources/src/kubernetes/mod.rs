@@ -13,8 +13,9 @@
 //!   annotations and every field the pipeline does not read are dropped on arrival).
 //! - The first batch is returned only once every stream has listed: it is the
 //!   complete initial state, so a proxy's first configuration is complete.
-//! - Later batches gather every event that arrives within a bounded delay of the
-//!   first one (never one logical time per event under a burst).
+//! - Later batches gather the events of a burst: until none arrived for 2 ms, and
+//!   at most a bounded delay after the first (never one logical time per event
+//!   under a burst, never more than the bound of added latency).
 //! - A kind the API server does not serve (a CRD not installed) is reported once and
 //!   skipped; the other kinds work.
 //! - A dropped watch, a 410 Gone or an API server restart is retried with backoff and
@@ -43,6 +44,9 @@ pub use state::{StreamEvent, Watched};
 
 /// A kind the source watches: `(group, version, kind, namespaced)`.
 pub type WatchedKind = (&'static str, &'static str, &'static str, bool);
+
+/// A burst has ended when no event arrived for this long.
+const QUIET: Duration = Duration::from_millis(2);
 
 /// Every kind the pipeline translates, at the version Sluice reads.
 pub const KINDS: [WatchedKind; 7] = [
@@ -167,7 +171,7 @@ impl KubeSource {
 
     /// The next batch: blocks (call it from a thread that is not a tokio worker) until
     /// there is one. The first is returned once every stream has listed; later ones
-    /// gather the events arriving within `max_delay` of their first. `None` once every
+    /// gather events until none came for 2 ms, at most `max_delay` after their first. `None` once every
     /// watcher stopped.
     pub fn next_batch(&mut self, max_delay: Duration) -> Option<Batch> {
         let mut batch = Batch::default();
@@ -180,16 +184,19 @@ impl KubeSource {
             }
         }
         if self.initial_sent {
-            // More of the burst: whatever arrives before the deadline joins this time.
+            // The rest of the burst joins this time: events keep coming until the
+            // stream is quiet for `QUIET`, or `max_delay` has passed since the first.
             let deadline = Instant::now() + max_delay;
-            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let mut quiet_since = Instant::now();
+            while Instant::now() < deadline && quiet_since.elapsed() < QUIET {
                 match self.events.try_recv() {
                     Ok((stream, event)) => {
                         batch.events += 1;
                         self.watched.on(stream, event);
+                        quiet_since = Instant::now();
                     }
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        std::thread::sleep(left.min(Duration::from_millis(1)))
+                        std::thread::sleep(Duration::from_micros(500))
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 }
