@@ -189,6 +189,7 @@ fn measure(routes: usize, samples: usize, envoy_bin: &Path) -> anyhow::Result<Ru
         addresses: &addresses,
         status_file: &status_file,
         log: &log,
+        kube: None,
     };
     let mut sluice = processes::start_sluice(&config)?;
     let xds = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, xds_port));

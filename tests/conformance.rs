@@ -17,6 +17,10 @@
 //! in which no case ran, fails. `SLUICE_CONFORMANCE_ADS` picks the ADS protocol of the
 //! Envoys: `alternate` (default: state of the world and Delta on alternate cases),
 //! `both` (every case on each), `sotw` or `delta`; the summary counts each.
+//! `SLUICE_CONFORMANCE_SOURCE` picks what sluice reads: `files` (a manifest directory
+//! and a status file), `kube` (the objects applied to the real API server of
+//! `tests/kube.rs`, `serve --kube`, status read back from the API server) or `both`
+//! (the default: every case through each; the summary counts each).
 //! `SLUICE_CONFORMANCE_SELFTEST=1` checks the harness itself (echo backends,
 //! EndpointSlices, Envoy, the statistical verdicts) against a static Envoy config,
 //! without sluice. `SLUICE_BIN` runs another `sluice` binary (a release build, say).
@@ -38,6 +42,11 @@ mod distribution;
 mod echo;
 #[path = "conformance/flows.rs"]
 mod flows;
+#[allow(dead_code)]
+#[path = "kube/server.rs"]
+mod kube_server;
+#[path = "conformance/kube_source.rs"]
+mod kube_source;
 #[path = "conformance/manifests.rs"]
 mod manifests;
 #[path = "conformance/processes.rs"]
@@ -54,6 +63,7 @@ mod websocket;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cases::{Case, Custom, GatewayKey, Step};
@@ -119,12 +129,44 @@ fn ads_passes() -> Result<Vec<Option<Ads>>, String> {
     }
 }
 
-/// Cases passed and failed, per ADS protocol, and cases skipped.
+/// What sluice reads a case from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// A manifest directory; status goes to a status file.
+    Files,
+    /// The real API server (started once for the pass); status goes back to it.
+    Kube(Arc<kube_server::Server>),
+}
+
+impl Source {
+    fn label(&self) -> &'static str {
+        match self {
+            Source::Files => "files",
+            Source::Kube(_) => "kube",
+        }
+    }
+}
+
+/// `$SLUICE_CONFORMANCE_SOURCE`: `files`, `kube` or `both` (the default).
+fn source_passes() -> Result<Vec<&'static str>, String> {
+    match std::env::var("SLUICE_CONFORMANCE_SOURCE").as_deref() {
+        Err(_) | Ok("both") => Ok(vec!["files", "kube"]),
+        Ok("files") => Ok(vec!["files"]),
+        Ok("kube") => Ok(vec!["kube"]),
+        Ok(other) => Err(format!(
+            "SLUICE_CONFORMANCE_SOURCE={other:?}: expected files, kube or both"
+        )),
+    }
+}
+
+/// Cases passed and failed, per source and ADS protocol, and cases skipped.
 #[derive(Debug, Default)]
 struct Tally {
-    passed: BTreeMap<Ads, usize>,
-    failed: BTreeMap<Ads, usize>,
+    passed: BTreeMap<(&'static str, Ads), usize>,
+    failed: BTreeMap<(&'static str, Ads), usize>,
     skipped: usize,
+    /// A source that could not start at all (no API server): that is a failure.
+    broken: Vec<String>,
 }
 
 impl Tally {
@@ -133,10 +175,30 @@ impl Tally {
     }
 
     fn print(&self) {
-        for ads in [Ads::Sotw, Ads::Delta] {
-            let passed = self.passed.get(&ads).copied().unwrap_or(0);
-            let failed = self.failed.get(&ads).copied().unwrap_or(0);
-            println!("{ads} ADS: {passed} passed, {failed} failed");
+        let keys: std::collections::BTreeSet<_> =
+            self.passed.keys().chain(self.failed.keys()).collect();
+        for key in keys {
+            let passed = self.passed.get(key).copied().unwrap_or(0);
+            let failed = self.failed.get(key).copied().unwrap_or(0);
+            println!(
+                "{} source, {} ADS: {passed} passed, {failed} failed",
+                key.0, key.1
+            );
+        }
+        for source in ["files", "kube"] {
+            let count = |m: &BTreeMap<(&'static str, Ads), usize>| -> usize {
+                m.iter()
+                    .filter(|(k, _)| k.0 == source)
+                    .map(|(_, n)| n)
+                    .sum()
+            };
+            let (passed, failed) = (count(&self.passed), count(&self.failed));
+            if passed + failed > 0 {
+                println!("{source} source: {passed} passed, {failed} failed");
+            }
+        }
+        for e in &self.broken {
+            println!("FAIL conformance: {e}");
         }
         let failed: usize = self.failed.values().sum();
         let passed = self.ran() - failed;
@@ -160,9 +222,9 @@ async fn run_all() -> bool {
         return !optional;
     }
     let loaded = cases::load_all(&cases_dir).map_err(|e| format!("{e:#} in {source}"));
-    let (cases, passes) = match (loaded, ads_passes()) {
-        (Ok(cases), Ok(passes)) => (cases, passes),
-        (Err(e), _) | (_, Err(e)) => {
+    let (cases, passes, sources) = match (loaded, ads_passes(), source_passes()) {
+        (Ok(cases), Ok(passes), Ok(sources)) => (cases, passes, sources),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             println!("FAIL conformance: {e}");
             return true;
         }
@@ -178,10 +240,37 @@ async fn run_all() -> bool {
     }
     let mut tally = Tally::default();
     let mut envoy = None;
-    for pass in passes {
-        run_pass(&cases_dir, &selected, pass, &mut envoy, &mut tally).await;
+    for source in sources {
+        let source = match source {
+            "kube" => {
+                match tokio::task::block_in_place(|| kube_server::Server::ensure(&workspace())) {
+                    Ok(server) => Source::Kube(Arc::new(server)),
+                    Err(e) => {
+                        tally
+                            .broken
+                            .push(format!("kube source: no API server: {e:#}"));
+                        continue;
+                    }
+                }
+            }
+            _ => Source::Files,
+        };
+        for pass in &passes {
+            run_pass(
+                &cases_dir, &selected, &source, *pass, &mut envoy, &mut tally,
+            )
+            .await;
+        }
+        if let Source::Kube(server) = &source
+            && let Err(e) = tokio::task::block_in_place(|| kube_source::delete_previous(server))
+        {
+            tally.broken.push(e);
+        }
     }
     tally.print();
+    if !tally.broken.is_empty() {
+        return true;
+    }
     if tally.ran() == 0 {
         println!(
             "FAIL conformance: no case ran (all {} selected were skipped)",
@@ -196,13 +285,14 @@ async fn run_all() -> bool {
 async fn run_pass(
     cases_dir: &Path,
     selected: &[&Case],
+    source: &Source,
     ads: Option<Ads>,
     envoy: &mut Option<anyhow::Result<PathBuf>>,
     tally: &mut Tally,
 ) {
     for (index, case) in selected.iter().enumerate() {
         if let Some(reason) = cases::skip_reason(case) {
-            if ads != Some(Ads::Delta) {
+            if ads != Some(Ads::Delta) && matches!(source, Source::Files) {
                 println!("SKIP {}: {reason}", case.name);
                 tally.skipped += 1;
             }
@@ -221,20 +311,21 @@ async fn run_pass(
         let result = match (cases::plan(case), &*envoy) {
             (Err(e), _) => Err(format!("cannot run this case: {e}")),
             (Ok(steps), Some(Ok(binary))) => {
-                run_case(cases_dir, case, &steps, index, binary, ads).await
+                run_case(cases_dir, case, &steps, index, binary, (source, ads)).await
             }
             (_, Some(Err(e))) => Err(format!("no Envoy: {e:#}")),
             (_, None) => Err("no Envoy".into()),
         };
+        let label = source.label();
         match result {
             Ok(()) => {
-                println!("PASS {} ({ads} ADS)", case.name);
-                *tally.passed.entry(ads).or_default() += 1;
+                println!("PASS {} ({label} source, {ads} ADS)", case.name);
+                *tally.passed.entry((label, ads)).or_default() += 1;
             }
             Err(e) => {
-                println!("FAIL {} ({ads} ADS): {e}", case.name);
+                println!("FAIL {} ({label} source, {ads} ADS): {e}", case.name);
                 println!("  logs: {}", case_dir(&case.name).display());
-                *tally.failed.entry(ads).or_default() += 1;
+                *tally.failed.entry((label, ads)).or_default() += 1;
             }
         }
     }
@@ -275,6 +366,10 @@ struct CaseEnv {
     status_file: PathBuf,
     sluice_log: PathBuf,
     xds_port: u16,
+    /// With the kube source: the API server and the case's namespaces.
+    kube: Option<(Arc<kube_server::Server>, Vec<String>)>,
+    /// Distinguishes this case's Lease from the last one's.
+    index: usize,
 }
 
 impl CaseEnv {
@@ -301,11 +396,11 @@ async fn run_case(
     steps: &[Step],
     index: usize,
     envoy: &Path,
-    ads: Ads,
+    (source, ads): (&Source, Ads),
 ) -> Result<(), String> {
-    let mut env = start_case(cases_dir, case, index).await?;
+    let mut env = start_case(cases_dir, case, index, source).await?;
     start_envoys(case, &mut env, envoy, ads)?;
-    check_statuses(case, &env.docs, &env.status_file).await?;
+    check_statuses(case, &env).await?;
     let request_gateways: BTreeSet<GatewayKey> =
         case.requests.iter().map(|r| r.gateway.key()).collect();
     for key in &request_gateways {
@@ -335,7 +430,12 @@ async fn run_case(
 }
 
 /// Backends, manifests and `sluice serve` for one case.
-async fn start_case(cases_dir: &Path, case: &Case, index: usize) -> Result<CaseEnv, String> {
+async fn start_case(
+    cases_dir: &Path,
+    case: &Case,
+    index: usize,
+    source: &Source,
+) -> Result<CaseEnv, String> {
     let dir = case_dir(&case.name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -344,6 +444,14 @@ async fn start_case(cases_dir: &Path, case: &Case, index: usize) -> Result<CaseE
     start_backends(&mut running, &mut docs).await?;
     manifests::write(&dir.join("manifests"), &docs)
         .map_err(|e| format!("writing manifests: {e:#}"))?;
+    let kube = match source {
+        Source::Files => None,
+        Source::Kube(server) => {
+            let namespaces =
+                tokio::task::block_in_place(|| kube_source::apply_case(server, &dir, &docs))?;
+            Some((server.clone(), namespaces))
+        }
+    };
     let gateways = manifests::gateways(&docs);
     let addresses: Vec<(GatewayKey, Ipv4Addr)> = gateways
         .iter()
@@ -371,6 +479,8 @@ async fn start_case(cases_dir: &Path, case: &Case, index: usize) -> Result<CaseE
         addresses,
         offset,
         xds_port: 0,
+        kube,
+        index,
     };
     start_sluice(&mut env)?;
     Ok(env)
@@ -386,6 +496,14 @@ fn start_sluice(env: &mut CaseEnv) -> Result<u16, String> {
         addresses: &env.addresses,
         status_file: &env.status_file,
         log: &env.sluice_log,
+        kube: env
+            .kube
+            .as_ref()
+            .map(|(server, namespaces)| processes::KubeSluice {
+                kubeconfig: &server.kubeconfig,
+                namespaces,
+                lease: format!("conformance-{}-{}", std::process::id(), env.index),
+            }),
     };
     let mut sluice = processes::start_sluice(&config).map_err(|e| format!("{e:#}"))?;
     let xds = SocketAddr::from(([127, 0, 0, 1], xds_port));
@@ -425,7 +543,7 @@ fn start_envoys(case: &Case, env: &mut CaseEnv, envoy: &Path, ads: Ads) -> Resul
 /// statistical check after its round trip), then the custom flows.
 async fn run_requests(case: &Case, steps: &[Step], env: &mut CaseEnv) -> Result<(), String> {
     for (i, rc) in case.requests.iter().enumerate() {
-        perform_actions(case, i, &mut env.docs, &env.dir)?;
+        perform_actions(case, i, env)?;
         if steps.get(i) != Some(&Step::RoundTrip) {
             continue;
         }
@@ -477,12 +595,8 @@ fn wrong_ports(docs: &[serde_json::Value], running: &Running) -> Result<(), Stri
 
 /// The case's actions due before request `index`: each deletion rewrites the
 /// manifest file without the object (atomically, so sluice sees one delete).
-fn perform_actions(
-    case: &Case,
-    index: usize,
-    docs: &mut Vec<serde_json::Value>,
-    dir: &Path,
-) -> Result<(), String> {
+fn perform_actions(case: &Case, index: usize, env: &mut CaseEnv) -> Result<(), String> {
+    let (docs, dir) = (&mut env.docs, &env.dir);
     let Some(Custom::Actions { actions }) = &case.custom else {
         return Ok(());
     };
@@ -505,6 +619,10 @@ fn perform_actions(
         }
         manifests::write(&dir.join("manifests"), docs)
             .map_err(|e| format!("rewriting manifests without {object}: {e:#}"))?;
+        if let Some((server, _)) = &env.kube {
+            let (kind, ns, name) = (&action.kind, &action.namespace, &action.name);
+            tokio::task::block_in_place(|| kube_source::delete(server, kind, ns, name))?;
+        }
     }
     Ok(())
 }
@@ -609,20 +727,35 @@ fn target_for(
     })
 }
 
-/// Polls the status file until every status check of the case holds.
-async fn check_statuses(
-    case: &Case,
-    docs: &[serde_json::Value],
-    file: &Path,
-) -> Result<(), String> {
+/// Polls the status (the status file, or the API server with the kube source) until
+/// every status check of the case holds.
+async fn check_statuses(case: &Case, env: &CaseEnv) -> Result<(), String> {
     let start = Instant::now();
     let mut last_error = String::from("status file never written");
     while start.elapsed() < STATUS_DEADLINE {
-        if let Ok(text) = std::fs::read_to_string(file)
-            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
-        {
+        let json = match &env.kube {
+            None => std::fs::read_to_string(&env.status_file)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok()),
+            Some((server, _)) => {
+                match tokio::task::block_in_place(|| kube_source::status_document(server)) {
+                    Ok(json) => Some(json),
+                    Err(e) => {
+                        last_error = e;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(json) = json {
             let failure = case.statuses.iter().find_map(|c| {
-                let generation = generation_of(docs, c);
+                let generation = generation_of(&env.docs, c).and(
+                    // The API server numbers generations itself.
+                    match &env.kube {
+                        None => generation_of(&env.docs, c),
+                        Some(_) => kube_source::generation_in(&json, c),
+                    },
+                );
                 status::check(&json, c, generation).err()
             });
             match failure {

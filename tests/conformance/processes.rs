@@ -105,6 +105,18 @@ pub struct SluiceConfig<'a> {
     pub addresses: &'a [(GatewayKey, Ipv4Addr)],
     pub status_file: &'a Path,
     pub log: &'a Path,
+    /// Watch the API server instead of `manifests` (status goes back to it, not to
+    /// `status_file`).
+    pub kube: Option<KubeSluice<'a>>,
+}
+
+/// `sluice serve --kube` settings for one case.
+#[derive(Debug)]
+pub struct KubeSluice<'a> {
+    pub kubeconfig: &'a Path,
+    pub namespaces: &'a [String],
+    /// A Lease of its own, so a case never waits for the last case's Lease to expire.
+    pub lease: String,
 }
 
 pub fn start_sluice(config: &SluiceConfig<'_>) -> anyhow::Result<ChildGuard> {
@@ -115,20 +127,33 @@ pub fn start_sluice(config: &SluiceConfig<'_>) -> anyhow::Result<ChildGuard> {
         addresses,
         status_file,
         log,
+        kube,
     } = config;
     let binary =
         std::env::var_os("SLUICE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into());
     let mut command = Command::new(binary);
+    command.arg("serve");
+    match kube {
+        None => {
+            command.arg("--from").arg(manifests);
+            command.arg("--status-file").arg(status_file);
+        }
+        Some(kube) => {
+            command
+                .arg("--kube")
+                .arg("--kubeconfig")
+                .arg(kube.kubeconfig);
+            for ns in kube.namespaces {
+                command.arg("--namespace").arg(ns);
+            }
+            command.args(["--lease-namespace", "default", "--lease-name", &kube.lease]);
+        }
+    }
     command
-        .arg("serve")
-        .arg("--from")
-        .arg(manifests)
         .arg("--xds")
         .arg(format!("127.0.0.1:{xds_port}"))
         .arg("--port-offset")
-        .arg(port_offset.to_string())
-        .arg("--status-file")
-        .arg(status_file);
+        .arg(port_offset.to_string());
     for (key, ip) in addresses.iter() {
         command.arg("--gateway-address").arg(format!("{key}={ip}"));
     }
