@@ -41,6 +41,9 @@ use tokio::sync::watch;
 use crate::encode::EncodeConfig;
 use crate::status::{StatusBoard, gateway_status_json, route_status_json};
 
+/// Routes per page when a new leader lists them.
+const LIST_PAGE: u32 = 500;
+
 /// Status writes a pass keeps in flight (each is a GET and an apply).
 const WRITES_IN_FLIGHT: usize = 16;
 
@@ -115,8 +118,9 @@ struct Writer {
     client: kube::Client,
     config: StatusWriterConfig,
     stats: Arc<WriterStats>,
-    /// What the server held after our last successful write or check, per object.
-    written: BTreeMap<Target, Value>,
+    /// A digest of what the server held after our last successful write or check,
+    /// per object (a digest, not the JSON: this map has an entry per route).
+    written: BTreeMap<Target, u64>,
 }
 
 /// Starts the writer task on the current tokio runtime. It writes while `leader` is
@@ -201,7 +205,7 @@ impl Writer {
         }
         let todo: Vec<(Target, Value)> = want
             .into_iter()
-            .filter(|(target, value)| self.written.get(target) != Some(value))
+            .filter(|(target, value)| self.written.get(target) != Some(&digest(value)))
             .collect();
         let this = &*self;
         let results: Vec<_> = futures::stream::iter(todo)
@@ -219,7 +223,7 @@ impl Writer {
                     self.written.remove(&target);
                 }
                 Ok(true) => {
-                    self.written.insert(target, value);
+                    self.written.insert(target, digest(&value));
                 }
                 Ok(false) => {
                     self.written.remove(&target);
@@ -245,25 +249,36 @@ impl Writer {
                 .map(|ns| Api::namespaced_with(self.client.clone(), ns, &self.routes))
                 .collect()
         };
-        let mut items = Vec::new();
-        for api in apis {
-            items.extend(api.list(&ListParams::default()).await?.items);
-        }
         let controller = self.config.controller.as_str();
-        Ok(items
-            .iter()
-            .filter(|r| {
-                parents(&r.data)
-                    .iter()
-                    .any(|p| p["controllerName"] == controller)
-            })
-            .filter_map(|r| {
-                Some(ObjectKey::new(
-                    r.metadata.namespace.as_deref()?,
-                    r.metadata.name.as_deref()?,
-                ))
-            })
-            .collect())
+        let ours = |r: &DynamicObject| {
+            let key = ObjectKey::new(
+                r.metadata.namespace.as_deref()?,
+                r.metadata.name.as_deref()?,
+            );
+            let parents = parents(&r.data);
+            parents
+                .iter()
+                .any(|p| p["controllerName"] == controller)
+                .then_some(key)
+        };
+        let mut keys = Vec::new();
+        for api in apis {
+            // In pages: a cluster's routes at once would be one huge response.
+            let mut params = ListParams::default().limit(LIST_PAGE);
+            loop {
+                let page = api.list(&params).await?;
+                keys.extend(page.items.iter().filter_map(ours));
+                match page.metadata.continue_ {
+                    Some(token) if !token.is_empty() => {
+                        params = ListParams::default()
+                            .limit(LIST_PAGE)
+                            .continue_token(&token);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Brings one object's status to `value`; `Ok(false)` when the object is gone.
@@ -314,6 +329,14 @@ impl Writer {
         self.stats.writes.inc();
         Ok(true)
     }
+}
+
+/// A digest of a desired status fragment.
+fn digest(value: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut h);
+    h.finish()
 }
 
 /// A route's `status.parents` (empty when it has none).
