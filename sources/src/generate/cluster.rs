@@ -202,7 +202,7 @@ pub fn route(shape: &Shape, rng: &mut Rng, ns: usize, name: &str) -> HttpRoute {
 }
 
 fn rule(shape: &Shape, rng: &mut Rng, ns: usize, prefix: &str) -> Rule {
-    let matches = (0..rng.between(1, shape.max_matches.max(1)))
+    let matches: Vec<RouteMatch> = (0..rng.between(1, shape.max_matches.max(1)))
         .map(|m| route_match(rng, &format!("{prefix}/{m}")))
         .collect();
     let backends = (0..rng.between(1, shape.max_backends.max(1)))
@@ -212,6 +212,7 @@ fn rule(shape: &Shape, rng: &mut Rng, ns: usize, prefix: &str) -> Rule {
     if rng.percent(shape.filter_percent) {
         filters.push(filter(rng, prefix));
     }
+    valid_rewrites(&matches, &mut filters, prefix);
     Rule {
         matches,
         filters,
@@ -256,6 +257,21 @@ fn filter(rng: &mut Rng, prefix: &str) -> Filter {
             hostname: None,
             path: Some(PathModifier::ReplacePrefixMatch("/".into())),
         }),
+    }
+}
+
+/// The CRD admits `ReplacePrefixMatch` only in a rule with exactly one match, a
+/// `PathPrefix` one (a CEL rule): in any other rule the rewrite replaces the full path
+/// instead. (No random draw, so the clusters generated otherwise stay the same.)
+fn valid_rewrites(matches: &[RouteMatch], filters: &mut [Filter], prefix: &str) {
+    let one_prefix = matches!(matches, [m] if matches!(m.path, PathMatch::Prefix(_)));
+    for f in filters.iter_mut() {
+        if let Filter::UrlRewrite(UrlRewrite { path: Some(p), .. }) = f
+            && matches!(p, PathModifier::ReplacePrefixMatch(_))
+            && !one_prefix
+        {
+            *p = PathModifier::ReplaceFullPath(prefix.into());
+        }
     }
 }
 

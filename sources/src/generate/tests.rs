@@ -120,3 +120,37 @@ fn most_routes_attach_and_resolve() {
     assert!(ok("Accepted") >= 45, "accepted {}", ok("Accepted"));
     assert_eq!(ok("ResolvedRefs"), 60);
 }
+
+/// The CRD's CEL rule: `ReplacePrefixMatch` only in a rule with exactly one match, a
+/// `PathPrefix` one (the API server rejected 1,108 of the `large` preset's 10,000
+/// routes before the generator kept to it).
+#[test]
+fn prefix_rewrites_only_where_the_crd_admits_them() {
+    use sluice_pipeline::model::{Filter, PathMatch, PathModifier, UrlRewrite};
+    let shape = Preset::Small.shape();
+    let (mut rewrites, mut full) = (0, 0);
+    for object in generate(&shape, 3) {
+        let Object::HttpRoute(route) = object else {
+            continue;
+        };
+        for rule in &route.rules {
+            for filter in &rule.filters {
+                let Filter::UrlRewrite(UrlRewrite { path: Some(p), .. }) = filter else {
+                    continue;
+                };
+                match p {
+                    PathModifier::ReplacePrefixMatch(_) => {
+                        rewrites += 1;
+                        assert!(
+                            matches!(rule.matches.as_slice(), [m] if matches!(m.path, PathMatch::Prefix(_))),
+                            "{}: {rule:?}",
+                            route.meta.key
+                        );
+                    }
+                    PathModifier::ReplaceFullPath(_) => full += 1,
+                }
+            }
+        }
+    }
+    assert!(rewrites > 0 && full > 0, "prefix {rewrites}, full {full}");
+}
