@@ -146,13 +146,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         admin,
         pipeline,
     } = args;
+    let encode = EncodeConfig {
+        default_address: listen_address,
+        gateway_addresses: gateway_addresses.into_iter().collect(),
+        port_offset,
+    };
     let config = ControllerConfig {
         pipeline: pipeline.config(),
-        encode: EncodeConfig {
-            default_address: listen_address,
-            gateway_addresses: gateway_addresses.into_iter().collect(),
-            port_offset,
-        },
+        encode,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -166,12 +167,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         metrics: LoopMetrics::new(&mut registry),
     };
     if let Some(path) = status_file {
-        let file = StatusFile {
-            path,
-            encode: config.encode.clone(),
-            controller: config.pipeline.controller_name.clone(),
-        };
-        lp.status = StatusSink::File(file.spawn().context("starting the status file writer")?);
+        lp.status = status_file_sink(path, &config)?;
     }
     let mut input = if kube.kube {
         let (source, board) = runtime.block_on(start_kube(&kube, &config, &mut registry))?;
@@ -185,13 +181,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     server.stats().register(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(addr) = admin {
+        let (ready, hub) = (ready.clone(), hub.clone());
         let listener = runtime.block_on(sluice_sinks::admin::bind(addr))?;
-        let admin = Admin {
-            registry,
-            ready: ready.clone(),
-            hub: hub.clone(),
-        };
-        runtime.spawn(admin.serve(listener));
+        runtime.spawn(
+            Admin {
+                registry,
+                ready,
+                hub,
+            }
+            .serve(listener),
+        );
         tracing::info!(%addr, "admin port: /healthz /readyz /metrics /debug/xds");
     }
     // The initial state, complete, before any proxy is served.
@@ -200,35 +199,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Input::Kube(source) => lp.next_kube(source, delay)?,
     }
     ready.store(true, Ordering::Release);
-    std::thread::Builder::new()
-        .name("translate".into())
-        .spawn(move || {
-            let stopped = match input {
-                Input::Files(source) => lp.watch(source),
-                Input::Kube(mut source) => loop {
-                    if let Err(e) = lp.next_kube(&mut source, delay) {
-                        break Err(e);
-                    }
-                },
-            };
-            if let Err(e) = stopped {
-                tracing::error!("translation loop stopped: {e:#}");
-                std::process::exit(1);
-            }
-        })
-        .context("starting the translation thread")?;
-    runtime.block_on(async move {
-        tracing::info!(%xds, "serving ADS");
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let listener = tokio::net::TcpListener::bind(xds)
-            .await
-            .with_context(|| format!("binding the xDS address {xds}"))?;
-        server.serve_on(listener, shutdown).await?;
-        anyhow::Ok(())
-    })?;
+    lp.spawn(input, delay)?;
+    runtime.block_on(serve_ads(server, xds))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves ADS on `xds` until Ctrl-C.
+async fn serve_ads(server: AdsServer, xds: std::net::SocketAddr) -> anyhow::Result<()> {
+    tracing::info!(%xds, "serving ADS");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let listener = tokio::net::TcpListener::bind(xds)
+        .await
+        .with_context(|| format!("binding the xDS address {xds}"))?;
+    server.serve_on(listener, shutdown).await?;
+    Ok(())
+}
+
+/// The status file writer's thread.
+fn status_file_sink(path: PathBuf, config: &ControllerConfig) -> anyhow::Result<StatusSink> {
+    let file = StatusFile {
+        path,
+        encode: config.encode.clone(),
+        controller: config.pipeline.controller_name.clone(),
+    };
+    let tx = file.spawn().context("starting the status file writer")?;
+    Ok(StatusSink::File(tx))
 }
 
 /// Connects, starts the watchers, the status lease and the status writer.
@@ -268,6 +265,29 @@ async fn start_kube(
 }
 
 impl Loop {
+    /// Runs the loop on its own thread (timely blocks it) from here on; the process
+    /// exits if it stops.
+    fn spawn(mut self, input: Input, delay: Duration) -> anyhow::Result<()> {
+        std::thread::Builder::new()
+            .name("translate".into())
+            .spawn(move || {
+                let stopped = match input {
+                    Input::Files(source) => self.watch(source),
+                    Input::Kube(mut source) => loop {
+                        if let Err(e) = self.next_kube(&mut source, delay) {
+                            break Err(e);
+                        }
+                    },
+                };
+                if let Err(e) = stopped {
+                    tracing::error!("translation loop stopped: {e:#}");
+                    std::process::exit(1);
+                }
+            })
+            .context("starting the translation thread")?;
+        Ok(())
+    }
+
     /// Scan the files; translate and publish what changed (one logical time).
     fn scan(&mut self, source: &mut DirectorySource, first: bool) -> anyhow::Result<()> {
         let scan = source.scan();

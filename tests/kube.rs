@@ -390,12 +390,30 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn scenario(world: &mut World) -> anyhow::Result<()> {
-    let (ns, port) = (world.ns.clone(), world.envoy_port);
+    first_route(world)?;
+    admin_port(world)?;
+    foreign_entry(world)?;
+    gateway_side_flip(world)?;
+    fixed_error(world)?;
+    detach(world)?;
+    many_routes(world)?;
+    failover(world)?;
+    api_server_restart(world)?;
+    deleted_route(world)
+}
+
+/// A new route reaches Envoy; Gateway and route status are written.
+fn first_route(world: &World) -> anyhow::Result<()> {
     let t = Instant::now();
-    world.server.apply(&route_yaml(&ns, "echo-v1", "gw"))?;
-    let took = routes_to(port, "echo-v1")?;
+    world
+        .server
+        .apply(&route_yaml(&world.ns, "echo-v1", "gw"))?;
+    let took = routes_to(world.envoy_port, "echo-v1")?;
     step(
-        &format!("a new HTTPRoute reaches Envoy ({took:.0?} after apply)"),
+        &format!(
+            "a new HTTPRoute reaches Envoy ({} ms after apply)",
+            took.as_millis()
+        ),
         t,
     );
 
@@ -419,14 +437,15 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
         "Gateway and route status written (read back from the API server)",
         t,
     );
+    Ok(())
+}
 
-    admin_port(world)?;
-
-    // Another controller's entry on the same route must survive our writes.
+/// Another controller's entry on the same route survives our writes.
+fn foreign_entry(world: &World) -> anyhow::Result<()> {
     let t = Instant::now();
-    let mut foreign = route.clone();
+    let mut foreign = world.route()?;
     let theirs = serde_json::json!({
-        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": ns, "name": "theirs"},
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": world.ns, "name": "theirs"},
         "controllerName": "example.com/other",
         "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
                         "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"}],
@@ -439,8 +458,10 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
         &["replace", "--subresource=status", "-f", "-"],
         Some(&serde_json::to_string(&foreign)?),
     )?;
-    world.server.apply(&route_yaml(&ns, "echo-v2", "gw"))?;
-    routes_to(port, "echo-v2")?;
+    world
+        .server
+        .apply(&route_yaml(&world.ns, "echo-v2", "gw"))?;
+    routes_to(world.envoy_port, "echo-v2")?;
     let route = world.route_accepted(("True", "Accepted"))?;
     let parents = route["status"]["parents"].as_array().context("parents")?;
     anyhow::ensure!(
@@ -451,23 +472,19 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
         "a backend change reaches Envoy; another controller's status entry is kept",
         t,
     );
+    Ok(())
+}
 
-    gateway_side_flip(world)?;
-    fixed_error(world)?;
-    detach(world)?;
-    many_routes(world)?;
-    failover(world)?;
-    api_server_restart(world)?;
-
+/// A deleted route leaves Envoy and the Gateway's attachedRoutes.
+fn deleted_route(world: &World) -> anyhow::Result<()> {
     let t = Instant::now();
     world
         .server
-        .kubectl(&["delete", "httproute", "-n", &ns, "app"], None)?;
-    routes_to(port, "404")?;
+        .kubectl(&["delete", "httproute", "-n", &world.ns, "app"], None)?;
+    routes_to(world.envoy_port, "404")?;
     eventually("attachedRoutes 0", || {
-        let gw = world.gateway()?;
-        let n = &gw["status"]["listeners"][0]["attachedRoutes"];
-        if *n == 0 {
+        let n = world.gateway()?["status"]["listeners"][0]["attachedRoutes"].clone();
+        if n == 0 {
             Ok(Some(()))
         } else {
             bail!("attachedRoutes {n}")
@@ -643,24 +660,11 @@ fn many_routes(world: &World) -> anyhow::Result<()> {
     // kubectl lists 300 routes per poll: poll seldom, not to steal the server's CPU.
     let (deadline, every) = (Duration::from_secs(180), Duration::from_secs(1));
     eventually_within("every route's status", deadline, every, || {
-        let text = world.server.kubectl(
-            &["get", "httproute", "-n", ns, "-l", "bulk=yes", "-o", "json"],
-            None,
-        )?;
-        let list: Value = serde_json::from_str(&text)?;
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        let done = items
-            .iter()
-            .filter(|r| {
-                our_parent(r).is_some_and(|p| {
-                    condition(&p["conditions"], "Accepted").is_some_and(|c| c.0 == "True")
-                })
-            })
-            .count();
+        let done = accepted_bulk_routes(world)?;
         if done == N {
             Ok(Some(()))
         } else {
-            bail!("{done} of {} routes have our Accepted entry", items.len())
+            bail!("{done} of {N} routes have our Accepted entry")
         }
     })?;
     let statuses = t.elapsed();
@@ -698,6 +702,27 @@ fn many_routes(world: &World) -> anyhow::Result<()> {
         t,
     );
     Ok(())
+}
+
+/// How many of the bulk routes carry our entry with `Accepted=True`.
+fn accepted_bulk_routes(world: &World) -> anyhow::Result<usize> {
+    let args = [
+        "get",
+        "httproute",
+        "-n",
+        &world.ns,
+        "-l",
+        "bulk=yes",
+        "-o",
+        "json",
+    ];
+    let list: Value = serde_json::from_str(&world.server.kubectl(&args, None)?)?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let accepted = |r: &&Value| {
+        our_parent(r)
+            .is_some_and(|p| condition(&p["conditions"], "Accepted").is_some_and(|c| c.0 == "True"))
+    };
+    Ok(items.iter().filter(accepted).count())
 }
 
 /// Killing the status leader: the other replica takes the Lease and writes status.
