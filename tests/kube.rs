@@ -433,8 +433,23 @@ fn first_route(world: &World) -> anyhow::Result<()> {
             && status["listeners"][0]["attachedRoutes"] == 1;
         if ok { Ok(Some(())) } else { bail!("{status}") }
     })?;
+    eventually("GatewayClass status", || {
+        let gw = world.gateway()?;
+        let class = gw["spec"]["gatewayClassName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let class = world
+            .server
+            .get("gatewayclass", "default", &class)?
+            .context("no class")?;
+        match condition(&class["status"]["conditions"], "Accepted") {
+            Some((s, _)) if s == "True" => Ok(Some(())),
+            other => bail!("GatewayClass Accepted {other:?}"),
+        }
+    })?;
     step(
-        "Gateway and route status written (read back from the API server)",
+        "GatewayClass, Gateway and route status written (read back from the API server)",
         t,
     );
     Ok(())

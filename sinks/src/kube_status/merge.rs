@@ -52,7 +52,7 @@ pub fn gateway_status(desired: &Value, current: &Value, now: &str) -> Value {
     let mut out = desired.clone();
     out["conditions"] =
         with_transition_times(&desired["conditions"], current.get("conditions"), now);
-    if let Some(listeners) = out["listeners"].as_array_mut() {
+    if let Some(listeners) = out.get_mut("listeners").and_then(Value::as_array_mut) {
         for l in listeners {
             let old = current
                 .get("listeners")

@@ -41,6 +41,10 @@ use tokio::sync::watch;
 use crate::encode::EncodeConfig;
 use crate::status::{StatusBoard, gateway_status_json, route_status_json};
 
+/// The longest time between two passes while nothing changes (GatewayClasses are
+/// found by listing them on each pass).
+const RESYNC: Duration = Duration::from_secs(10);
+
 /// Routes per page when a new leader lists them.
 const LIST_PAGE: u32 = 500;
 
@@ -89,6 +93,8 @@ impl WriterStats {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
+    /// A GatewayClass of ours (cluster-scoped: the key has no namespace).
+    GatewayClass(ObjectKey),
     Gateway(ObjectKey),
     Route(ObjectKey),
 }
@@ -113,6 +119,7 @@ fn desired(board: &StatusBoard, config: &StatusWriterConfig) -> BTreeMap<Target,
 
 /// The writer: owns the client and what it last wrote.
 struct Writer {
+    classes: ApiResource,
     gateways: ApiResource,
     routes: ApiResource,
     client: kube::Client,
@@ -134,6 +141,7 @@ pub fn spawn(
     let stats = Arc::new(WriterStats::default());
     let gvk = |kind: &str| GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind);
     let writer = Writer {
+        classes: ApiResource::from_gvk_with_plural(&gvk("GatewayClass"), "gatewayclasses"),
         gateways: ApiResource::from_gvk_with_plural(&gvk("Gateway"), "gateways"),
         routes: ApiResource::from_gvk_with_plural(&gvk("HTTPRoute"), "httproutes"),
         client,
@@ -174,9 +182,11 @@ impl Writer {
             if failed {
                 continue; // retry what failed, even if the board did not change
             }
+            // GatewayClasses are not on the board: a pass every `RESYNC` finds new ones.
             tokio::select! {
                 changed = board.changed() => if changed.is_err() { return },
                 _ = leader.changed() => {}
+                _ = tokio::time::sleep(RESYNC) => {}
             }
         }
     }
@@ -188,6 +198,13 @@ impl Writer {
         for target in self.written.keys() {
             if let Target::Route(_) = target {
                 want.entry(target.clone()).or_insert_with(|| json!([]));
+            }
+        }
+        match self.our_classes().await {
+            Ok(classes) => want.extend(classes),
+            Err(e) => {
+                tracing::warn!("listing GatewayClasses: {e}");
+                self.stats.failures.inc();
             }
         }
         if sweep {
@@ -238,6 +255,35 @@ impl Writer {
         failed
     }
 
+    /// The `Accepted` status of every GatewayClass with our `controllerName`.
+    async fn our_classes(&self) -> kube::Result<Vec<(Target, Value)>> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.classes);
+        let list = api.list(&ListParams::default()).await?;
+        let controller = self.config.controller.as_str();
+        Ok(list
+            .items
+            .iter()
+            .filter(|c| {
+                c.data
+                    .pointer("/spec/controllerName")
+                    .and_then(Value::as_str)
+                    == Some(controller)
+            })
+            .filter_map(|c| {
+                let name = c.metadata.name.clone()?;
+                let generation = c.metadata.generation.unwrap_or(0);
+                let status = json!({"conditions": [{
+                    "type": "Accepted",
+                    "status": "True",
+                    "reason": "Accepted",
+                    "message": format!("Handled by {controller}"),
+                    "observedGeneration": generation,
+                }]});
+                Some((Target::GatewayClass(ObjectKey::cluster(name)), status))
+            })
+            .collect())
+    }
+
     /// Routes on the server (in the watched namespaces) that carry a parent entry of ours.
     async fn our_routes(&self) -> kube::Result<Vec<ObjectKey>> {
         let apis: Vec<Api<DynamicObject>> = if self.config.namespaces.is_empty() {
@@ -284,11 +330,14 @@ impl Writer {
     /// Brings one object's status to `value`; `Ok(false)` when the object is gone.
     async fn write(&self, target: &Target, value: &Value) -> kube::Result<bool> {
         let (resource, key) = match target {
+            Target::GatewayClass(k) => (&self.classes, k),
             Target::Gateway(k) => (&self.gateways, k),
             Target::Route(k) => (&self.routes, k),
         };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &key.namespace, resource);
+        let api: Api<DynamicObject> = match target {
+            Target::GatewayClass(_) => Api::all_with(self.client.clone(), resource),
+            _ => Api::namespaced_with(self.client.clone(), &key.namespace, resource),
+        };
         let Some(current) = api.get_opt(&key.name).await? else {
             return Ok(false);
         };
@@ -296,6 +345,14 @@ impl Writer {
         let empty = json!({});
         let status = current.data.get("status").unwrap_or(&empty);
         let new_status = match target {
+            Target::GatewayClass(_) => {
+                let old = status.get("conditions");
+                let conditions = merge::with_transition_times(&value["conditions"], old, &now);
+                if Some(&conditions) == old {
+                    return Ok(true);
+                }
+                json!({ "conditions": conditions })
+            }
             Target::Gateway(_) => {
                 let new = merge::gateway_status(value, status, &now);
                 if merge::gateway_up_to_date(&new, status) {
@@ -323,6 +380,12 @@ impl Writer {
             },
             "status": new_status,
         });
+        let mut patch = patch;
+        if key.namespace.is_empty()
+            && let Some(meta) = patch["metadata"].as_object_mut()
+        {
+            meta.remove("namespace"); // cluster-scoped
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch_status(&key.name, &params, &Patch::Apply(&patch))
             .await?;
