@@ -20,7 +20,9 @@
 //! - A route's `status.parents` entries of other controllers are never removed or
 //!   rewritten (the list is atomic in the CRD: we read it, keep theirs, replace ours,
 //!   and apply with the read resourceVersion as a precondition).
-//! - A failed write is logged, counted, and retried with backoff on a later pass.
+//! - A failed write is logged, counted, and retried with its own backoff (200 ms
+//!   doubling to 10 s); an object the server keeps rejecting never holds up the
+//!   others.
 
 pub mod merge;
 
@@ -44,6 +46,10 @@ use crate::status::{StatusBoard, gateway_status_json, route_status_json};
 /// The longest time between two passes while nothing changes (GatewayClasses are
 /// found by listing them on each pass).
 const RESYNC: Duration = Duration::from_secs(10);
+
+/// The backoff of an object whose write failed: doubled per failure, within these.
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Routes per page when a new leader lists them.
 const LIST_PAGE: u32 = 500;
@@ -125,6 +131,8 @@ struct Writer {
     client: kube::Client,
     config: StatusWriterConfig,
     stats: Arc<WriterStats>,
+    /// Objects whose last write failed: their backoff and when they are due again.
+    retry: BTreeMap<Target, (Duration, tokio::time::Instant)>,
     /// A digest of what the server held after our last successful write or check,
     /// per object (a digest, not the JSON: this map has an entry per route).
     written: BTreeMap<Target, u64>,
@@ -148,6 +156,7 @@ pub fn spawn(
         config,
         stats: stats.clone(),
         written: BTreeMap::new(),
+        retry: BTreeMap::new(),
     };
     tokio::spawn(writer.run(board, leader));
     stats
@@ -159,12 +168,12 @@ impl Writer {
         mut board: watch::Receiver<StatusBoard>,
         mut leader: watch::Receiver<bool>,
     ) {
-        let mut backoff = Duration::ZERO;
         let mut sweep = true;
         loop {
             if !*leader.borrow_and_update() {
                 // A follower forgets what it wrote: the leader may change things meanwhile.
                 self.written.clear();
+                self.retry.clear();
                 sweep = true;
                 if leader.changed().await.is_err() {
                     return;
@@ -172,27 +181,23 @@ impl Writer {
                 continue;
             }
             let snapshot = board.borrow_and_update().clone();
-            let failed = self.pass(&snapshot, std::mem::take(&mut sweep)).await;
-            backoff = if failed {
-                (backoff * 2).clamp(Duration::from_millis(200), Duration::from_secs(10))
-            } else {
-                Duration::ZERO
-            };
-            tokio::time::sleep(self.config.min_interval.max(backoff)).await;
-            if failed {
-                continue; // retry what failed, even if the board did not change
-            }
-            // GatewayClasses are not on the board: a pass every `RESYNC` finds new ones.
+            self.pass(&snapshot, std::mem::take(&mut sweep)).await;
+            tokio::time::sleep(self.config.min_interval).await;
+            // A failed object is retried when its own backoff is due; the others are
+            // not held up by it. GatewayClasses are not on the board: a pass every
+            // `RESYNC` finds new ones.
+            let next = self.retry.values().map(|(_, due)| *due).min();
+            let wake = next.unwrap_or_else(|| tokio::time::Instant::now() + RESYNC);
             tokio::select! {
                 changed = board.changed() => if changed.is_err() { return },
                 _ = leader.changed() => {}
-                _ = tokio::time::sleep(RESYNC) => {}
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
     }
 
-    /// Writes what differs; true when some write failed.
-    async fn pass(&mut self, board: &StatusBoard, sweep: bool) -> bool {
+    /// Writes what differs (skipping failed objects whose backoff is not due yet).
+    async fn pass(&mut self, board: &StatusBoard, sweep: bool) {
         let mut want = desired(board, &self.config);
         // Routes we wrote to that left the board: remove our entries.
         for target in self.written.keys() {
@@ -220,9 +225,11 @@ impl Writer {
                 }
             }
         }
+        let now = tokio::time::Instant::now();
         let todo: Vec<(Target, Value)> = want
             .into_iter()
             .filter(|(target, value)| self.written.get(target) != Some(&digest(value)))
+            .filter(|(target, _)| self.retry.get(target).is_none_or(|(_, due)| *due <= now))
             .collect();
         let this = &*self;
         let results: Vec<_> = futures::stream::iter(todo)
@@ -233,8 +240,10 @@ impl Writer {
             .buffer_unordered(WRITES_IN_FLIGHT)
             .collect()
             .await;
-        let mut failed = false;
         for (target, value, result) in results {
+            if result.is_ok() {
+                self.retry.remove(&target);
+            }
             match result {
                 Ok(true) if value == json!([]) => {
                     self.written.remove(&target);
@@ -246,13 +255,14 @@ impl Writer {
                     self.written.remove(&target);
                 }
                 Err(e) => {
-                    failed = true;
                     self.stats.failures.inc();
-                    tracing::warn!(?target, "writing status: {e}");
+                    let last = self.retry.get(&target).map_or(Duration::ZERO, |(d, _)| *d);
+                    let backoff = (last * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+                    tracing::warn!(?target, ?backoff, "writing status: {e}");
+                    self.retry.insert(target, (backoff, now + backoff));
                 }
             }
         }
-        failed
     }
 
     /// The `Accepted` status of every GatewayClass with our `controllerName`.
