@@ -63,6 +63,7 @@ fn from_manifests(args: &FromManifestsArgs) -> anyhow::Result<ExitCode> {
     for o in objects {
         writer.write(&Event {
             time: 1,
+            wall_micros: 0,
             op: Op::Apply,
             api_version: o.api_version,
             kind: o.kind,

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod demo;
 mod log;
+mod replay;
 mod serve;
 mod translate;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Event logs (`sluice log inspect FILE`).
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Feed an event log through the runtime and report events/s, latency per logical
+    /// time, peak memory and digests of the final xDS and status.
+    Replay(replay::ReplayArgs),
 }
 
 /// Settings shared by every command that runs the pipeline.
@@ -98,6 +102,10 @@ struct ServeArgs {
     /// address (e.g. 127.0.0.1:18001; the dump shows every route: keep it private).
     #[arg(long, env = "SLUICE_ADMIN")]
     admin: Option<std::net::SocketAddr>,
+    /// Append every event the source sees to this event log, with the logical times
+    /// it is given (`sluice replay FILE` feeds it back).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     #[command(flatten)]
     pipeline: PipelineArgs,
 }
@@ -114,6 +122,7 @@ fn main() -> ExitCode {
         Command::Scale(args) => sluice_scale::run(args),
         Command::DemoBackends(args) => demo::run(args),
         Command::Log(command) => log::run(command),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(code) => code,

@@ -32,6 +32,7 @@ use sluice_sinks::state::XdsHub;
 use sluice_sinks::status::StatusBoard;
 use sluice_sinks::status_file::StatusFile;
 use sluice_sources::kubernetes::KubeSource;
+use sluice_sources::log::Recorder;
 use sluice_sources::watch::DirectorySource;
 
 use crate::ServeArgs;
@@ -101,6 +102,8 @@ struct Loop {
     hub: Arc<XdsHub>,
     status: StatusSink,
     metrics: LoopMetrics,
+    /// `--record`: where the source's events go, before they are applied.
+    recorder: Option<Recorder>,
 }
 
 /// The translation loop's metrics.
@@ -144,6 +147,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         port_offset,
         status_file,
         admin,
+        record,
         pipeline,
     } = args;
     let encode = EncodeConfig {
@@ -165,16 +169,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         hub: hub.clone(),
         status: StatusSink::None,
         metrics: LoopMetrics::new(&mut registry),
+        recorder: None,
     };
+    if let Some(path) = &record {
+        let recorder = Recorder::open(path).context("opening the --record log")?;
+        if let Some(at) = recorder.recovered_at() {
+            tracing::warn!(
+                "{}: cut off a short last frame at byte {at} (a crash mid-write); recording continues after it",
+                path.display()
+            );
+        }
+        tracing::info!(log = %path.display(), bytes = recorder.offset(), "recording events");
+        lp.recorder = Some(recorder);
+    }
     if let Some(path) = status_file {
         lp.status = status_file_sink(path, &config)?;
     }
     let mut input = if kube.kube {
-        let (source, board) = runtime.block_on(start_kube(&kube, &config, &mut registry))?;
+        let (mut source, board) = runtime.block_on(start_kube(&kube, &config, &mut registry))?;
         lp.status = StatusSink::Kube(board);
+        if record.is_some() {
+            source.record();
+        }
         Input::Kube(source)
     } else {
-        Input::Files(DirectorySource::new(from))
+        let mut source = DirectorySource::new(from);
+        if record.is_some() {
+            source.record();
+        }
+        Input::Files(source)
     };
     let delay = Duration::from_millis(kube.batch_delay_ms);
     let server = AdsServer::new(hub.clone());
@@ -297,6 +320,7 @@ impl Loop {
         for e in &scan.errors {
             tracing::error!("{e}");
         }
+        self.record(scan.log);
         if scan.changes.is_empty() && !first {
             return Ok(());
         }
@@ -312,6 +336,7 @@ impl Loop {
         for w in &batch.warnings {
             tracing::warn!("{w}");
         }
+        self.record(batch.log);
         if batch.changes.is_empty() && !first {
             return Ok(());
         }
@@ -319,6 +344,21 @@ impl Loop {
             tracing::info!(objects = source.objects(), "every watch listed once");
         }
         self.step(batch.changes)
+    }
+
+    /// Appends the source's events to the `--record` log at the time they are about to
+    /// be applied at. A failed write stops recording (said once), never serving.
+    fn record(&mut self, events: Vec<sluice_eventlog::Event>) {
+        let Some(recorder) = &mut self.recorder else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = recorder.write(self.controller.time(), events) {
+            tracing::error!("recording stopped: {e}");
+            self.recorder = None;
+        }
     }
 
     /// Apply one logical time; publish its xDS and status.

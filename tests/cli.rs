@@ -159,6 +159,7 @@ fn log_inspect_summarises_and_names_damage() {
     let _ = std::fs::remove_file(&path);
     let event = |time, op, kind: &str, name: &str| Event {
         time,
+        wall_micros: 0,
         op,
         api_version: "v1".into(),
         kind: kind.into(),

@@ -48,6 +48,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Replica 1's event log.
+fn recording() -> PathBuf {
+    logs().join("sluice-1.events")
+}
+
 fn logs() -> PathBuf {
     workspace().join("target/kube-e2e")
 }
@@ -200,6 +205,10 @@ impl World {
             ])
             .args(["--lease-duration-secs", &LEASE_SECS.to_string()])
             .env("SLUICE_LOG", "info,kube=warn");
+        if i == 1 {
+            // Replica 1 records; a restart appends to the same log.
+            command.arg("--record").arg(recording());
+        }
         let log = logs().join(format!("sluice-{i}.log"));
         let mut guard = ChildGuard::spawn(&format!("sluice replica {i}"), command, &log)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.xds[i]));
@@ -343,6 +352,7 @@ fn service_account_kubeconfig(server: &Server) -> anyhow::Result<PathBuf> {
 
 fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(logs())?;
+    let _ = std::fs::remove_file(recording());
     let t = Instant::now();
     let server = Server::ensure(&workspace())?;
     step("API server built and started", t);
@@ -399,7 +409,56 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
     many_routes(world)?;
     failover(world)?;
     api_server_restart(world)?;
-    deleted_route(world)
+    deleted_route(world)?;
+    replayed(world)
+}
+
+/// Replica 1's recorded log (both of its runs, an API server restart, a relist)
+/// replays to exactly the xDS replica 1 serves now.
+fn replayed(world: &World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let gateway = format!("{}/gw", world.ns);
+    let (code, live) = get(world.admin[1], &format!("/debug/xds?gateway={gateway}"))?;
+    anyhow::ensure!(code == 200, "/debug/xds: {code} {live}");
+    let live: Value = serde_json::from_str(&live)?;
+    let dump = logs().join("replayed.json");
+    let binary =
+        std::env::var_os("SLUICE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into());
+    let out = Command::new(binary)
+        .arg("replay")
+        .arg(recording())
+        .arg("--dump")
+        .arg(&dump)
+        .args(["--listen-address", "127.0.0.1"])
+        .args(["--port-offset", &world.port_offset.to_string()])
+        .env("SLUICE_LOG", "warn")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sluice replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: Value = serde_json::from_str(&std::fs::read_to_string(&dump)?)?;
+    let ours = replayed["gateways"]
+        .as_array()
+        .and_then(|gws| {
+            gws.iter()
+                .find(|g| g["namespace"] == world.ns.as_str() && g["name"] == "gw")
+        })
+        .context("the replayed state has no Gateway gw")?;
+    anyhow::ensure!(
+        ours["xds"] == live["xds"],
+        "replayed xDS differs from what replica 1 serves:\n{}\nvs\n{}",
+        ours["xds"],
+        live["xds"]
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let events = summary.lines().next().unwrap_or_default().to_owned();
+    step(
+        &format!("replica 1's event log replays to the xDS it serves ({events})"),
+        t,
+    );
+    Ok(())
 }
 
 /// A new route reaches Envoy; Gateway and route status are written.

@@ -2,23 +2,30 @@
 //! times they were given. The log is the source of truth; every output can be rebuilt
 //! by replaying it.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! All integers are little-endian.
 //!
 //! ```text
-//! header  = magic "SLUICELG" (8 bytes) · version u32 (= 1)
+//! header  = magic "SLUICELG" (8 bytes) · version u32 (= 2)
 //! frame   = length u32 · crc32 u32 (of the record bytes) · record (length bytes)
-//! record  = time u64 · op u8 · api_version str · kind str · namespace str · name str
-//!           · object bytes
+//! record  = time u64 · wall u64 · op u8 · api_version str · kind str · namespace str
+//!           · name str · object bytes
 //! str     = length u32 · UTF-8 bytes        bytes = length u32 · bytes
 //! op      = 0 apply · 1 delete · 2 resync-begin · 3 resync-end
 //! ```
 //!
+//! `time` is the logical time the source gave the event; events of one time are
+//! consecutive and times never decrease. `wall` is when it was recorded, in
+//! microseconds since the Unix epoch (0: unknown), for replaying at the recorded pace.
 //! `object` is the object as the source read it (JSON; lossless). A delete carries
-//! the last known object or nothing; the resync markers carry only the kind whose
-//! relist they bracket (objects of that kind not re-applied between them are gone).
-//! A record is at most [`MAX_RECORD`] bytes.
+//! the last known object or nothing. The resync markers bracket a relist of one
+//! stream: `kind`, and as its scope `namespace` (a per-namespace watch) or `name` (a
+//! watch of one cluster-scoped object), empty for all; objects of that kind and scope
+//! not re-applied between them are gone. A record is at most [`MAX_RECORD`] bytes.
+//!
+//! Version 1 is version 2 without `wall`; it is still read, and appending to a
+//! version 1 log writes version 1 frames.
 //!
 //! # Damage
 //!
@@ -42,8 +49,10 @@ pub use writer::Writer;
 
 /// The first 8 bytes of every log.
 pub const MAGIC: &[u8; 8] = b"SLUICELG";
-/// The format version this crate reads and writes.
-pub const VERSION: u32 = 1;
+/// The format version this crate writes (and the newest it reads).
+pub const VERSION: u32 = 2;
+/// The oldest format version this crate reads.
+pub const MIN_VERSION: u32 = 1;
 /// Header size: magic and version.
 pub const HEADER_LEN: u64 = 12;
 /// Frame overhead: length and checksum.
@@ -98,6 +107,8 @@ impl Op {
 pub struct Event {
     /// The logical time the source gave the event.
     pub time: u64,
+    /// When it was recorded: microseconds since the Unix epoch (0: unknown).
+    pub wall_micros: u64,
     pub op: Op,
     /// `group/version`, or `version` for the core group (`v1`).
     pub api_version: String,

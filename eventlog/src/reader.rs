@@ -4,7 +4,9 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use crate::{Error, Event, FRAME_OVERHEAD, HEADER_LEN, MAGIC, MAX_RECORD, Result, VERSION};
+use crate::{
+    Error, Event, FRAME_OVERHEAD, HEADER_LEN, MAGIC, MAX_RECORD, MIN_VERSION, Result, VERSION,
+};
 
 /// Reads a log's events in order. A short last frame ends the events and is
 /// reported by [`Reader::truncated_at`]; other damage is an [`Error`].
@@ -16,6 +18,8 @@ pub struct Reader {
     offset: u64,
     truncated_at: Option<u64>,
     finished: bool,
+    /// The log's format version.
+    version: u32,
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -46,6 +50,7 @@ impl Reader {
             offset: 0,
             truncated_at: None,
             finished: false,
+            version: VERSION,
         };
         reader.header()?;
         Ok(reader)
@@ -82,10 +87,13 @@ impl Reader {
         let mut version = [0u8; 4];
         version.copy_from_slice(&header[8..12]);
         let version = u32::from_le_bytes(version);
-        if version != VERSION {
-            let what = format!("format version {version}, this build reads version {VERSION}");
+        if !(MIN_VERSION..=VERSION).contains(&version) {
+            let what = format!(
+                "format version {version}, this build reads versions {MIN_VERSION} to {VERSION}"
+            );
             return Err(self.damaged(8, what));
         }
+        self.version = version;
         self.offset = HEADER_LEN;
         Ok(())
     }
@@ -118,7 +126,7 @@ impl Reader {
         if crate::crc32(&record) != sum {
             return Err(self.fail("checksum does not match the frame"));
         }
-        let event = crate::record::decode(&record).map_err(|what| self.fail(what))?;
+        let event = crate::record::decode(&record, self.version).map_err(|what| self.fail(what))?;
         self.offset += FRAME_OVERHEAD + u64::from(len);
         Ok(Some(event))
     }
@@ -138,6 +146,11 @@ impl Reader {
     /// continues.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The log's format version (a log cut inside its header reads as the current one).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// Where a short last frame (or header) starts, once the reader reached it.

@@ -2,9 +2,12 @@
 
 use crate::{Event, Op};
 
-/// Appends `event`'s record bytes to `out`.
-pub fn encode(event: &Event, out: &mut Vec<u8>) {
+/// Appends `event`'s record bytes, in format `version`, to `out`.
+pub fn encode(event: &Event, version: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&event.time.to_le_bytes());
+    if version >= 2 {
+        out.extend_from_slice(&event.wall_micros.to_le_bytes());
+    }
     out.push(event.op.code());
     for field in [
         event.api_version.as_bytes(),
@@ -52,14 +55,19 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The event in `record`, or what is wrong with it.
-pub fn decode(record: &[u8]) -> Result<Event, String> {
+/// The event in `record` (format `version`), or what is wrong with it.
+pub fn decode(record: &[u8], version: u32) -> Result<Event, String> {
     let mut f = Fields { rest: record };
     let time = u64::from_le_bytes(f.array("time")?);
+    let wall_micros = match version {
+        1 => 0,
+        _ => u64::from_le_bytes(f.array("wall clock")?),
+    };
     let [code] = f.array("operation")?;
     let op = Op::from_code(code).ok_or_else(|| format!("unknown operation {code}"))?;
     let event = Event {
         time,
+        wall_micros,
         op,
         api_version: f.string("apiVersion")?,
         kind: f.string("kind")?,

@@ -15,6 +15,10 @@ pub struct Writer {
     offset: u64,
     /// Set when opening cut off a short last frame: where it started.
     recovered_at: Option<u64>,
+    /// One past the largest time written so far (0 for an empty log).
+    next_time: u64,
+    /// The format version of the log (an existing log keeps its own).
+    version: u32,
     buf: Vec<u8>,
 }
 
@@ -29,15 +33,17 @@ impl Writer {
             path: name.clone(),
             source,
         };
-        let (offset, recovered_at) = if path.exists() {
+        let (mut offset, mut recovered_at, mut next_time, mut version) = (0, None, 0, VERSION);
+        if path.exists() {
             let mut reader = Reader::open(path)?;
             for event in reader.by_ref() {
-                event?;
+                next_time = next_time.max(event?.time.saturating_add(1));
             }
-            (reader.offset(), reader.truncated_at())
-        } else {
-            (0, None)
-        };
+            (offset, recovered_at) = (reader.offset(), reader.truncated_at());
+            if offset > 0 {
+                version = reader.version();
+            }
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -51,6 +57,8 @@ impl Writer {
             file,
             offset,
             recovered_at,
+            next_time,
+            version,
             buf: Vec::new(),
         };
         if offset == 0 {
@@ -74,7 +82,7 @@ impl Writer {
     /// Appends one event as one frame (one write).
     pub fn write(&mut self, event: &Event) -> Result<()> {
         let mut record = Vec::new();
-        crate::record::encode(event, &mut record);
+        crate::record::encode(event, self.version, &mut record);
         let len = match u32::try_from(record.len()) {
             Ok(len) if len <= MAX_RECORD => len,
             _ => {
@@ -97,6 +105,9 @@ impl Writer {
         frame.extend_from_slice(&record);
         let written = self.write_all(&frame);
         self.buf = frame;
+        if written.is_ok() {
+            self.next_time = self.next_time.max(event.time.saturating_add(1));
+        }
         written
     }
 
@@ -111,6 +122,12 @@ impl Writer {
     /// The size of the log so far.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// One past the largest logical time in the log (0 when it has no event): where
+    /// a new run appending to it starts its times, so times never go back.
+    pub fn next_time(&self) -> u64 {
+        self.next_time
     }
 
     /// Where the short last frame that opening cut off started, if there was one.

@@ -20,6 +20,7 @@ fn temp(name: &str) -> PathBuf {
 fn event(time: u64, op: Op, name: &str, object: &str) -> Event {
     Event {
         time,
+        wall_micros: 0,
         op,
         api_version: "gateway.networking.k8s.io/v1".into(),
         kind: "HTTPRoute".into(),
@@ -41,6 +42,7 @@ fn events() -> Vec<Event> {
         event(2, Op::Delete, "r1", ""),
         Event {
             time: 3,
+            wall_micros: 0,
             op: Op::ResyncBegin,
             api_version: "v1".into(),
             kind: "Service".into(),
@@ -88,7 +90,7 @@ fn events_read_back_as_written() {
     let ends = write(&path, &events());
     let bytes = std::fs::read(&path).expect("read");
     assert_eq!(&bytes[..8], b"SLUICELG");
-    assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
+    assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
     assert_eq!(ends[0], HEADER_LEN);
     assert_eq!(*ends.last().expect("ends"), bytes.len() as u64);
     // Each frame: length, the CRC-32 of the record, the record.
@@ -176,11 +178,11 @@ fn wrong_magic_unknown_version_and_absurd_length_name_their_offset() {
     assert_eq!(damaged_at(Some(error)).0, 0);
 
     let mut bytes = good.clone();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write(&path, &bytes).expect("write");
     let (offset, what) = damaged_at(Reader::open(&path).err());
     assert_eq!(offset, 8);
-    assert!(what.contains("version 2"), "{what}");
+    assert!(what.contains("version 3"), "{what}");
 
     let mut bytes = good.clone();
     bytes.extend_from_slice(&u32::MAX.to_le_bytes());
@@ -198,8 +200,9 @@ fn a_malformed_record_with_a_good_checksum_is_an_error() {
     let path = temp("malformed");
     write(&path, &[]);
     let mut bytes = std::fs::read(&path).expect("read");
-    // A time, an operation code 9, and nothing else.
+    // A time, a wall clock, an operation code 9, and nothing else.
     let mut record = 5u64.to_le_bytes().to_vec();
+    record.extend_from_slice(&0u64.to_le_bytes());
     record.push(9);
     bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&crc32(&record).to_le_bytes());
@@ -209,7 +212,7 @@ fn a_malformed_record_with_a_good_checksum_is_an_error() {
     assert_eq!(offset, HEADER_LEN);
     assert!(what.contains("unknown operation 9"), "{what}");
     // Code 0 but the strings are missing.
-    record[8] = 0;
+    record[16] = 0;
     bytes.truncate(HEADER_LEN as usize);
     bytes.extend_from_slice(&(record.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&crc32(&record).to_le_bytes());
@@ -217,4 +220,58 @@ fn a_malformed_record_with_a_good_checksum_is_an_error() {
     std::fs::write(&path, &bytes).expect("write");
     let (_, what) = damaged_at(read_all(&path).1);
     assert!(what.contains("record ends inside its apiVersion"), "{what}");
+}
+
+/// A version 1 log (no wall clock in its records), written byte by byte from the
+/// format's description, reads back; appending to it keeps writing version 1.
+#[test]
+fn a_version_1_log_is_read_and_appended_as_version_1() {
+    let path = temp("v1");
+    let record = |time: u64, name: &str| {
+        let mut r = time.to_le_bytes().to_vec();
+        r.push(0); // apply
+        for field in ["v1", "Service", "ns", name, "{}"] {
+            r.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            r.extend_from_slice(field.as_bytes());
+        }
+        r
+    };
+    let mut bytes = b"SLUICELG".to_vec();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    let r = record(7, "a");
+    bytes.extend_from_slice(&(r.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&crc32(&r).to_le_bytes());
+    bytes.extend_from_slice(&r);
+    std::fs::write(&path, &bytes).expect("write");
+    let (got, error, _) = read_all(&path);
+    assert!(error.is_none(), "{error:?}");
+    let expected = Event {
+        time: 7,
+        wall_micros: 0,
+        op: Op::Apply,
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        namespace: "ns".into(),
+        name: "a".into(),
+        object: b"{}".to_vec(),
+    };
+    assert_eq!(got, std::slice::from_ref(&expected));
+
+    let mut w = Writer::append(&path).expect("append");
+    assert_eq!(w.next_time(), 8);
+    let mut second = expected.clone();
+    second.time = 8;
+    second.wall_micros = 123;
+    w.write(&second).expect("write");
+    drop(w);
+    let mut appended = bytes.clone();
+    let r = record(8, "a");
+    appended.extend_from_slice(&(r.len() as u32).to_le_bytes());
+    appended.extend_from_slice(&crc32(&r).to_le_bytes());
+    appended.extend_from_slice(&r);
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        appended,
+        "a version 1 frame"
+    );
 }

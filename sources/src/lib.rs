@@ -22,6 +22,7 @@
 pub mod convert;
 pub mod generate;
 pub mod kubernetes;
+pub mod log;
 pub mod manifest;
 pub mod watch;
 

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::SystemTime;
 
-use sluice_pipeline::model::{Change, Object, ObjectId};
+use sluice_eventlog::{Event, Op};
+use sluice_pipeline::model::{Change, Object, ObjectId, ObjectKey};
 
-use crate::manifest::{collect_files, parse_manifests};
+use crate::manifest::{collect_files, parse_manifests, raw_objects};
 use crate::{Error, Warning};
 
 #[derive(Debug, Default)]
@@ -25,6 +26,8 @@ struct FileState {
     /// Hash of the text last parsed.
     content: u64,
     objects: BTreeMap<ObjectId, Object>,
+    /// When recording: each object's log event (an apply of its JSON as written).
+    raw: BTreeMap<ObjectId, Event>,
 }
 
 /// The result of one scan.
@@ -34,6 +37,9 @@ pub struct Scan {
     pub warnings: Vec<Warning>,
     /// Files that could not be read or parsed (their previous objects are kept).
     pub errors: Vec<Error>,
+    /// When recording ([`DirectorySource::record`]): the changes as log events (time
+    /// 0, for the recorder to set). The first scan's are a full resync.
+    pub log: Vec<Event>,
 }
 
 /// Manifest files under some roots, and the objects they held at the last scan.
@@ -41,6 +47,8 @@ pub struct Scan {
 pub struct DirectorySource {
     roots: Vec<PathBuf>,
     files: BTreeMap<PathBuf, FileState>,
+    record: bool,
+    scanned: bool,
 }
 
 fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
@@ -52,6 +60,36 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 /// change again without its stamp changing, so only older stamps are trusted.
 fn settled((modified, _): (SystemTime, u64)) -> bool {
     modified.elapsed().is_ok_and(|age| age.as_secs() >= 1)
+}
+
+/// An apply of each object document of `text` (already parsed without error), by
+/// identity; documents of kinds Sluice does not read are left out.
+fn raw_by_id(text: &str, path: &Path) -> BTreeMap<ObjectId, Event> {
+    let Ok((objects, _)) = raw_objects(text, &path.display().to_string()) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for raw in objects {
+        let Some(kind) = crate::kubernetes::model_kind(&raw.kind) else {
+            continue;
+        };
+        let key = match raw.namespace.as_str() {
+            "" => ObjectKey::cluster(raw.name.clone()),
+            ns => ObjectKey::new(ns, raw.name.clone()),
+        };
+        let event = Event {
+            time: 0,
+            wall_micros: 0,
+            op: Op::Apply,
+            api_version: raw.api_version,
+            kind: raw.kind,
+            namespace: raw.namespace,
+            name: raw.name,
+            object: raw.json,
+        };
+        out.insert(ObjectId { kind, key }, event);
+    }
+    out
 }
 
 fn hash(text: &str) -> u64 {
@@ -66,7 +104,15 @@ impl DirectorySource {
         Self {
             roots,
             files: BTreeMap::new(),
+            record: false,
+            scanned: false,
         }
+    }
+
+    /// Also give each scan's changes as log events ([`Scan::log`]), from the objects'
+    /// JSON as written. Call before the first scan.
+    pub fn record(&mut self) {
+        self.record = true;
     }
 
     /// Compare the files with the last scan.
@@ -110,6 +156,9 @@ impl DirectorySource {
                         state.stamp = now;
                         state.content = hash(&text);
                         scan.warnings.extend(parsed.warnings);
+                        if self.record {
+                            state.raw = raw_by_id(&text, &path);
+                        }
                         let new: BTreeMap<ObjectId, Object> =
                             parsed.objects.into_iter().map(|o| (o.id(), o)).collect();
                         let old = std::mem::replace(&mut state.objects, new);
@@ -120,6 +169,10 @@ impl DirectorySource {
             }
         }
         scan.changes = touched.into_keys().map(|id| self.resolve(id)).collect();
+        if self.record {
+            scan.log = self.log(&scan.changes);
+        }
+        self.scanned = true;
         scan
     }
 
@@ -129,6 +182,40 @@ impl DirectorySource {
             Some(obj) => Change::Apply(obj.clone()),
             None => Change::Delete(id),
         }
+    }
+
+    /// `changes` as log events: an apply carries the JSON of the file that defines
+    /// the object. The first scan's events are a full resync (a replay deletes what
+    /// an earlier run appending to the same log had and this one has not).
+    fn log(&self, changes: &[Change]) -> Vec<Event> {
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            let event = match change {
+                Change::Apply(o) => {
+                    let id = o.id();
+                    match self.files.values().rev().find_map(|f| f.raw.get(&id)) {
+                        Some(e) => e.clone(),
+                        None => {
+                            tracing::error!(
+                                "{:?} {}: no JSON to record; not recorded",
+                                id.kind,
+                                id.key
+                            );
+                            continue;
+                        }
+                    }
+                }
+                Change::Delete(id) => crate::log::delete(id),
+            };
+            events.push(event);
+        }
+        if !self.scanned {
+            let mut full = crate::log::full_resync(Op::ResyncBegin);
+            full.append(&mut events);
+            full.extend(crate::log::full_resync(Op::ResyncEnd));
+            return full;
+        }
+        events
     }
 
     /// Wake-ups on file-system events under the roots (the caller then scans). The

@@ -11,6 +11,8 @@ use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::GatewayResources;
 use sluice_sinks::translator::Translator;
+use sluice_sources::generate;
+use sluice_sources::log::Recorder;
 
 /// Gateways' resource sets after one logical time.
 #[derive(Debug)]
@@ -24,7 +26,15 @@ pub struct Published {
 }
 
 #[derive(Debug)]
-pub enum Engine {
+pub struct Engine {
+    inner: Inner,
+    /// `--record`: the run as an event log, and the logical times applied so far.
+    recorder: Option<Recorder>,
+    times: u64,
+}
+
+#[derive(Debug)]
+enum Inner {
     /// The runtime every mode drives. Boxed: it is much larger than the full
     /// engine's state.
     Incremental(Box<Controller>),
@@ -41,28 +51,71 @@ impl Engine {
             pipeline: config,
             encode: EncodeConfig::default(),
         })?;
-        Ok(Engine::Incremental(Box::new(controller)))
+        Ok(Self::new(Inner::Incremental(Box::new(controller))))
     }
 
     pub fn full(controller: String) -> Self {
-        Engine::Full {
+        Self::new(Inner::Full {
             objects: BTreeMap::new(),
             controller,
             time: 0,
+        })
+    }
+
+    fn new(inner: Inner) -> Self {
+        Self {
+            inner,
+            recorder: None,
+            times: 0,
         }
     }
 
+    /// Writes every logical time's changes to `recorder` (before they are timed).
+    pub fn record(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
     pub fn mode(&self) -> &'static str {
-        match self {
-            Engine::Incremental(_) => "incremental",
-            Engine::Full { .. } => "full",
+        match self.inner {
+            Inner::Incremental(_) => "incremental",
+            Inner::Full { .. } => "full",
         }
+    }
+
+    /// When recording: `changes` as log events at the next logical time (the objects
+    /// as the generator writes them as manifests).
+    pub fn log(&mut self, changes: &[Change]) -> anyhow::Result<()> {
+        let Some(recorder) = &mut self.recorder else {
+            return Ok(());
+        };
+        let mut events = Vec::with_capacity(changes.len());
+        for change in changes {
+            events.push(match change {
+                Change::Apply(o) => {
+                    sluice_sources::log::apply(&generate::to_yaml(o)).ok_or_else(|| {
+                        anyhow::anyhow!("{:?} {} has no name", o.id().kind, o.id().key)
+                    })?
+                }
+                Change::Delete(id) => sluice_sources::log::delete(id),
+            });
+        }
+        recorder.write(self.times, events)?;
+        Ok(())
+    }
+
+    /// Flushes the recording to the disk.
+    pub fn sync(&mut self) -> anyhow::Result<()> {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.sync()?;
+        }
+        Ok(())
     }
 
     /// Applies one logical time's changes; returns when the xDS is ready.
     pub fn apply(&mut self, changes: Vec<Change>) -> anyhow::Result<Published> {
-        match self {
-            Engine::Incremental(controller) => {
+        self.times += 1;
+        match &mut self.inner {
+            Inner::Incremental(controller) => {
                 let step = controller.apply(changes)?;
                 Ok(Published {
                     pipeline: step.timings.pipeline,
@@ -70,7 +123,7 @@ impl Engine {
                     complete: false,
                 })
             }
-            Engine::Full {
+            Inner::Full {
                 objects,
                 controller,
                 time,

@@ -23,6 +23,7 @@ use clap::ValueEnum;
 use sluice_sources::generate::{self, ChangeType, Mix, Preset, Shape};
 
 use engine::Engine;
+pub use measure::{Progress, rss};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Baseline {
@@ -76,6 +77,10 @@ pub struct ScaleArgs {
     /// Directory of report JSON files for `--plot`.
     #[arg(long, value_name = "DIR")]
     reports: Option<PathBuf>,
+    /// Write the run (initial load, churn, teardown) as an event log, one logical
+    /// time per change or batch as applied (`sluice replay FILE` feeds it back).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 /// Overrides of the preset's shape.
@@ -158,6 +163,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
         write_manifests,
         plot,
         reports,
+        record,
     } = args;
     if let (Some(svg), Some(dir)) = (plot, reports) {
         return plot::render(&dir, &svg).map(|()| ExitCode::SUCCESS);
@@ -180,7 +186,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = write_manifests {
         return write_manifest_dir(&dir, &objects).map(|()| ExitCode::SUCCESS);
     }
-    let engine = if config.full {
+    let mut engine = if config.full {
         Engine::full(sluice_pipeline::DEFAULT_CONTROLLER.to_owned())
     } else {
         Engine::incremental(sluice_pipeline::PipelineConfig {
@@ -188,6 +194,17 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
             controller_name: sluice_pipeline::DEFAULT_CONTROLLER.to_owned(),
         })?
     };
+    if let Some(path) = &record {
+        if path.exists() {
+            anyhow::bail!(
+                "{} exists; not appending a generated run to it",
+                path.display()
+            );
+        }
+        let recorder = sluice_sources::log::Recorder::open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        engine.record(recorder);
+    }
     let result = phases::run(&config, engine, objects)?;
     let json = report::json(&config, &result);
     println!("{}", report::table(&config, &result));

@@ -128,6 +128,7 @@ pub fn run(config: &Config, mut engine: Engine, objects: Vec<Object>) -> anyhow:
 
     let ids: Vec<Change> = churn.objects().map(|o| Change::Delete(o.id())).collect();
     let teardown = one_time(&mut engine, &mut view, "teardown", ids)?;
+    engine.sync()?;
     (memory.final_, memory.peak) = rss();
     Ok(Outcome {
         mode: engine.mode(),
@@ -229,6 +230,7 @@ fn timed(
     view: &mut XdsView,
     changes: Vec<Change>,
 ) -> anyhow::Result<(Duration, Emitted, Changed)> {
+    engine.log(&changes)?;
     let start = Instant::now();
     let published = engine.apply(changes)?;
     let latency = start.elapsed();

@@ -37,9 +37,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
+use sluice_eventlog::Op;
 use sluice_pipeline::model::Change;
 use tokio::sync::mpsc;
 
+pub(crate) use state::model_kind;
 pub use state::{StreamEvent, Watched};
 
 /// A kind the source watches: `(group, version, kind, namespaced)`.
@@ -116,6 +118,10 @@ pub struct Batch {
     pub events: usize,
     /// Objects that did not convert (each names the object and why).
     pub warnings: Vec<String>,
+    /// When recording ([`KubeSource::record`]): every watch event as a log event (time
+    /// 0, for the recorder to set); a (re)list is bracketed by resync markers whose
+    /// namespace or name is the stream's scope.
+    pub log: Vec<sluice_eventlog::Event>,
 }
 
 /// Watchers over the translated kinds, read as batches of changes.
@@ -125,6 +131,9 @@ pub struct KubeSource {
     watched: Watched,
     initial_sent: bool,
     stats: Arc<SourceStats>,
+    /// Each stream's apiVersion, kind and scope, for its resync markers.
+    streams: Vec<(String, &'static str, Scope)>,
+    record: bool,
 }
 
 impl KubeSource {
@@ -134,6 +143,7 @@ impl KubeSource {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(SourceStats::default());
         let mut streams = 0;
+        let mut scoped = Vec::new();
         for (group, version, kind, namespaced) in KINDS {
             let gvk = GroupVersionKind::gvk(group, version, kind);
             let resource = match kube::discovery::pinned_kind(&client, &gvk).await {
@@ -149,6 +159,7 @@ impl KubeSource {
             for scope in scopes(namespaced, kind, namespaces) {
                 let stream = streams;
                 streams += 1;
+                scoped.push((gvk.api_version(), kind, scope.clone()));
                 let Some(resource) = resource.clone() else {
                     let _ = tx.send((stream, StreamEvent::Skipped));
                     continue;
@@ -162,7 +173,42 @@ impl KubeSource {
             watched: Watched::new(streams),
             initial_sent: false,
             stats,
+            streams: scoped,
+            record: false,
         }
+    }
+
+    /// Also give every watch event as a log event ([`Batch::log`]).
+    pub fn record(&mut self) {
+        self.record = true;
+    }
+
+    /// Feeds one event to the watch state (and, when recording, to the batch's log).
+    fn feed(&mut self, stream: usize, event: StreamEvent, batch: &mut Batch) {
+        batch.events += 1;
+        if self.record {
+            let marker = |op| {
+                let (api_version, kind, scope) = self.streams.get(stream)?;
+                let (ns, name) = match scope {
+                    Scope::All => ("", ""),
+                    Scope::Namespace(ns) => (ns.as_str(), ""),
+                    Scope::Named(name) => ("", name.as_str()),
+                };
+                Some(crate::log::resync(op, api_version, kind, ns, name))
+            };
+            let logged = match &event {
+                StreamEvent::ListBegin => marker(Op::ResyncBegin),
+                StreamEvent::ListEnd => marker(Op::ResyncEnd),
+                StreamEvent::Listed(v) | StreamEvent::Applied(v) => crate::log::apply(v),
+                StreamEvent::Deleted(v) => crate::log::apply(v).map(|mut e| {
+                    e.op = Op::Delete;
+                    e
+                }),
+                StreamEvent::Skipped => None,
+            };
+            batch.log.extend(logged);
+        }
+        self.watched.on(stream, event);
     }
 
     pub fn stats(&self) -> Arc<SourceStats> {
@@ -177,8 +223,7 @@ impl KubeSource {
         let mut batch = Batch::default();
         loop {
             let (stream, event) = self.events.blocking_recv()?;
-            batch.events += 1;
-            self.watched.on(stream, event);
+            self.feed(stream, event, &mut batch);
             if self.watched.ready() {
                 break;
             }
@@ -191,8 +236,7 @@ impl KubeSource {
             while Instant::now() < deadline && quiet_since.elapsed() < QUIET {
                 match self.events.try_recv() {
                     Ok((stream, event)) => {
-                        batch.events += 1;
-                        self.watched.on(stream, event);
+                        self.feed(stream, event, &mut batch);
                         quiet_since = Instant::now();
                     }
                     Err(mpsc::error::TryRecvError::Empty) => {

@@ -56,7 +56,7 @@ pub struct Watched {
 }
 
 /// The model kind of a Kubernetes kind the source watches.
-fn model_kind(kind: &str) -> Option<Kind> {
+pub(crate) fn model_kind(kind: &str) -> Option<Kind> {
     Some(match kind {
         "GatewayClass" => Kind::GatewayClass,
         "Gateway" => Kind::Gateway,
@@ -96,6 +96,17 @@ impl Watched {
             streams: (0..streams).map(|_| Stream::default()).collect(),
             ..Self::default()
         }
+    }
+
+    /// Adds a stream; returns its number.
+    pub fn add_stream(&mut self) -> usize {
+        self.streams.push(Stream::default());
+        self.streams.len() - 1
+    }
+
+    /// Whether `stream` is between a [`StreamEvent::ListBegin`] and its end.
+    pub fn listing(&self, stream: usize) -> bool {
+        self.streams.get(stream).is_some_and(|s| s.relist.is_some())
     }
 
     /// Every stream has listed once or was skipped.

@@ -1,0 +1,365 @@
+//! Event logs and the sources: what a source saw, as log events ([`apply`],
+//! [`delete`], [`resync`]); a log, read back as pipeline changes one logical time at
+//! a time ([`LogSource`]), through the same conversion and the same watch state as
+//! the Kubernetes source.
+//!
+//! # Contract
+//! - Replaying a log gives the changes the recording source gave, time for time: an
+//!   `apply` converts as a watch event does (an object that does not convert keeps its
+//!   last good version), a `delete` removes, and a resync (`resync-begin` … `resync-end`)
+//!   is a relist: objects of its kind and scope not re-applied between the markers are
+//!   deleted at its end, and only changed objects are applied.
+//! - A resync marker's `namespace` and `name` are the scope of the relisted stream:
+//!   empty for "all", else the namespace (a per-namespace watch) or the name (a watch
+//!   of one cluster-scoped object). An `apply` or `delete` belongs to the most specific
+//!   stream of its kind whose scope holds it, else to the kind's cluster-wide stream.
+//! - Events of one time are consecutive in a log; a log is read streaming, one time's
+//!   events at a time.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_eventlog::{Event, Op, Reader, Writer};
+use sluice_pipeline::model::{Change, Kind, ObjectId};
+
+use crate::kubernetes::{StreamEvent, Watched};
+
+/// `apiVersion` Sluice reads `kind` at.
+pub fn api_version(kind: Kind) -> &'static str {
+    match kind {
+        Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute => "gateway.networking.k8s.io/v1",
+        Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
+        Kind::Service | Kind::Namespace => "v1",
+        Kind::EndpointSlice => "discovery.k8s.io/v1",
+    }
+}
+
+/// An `apply` of an object given as JSON (time 0: the recorder sets it). `None` when
+/// it has no kind or no name.
+pub fn apply(value: &Value) -> Option<Event> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let meta = value.get("metadata");
+    Some(Event {
+        time: 0,
+        wall_micros: 0,
+        op: Op::Apply,
+        api_version: text(value.get("apiVersion")).unwrap_or_default(),
+        kind: text(value.get("kind"))?,
+        namespace: text(meta.and_then(|m| m.get("namespace"))).unwrap_or_default(),
+        name: text(meta.and_then(|m| m.get("name")))?,
+        object: serde_json::to_vec(value).ok()?,
+    })
+}
+
+/// A `delete` of `id`, without the object.
+pub fn delete(id: &ObjectId) -> Event {
+    Event {
+        time: 0,
+        wall_micros: 0,
+        op: Op::Delete,
+        api_version: api_version(id.kind).to_owned(),
+        kind: id.kind.as_str().to_owned(),
+        namespace: id.key.namespace.clone(),
+        name: id.key.name.clone(),
+        object: Vec::new(),
+    }
+}
+
+/// A resync marker (`op` is [`Op::ResyncBegin`] or [`Op::ResyncEnd`]) of the stream of
+/// `kind` scoped to `namespace` or `name` (empty: all).
+pub fn resync(op: Op, api_version: &str, kind: &str, namespace: &str, name: &str) -> Event {
+    Event {
+        time: 0,
+        wall_micros: 0,
+        op,
+        api_version: api_version.to_owned(),
+        kind: kind.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        object: Vec::new(),
+    }
+}
+
+/// Resync markers around a full relist of every kind Sluice reads: a source that
+/// starts afresh (a new process appending to an old log) writes them around its
+/// first state, so a replay deletes what vanished while nothing was recording.
+pub fn full_resync(op: Op) -> Vec<Event> {
+    crate::kubernetes::KINDS
+        .iter()
+        .map(|(group, version, kind, _)| {
+            let api_version = match *group {
+                "" => (*version).to_owned(),
+                group => format!("{group}/{version}"),
+            };
+            resync(op, &api_version, kind, "", "")
+        })
+        .collect()
+}
+
+/// A stream's scope: kind, namespace, name (empty: any).
+type Scope = (String, String, String);
+
+/// Log events in, the changes they make out: the Kubernetes source's watch state
+/// ([`Watched`]) with streams made up from the events' scopes.
+#[derive(Debug, Default)]
+pub struct LogReplay {
+    watched: Watched,
+    streams: Vec<Scope>,
+}
+
+impl LogReplay {
+    /// The stream with exactly this scope, made on first use.
+    fn stream(&mut self, scope: Scope) -> usize {
+        match self.streams.iter().position(|s| *s == scope) {
+            Some(i) => i,
+            None => {
+                self.streams.push(scope);
+                self.watched.add_stream()
+            }
+        }
+    }
+
+    /// The stream an object of `event` belongs to.
+    fn stream_of(&mut self, event: &Event) -> usize {
+        let holds = |(kind, ns, name): &Scope| {
+            *kind == event.kind
+                && (ns.is_empty() || *ns == event.namespace)
+                && (name.is_empty() || *name == event.name)
+        };
+        let specific =
+            |(_, ns, name): &Scope| usize::from(!ns.is_empty()) + usize::from(!name.is_empty());
+        let best = (self.streams.iter().enumerate())
+            .filter(|(_, s)| holds(s))
+            .max_by_key(|(i, s)| (specific(s), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => i,
+            None => self.stream((event.kind.clone(), String::new(), String::new())),
+        }
+    }
+
+    /// Feeds one event.
+    pub fn feed(&mut self, event: &Event) {
+        let scope = || {
+            (
+                event.kind.clone(),
+                event.namespace.clone(),
+                event.name.clone(),
+            )
+        };
+        match event.op {
+            Op::ResyncBegin => {
+                let s = self.stream(scope());
+                self.watched.on(s, StreamEvent::ListBegin);
+            }
+            Op::ResyncEnd => {
+                let s = self.stream(scope());
+                self.watched.on(s, StreamEvent::ListEnd);
+            }
+            Op::Apply => {
+                let value = serde_json::from_slice(&event.object).unwrap_or_else(|e| {
+                    // Fails conversion (labels must be a map), naming why: its last
+                    // good version is kept, also through a relist.
+                    json!({
+                        "apiVersion": event.api_version, "kind": event.kind,
+                        "metadata": {
+                            "namespace": event.namespace, "name": event.name,
+                            "labels": format!("the logged object is not JSON: {e}"),
+                        },
+                    })
+                });
+                let s = self.stream_of(event);
+                let e = if self.watched.listing(s) {
+                    StreamEvent::Listed(value)
+                } else {
+                    StreamEvent::Applied(value)
+                };
+                self.watched.on(s, e);
+            }
+            Op::Delete => {
+                let s = self.stream_of(event);
+                let value = json!({
+                    "apiVersion": event.api_version, "kind": event.kind,
+                    "metadata": {"namespace": event.namespace, "name": event.name},
+                });
+                self.watched.on(s, StreamEvent::Deleted(value));
+            }
+        }
+    }
+
+    /// The net changes since the last call.
+    pub fn take(&mut self) -> Vec<Change> {
+        self.watched.take()
+    }
+
+    /// Objects that did not convert since the last call.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.watched.take_warnings()
+    }
+
+    /// Objects currently held.
+    pub fn objects(&self) -> usize {
+        self.watched.len()
+    }
+}
+
+/// One logical time of a log.
+#[derive(Debug, Default)]
+pub struct LogTime {
+    /// The time the log gives.
+    pub time: u64,
+    /// When its first event was recorded (µs since the Unix epoch; 0: unknown).
+    pub wall_micros: u64,
+    pub events: u64,
+    pub changes: Vec<Change>,
+    /// Objects that did not convert.
+    pub warnings: Vec<String>,
+}
+
+/// A log, read as pipeline changes one logical time at a time.
+#[derive(Debug)]
+pub struct LogSource {
+    reader: Reader,
+    replay: LogReplay,
+    next: Option<Event>,
+    /// Damage met while reading a time, returned on the next call.
+    damage: Option<sluice_eventlog::Error>,
+}
+
+impl LogSource {
+    pub fn open(path: &Path) -> sluice_eventlog::Result<Self> {
+        Ok(Self {
+            reader: Reader::open(path)?,
+            replay: LogReplay::default(),
+            next: None,
+            damage: None,
+        })
+    }
+
+    /// The next time's changes; `None` at the end of the log. Damage is an error
+    /// naming its offset, returned after every event before it: the time it cuts
+    /// comes first with the events it has.
+    pub fn next_time(&mut self) -> sluice_eventlog::Result<Option<LogTime>> {
+        if let Some(e) = self.damage.take() {
+            return Err(e);
+        }
+        let first = match self.next.take() {
+            Some(e) => e,
+            None => match self.reader.next_event()? {
+                Some(e) => e,
+                None => return Ok(None),
+            },
+        };
+        let mut batch = LogTime {
+            time: first.time,
+            wall_micros: first.wall_micros,
+            events: 1,
+            ..LogTime::default()
+        };
+        self.replay.feed(&first);
+        loop {
+            let e = match self.reader.next_event() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    self.damage = Some(e);
+                    break;
+                }
+            };
+            if e.time != batch.time {
+                self.next = Some(e);
+                break;
+            }
+            batch.events += 1;
+            self.replay.feed(&e);
+        }
+        batch.changes = self.replay.take();
+        batch.warnings = self.replay.take_warnings();
+        Ok(Some(batch))
+    }
+
+    /// The time of the next event, without reading past it.
+    pub fn peek_time(&mut self) -> sluice_eventlog::Result<Option<u64>> {
+        if let Some(e) = self.damage.take() {
+            return Err(e);
+        }
+        if self.next.is_none() {
+            self.next = self.reader.next_event()?;
+        }
+        Ok(self.next.as_ref().map(|e| e.time))
+    }
+
+    /// Bytes read up to the end of the last whole frame.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// Where a short (crash-cut) last frame starts, once reached.
+    pub fn truncated_at(&self) -> Option<u64> {
+        self.reader.truncated_at()
+    }
+
+    /// Objects currently held.
+    pub fn objects(&self) -> usize {
+        self.replay.objects()
+    }
+}
+
+/// Appends what a source saw to a log, at the times the runtime gives them. Times
+/// continue after the log's last time (a restarted controller appending to its log
+/// never goes back in time).
+#[derive(Debug)]
+pub struct Recorder {
+    writer: Writer,
+    base: u64,
+    synced: Instant,
+}
+
+impl Recorder {
+    /// Opens `path` for appending (see [`Writer::append`]: a short last frame is cut
+    /// off; other damage is an error and nothing is written).
+    pub fn open(path: &Path) -> sluice_eventlog::Result<Self> {
+        let writer = Writer::append(path)?;
+        Ok(Self {
+            base: writer.next_time(),
+            writer,
+            synced: Instant::now(),
+        })
+    }
+
+    /// Writes `events` at the runtime's logical time `time`; flushes to the disk at
+    /// most once a second (and on [`Recorder::sync`]).
+    pub fn write(&mut self, time: u64, events: Vec<Event>) -> sluice_eventlog::Result<()> {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        for mut event in events {
+            event.time = self.base + time;
+            event.wall_micros = wall;
+            self.writer.write(&event)?;
+        }
+        if self.synced.elapsed() >= Duration::from_secs(1) {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    pub fn sync(&mut self) -> sluice_eventlog::Result<()> {
+        self.synced = Instant::now();
+        self.writer.sync()
+    }
+
+    /// The log's size so far.
+    pub fn offset(&self) -> u64 {
+        self.writer.offset()
+    }
+
+    /// Where the short last frame that opening cut off started, if there was one.
+    pub fn recovered_at(&self) -> Option<u64> {
+        self.writer.recovered_at()
+    }
+}
+
+#[cfg(test)]
+mod tests;

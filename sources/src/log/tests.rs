@@ -1,0 +1,190 @@
+//! Replaying log events gives the changes a watch would: applies, deletes, relists
+//! scoped to their stream, last good versions; a log file reads back time by time.
+
+use serde_json::{Value, json};
+use sluice_eventlog::{Event, Op};
+use sluice_pipeline::model::{Change, Kind, ObjectId, ObjectKey};
+
+use super::*;
+
+fn service(ns: &str, name: &str, port: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"ports": [{"port": port, "protocol": "TCP"}]},
+    })
+}
+
+fn namespace(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+fn applied(value: &Value) -> Event {
+    apply(value).expect("the object has a kind and a name")
+}
+
+fn svc_id(ns: &str, name: &str) -> ObjectId {
+    ObjectId {
+        kind: Kind::Service,
+        key: ObjectKey::new(ns, name),
+    }
+}
+
+fn ops(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| match c {
+            Change::Apply(o) => format!("apply {}", o.id().key),
+            Change::Delete(id) => format!("delete {}", id.key),
+        })
+        .collect()
+}
+
+fn feed(r: &mut LogReplay, events: &[Event]) -> Vec<String> {
+    for e in events {
+        r.feed(e);
+    }
+    ops(&r.take())
+}
+
+fn relist(kind: &str, ns: &str, name: &str, objects: &[Value]) -> Vec<Event> {
+    let mut events = vec![resync(Op::ResyncBegin, "v1", kind, ns, name)];
+    events.extend(objects.iter().map(applied));
+    events.push(resync(Op::ResyncEnd, "v1", kind, ns, name));
+    events
+}
+
+#[test]
+fn applies_and_deletes_become_changes_net_per_object() {
+    let mut r = LogReplay::default();
+    let events = [
+        applied(&service("a", "x", 80)),
+        applied(&service("a", "y", 80)),
+        applied(&service("a", "y", 81)),
+    ];
+    assert_eq!(feed(&mut r, &events), ["apply a/x", "apply a/y"]);
+    assert_eq!(
+        feed(&mut r, &[applied(&service("a", "x", 80))]),
+        Vec::<String>::new(),
+        "re-applying an unchanged object is no change"
+    );
+    let gone = [delete(&svc_id("a", "x")), delete(&svc_id("a", "nothing"))];
+    assert_eq!(feed(&mut r, &gone), ["delete a/x"]);
+    assert_eq!(r.objects(), 1);
+}
+
+#[test]
+fn a_resync_deletes_only_what_vanished_from_its_own_scope() {
+    let mut r = LogReplay::default();
+    let mut first = relist(
+        "Service",
+        "a",
+        "",
+        &[service("a", "x", 80), service("a", "y", 80)],
+    );
+    first.extend(relist("Service", "b", "", &[service("b", "z", 80)]));
+    assert_eq!(
+        feed(&mut r, &first),
+        ["apply a/x", "apply a/y", "apply b/z"]
+    );
+    // Namespace a relists without y and with x changed; b's objects are out of scope.
+    let again = relist("Service", "a", "", &[service("a", "x", 81)]);
+    assert_eq!(feed(&mut r, &again), ["apply a/x", "delete a/y"]);
+    // A watch event between relists goes to its namespace's stream: the next relist
+    // of b deletes it when it is not listed.
+    assert_eq!(
+        feed(&mut r, &[applied(&service("b", "w", 80))]),
+        ["apply b/w"]
+    );
+    let b = relist("Service", "b", "", &[service("b", "z", 80)]);
+    assert_eq!(feed(&mut r, &b), ["delete b/w"]);
+}
+
+#[test]
+fn a_cluster_wide_resync_covers_every_namespace() {
+    let mut r = LogReplay::default();
+    let events = [
+        applied(&service("a", "x", 80)),
+        applied(&service("b", "y", 80)),
+    ];
+    feed(&mut r, &events);
+    let again = relist("Service", "", "", &[service("b", "y", 80)]);
+    assert_eq!(feed(&mut r, &again), ["delete a/x"]);
+}
+
+#[test]
+fn a_resync_of_one_named_object_leaves_the_others() {
+    let mut r = LogReplay::default();
+    let mut first = relist("Namespace", "", "a", &[namespace("a")]);
+    first.extend(relist("Namespace", "", "b", &[namespace("b")]));
+    assert_eq!(feed(&mut r, &first), ["apply a", "apply b"]);
+    assert_eq!(
+        feed(&mut r, &relist("Namespace", "", "a", &[])),
+        ["delete a"]
+    );
+    assert_eq!(r.objects(), 1);
+}
+
+#[test]
+fn an_object_that_stops_converting_keeps_its_last_good_version() {
+    let mut r = LogReplay::default();
+    feed(&mut r, &[applied(&service("a", "x", 80))]);
+    let mut bad = service("a", "x", 80);
+    bad["spec"]["ports"] = json!("not a list");
+    let mut unreadable = applied(&service("a", "x", 80));
+    unreadable.object = b"{not json".to_vec();
+    assert!(feed(&mut r, &[applied(&bad), unreadable]).is_empty());
+    let warnings = r.take_warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().all(|w| w.contains("a/x")), "{warnings:?}");
+    assert!(warnings[1].contains("not JSON"), "{warnings:?}");
+    // A relist that lists it unconvertible (or unreadable) keeps it too.
+    assert!(feed(&mut r, &relist("Service", "", "", &[bad])).is_empty());
+    let mut relisted = relist("Service", "", "", &[]);
+    let mut unreadable = applied(&service("a", "x", 80));
+    unreadable.object = b"\xff".to_vec();
+    relisted.insert(1, unreadable);
+    assert!(feed(&mut r, &relisted).is_empty());
+    assert_eq!(r.objects(), 1);
+}
+
+#[test]
+fn a_log_reads_back_one_time_at_a_time_and_appending_continues_its_times() {
+    let dir = std::env::temp_dir().join(format!("sluice-log-source-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join("events.log");
+    {
+        let mut rec = Recorder::open(&path).expect("new log");
+        let first = [service("a", "x", 80), service("a", "y", 80)];
+        rec.write(0, first.iter().map(applied).collect())
+            .expect("write");
+        rec.write(1, vec![delete(&svc_id("a", "x"))])
+            .expect("write");
+        rec.sync().expect("sync");
+    }
+    {
+        // A new run: its runtime starts at time 0 again, its log times at 2; its
+        // first state comes as a full resync, which deletes y (gone meanwhile).
+        let mut rec = Recorder::open(&path).expect("existing log");
+        let mut events = full_resync(Op::ResyncBegin);
+        events.push(applied(&service("a", "z", 80)));
+        events.extend(full_resync(Op::ResyncEnd));
+        rec.write(0, events).expect("write");
+    }
+    let mut source = LogSource::open(&path).expect("open");
+    let mut times = Vec::new();
+    while let Some(t) = source.next_time().expect("undamaged") {
+        times.push((t.time, t.events, ops(&t.changes)));
+    }
+    assert_eq!(
+        times,
+        [
+            (0, 2, vec!["apply a/x".to_owned(), "apply a/y".to_owned()]),
+            (1, 1, vec!["delete a/x".to_owned()]),
+            (2, 15, vec!["delete a/y".to_owned(), "apply a/z".to_owned()]),
+        ]
+    );
+    assert_eq!(source.truncated_at(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

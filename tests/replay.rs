@@ -1,0 +1,266 @@
+//! Event sourcing end to end, with the oracles the spec of the run gives:
+//! - `sluice serve --record` on a manifest directory that changes (a route added, a
+//!   Service deleted), then `sluice replay` of the log: the final state is
+//!   byte-identical to `sluice translate` of the directory's final files.
+//! - `sluice scale --record` (initial load, churn cycle, batched endpoint churn,
+//!   teardown): churn ends where it started, so replaying up to the time before the
+//!   teardown must give exactly `sluice translate` of the generated manifests; the
+//!   replay is the same with 1 or 2 workers and run twice (digests and dump bytes).
+//! - A damaged log replays up to the damage and exits 2 naming the byte offset; a
+//!   crash-cut last frame is reported and ignored.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .expect("run sluice")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = sluice(args);
+    assert!(
+        out.status.success(),
+        "sluice {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `sluice replay LOG --dump DUMP --report REPORT` plus `extra`; the report.
+fn replay(log: &Path, dump: &Path, extra: &[&str]) -> Value {
+    let report = dump.with_extension("report.json");
+    let mut args = vec!["replay", s(log), "--dump", s(dump), "--report", s(&report)];
+    args.extend_from_slice(extra);
+    let out = ok(&args);
+    assert!(out.contains("xds digest: "), "{out}");
+    serde_json::from_str(&read(&report)).expect("report JSON")
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// The last logical time in `log` with at least one event, read as `serve` writes it.
+fn last_time(log: &Path) -> Option<u64> {
+    let reader = sluice_eventlog::Reader::open(log).ok()?;
+    reader.filter_map(Result::ok).map(|e| e.time).max()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: extra, namespace: demo}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [extra.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /extra}}]
+    backendRefs: [{name: echo-v1, port: 80}]
+";
+
+#[test]
+fn replaying_what_serve_recorded_gives_what_translate_gives() {
+    let dir = scratch("replay-serve");
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).expect("dir");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic/app.yaml");
+    let app = read(&example);
+    std::fs::write(manifests.join("app.yaml"), &app).expect("write");
+    let log = dir.join("events.log");
+    let xds = format!("127.0.0.1:{}", free_port());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--from",
+            s(&manifests),
+            "--xds",
+            &xds,
+            "--record",
+            s(&log),
+        ])
+        .env("SLUICE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start serve");
+    wait_for("the initial state in the log", || {
+        last_time(&log) == Some(0)
+    });
+    // Time 1: a route is added. Time 2: the Service echo-v2 goes (its routes' backends
+    // stop resolving).
+    std::fs::write(manifests.join("extra.yaml"), ROUTE).expect("write");
+    wait_for("the route in the log", || last_time(&log) == Some(1));
+    let without_v2: String = app
+        .split("\n---")
+        .filter(|doc| !(doc.contains("kind: Service") && doc.contains("name: echo-v2")))
+        .collect::<Vec<_>>()
+        .join("\n---");
+    assert_ne!(
+        without_v2, app,
+        "examples/basic/app.yaml has a Service echo-v2"
+    );
+    std::fs::write(manifests.join("app.yaml"), &without_v2).expect("write");
+    wait_for("the deletion in the log", || last_time(&log) == Some(2));
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    let inspect = ok(&["log", "inspect", s(&log)]);
+    assert!(inspect.contains("logical times: 0..=2\n"), "{inspect}");
+    assert!(inspect.contains("Service delete: 1\n"), "{inspect}");
+    assert!(inspect.contains("HTTPRoute resync-begin: 1\n"), "{inspect}");
+
+    let dump = dir.join("replayed.json");
+    let report = replay(&log, &dump, &[]);
+    assert_eq!(report["logical_times"], 3, "{report}");
+    let translated = ok(&["translate", s(&manifests), "--output", "json"]);
+    assert!(
+        translated.contains("extra.example.com"),
+        "the route is translated"
+    );
+    assert_eq!(
+        read(&dump),
+        translated,
+        "replayed state = translated final files"
+    );
+
+    // Replaying up to time 1 gives the state with echo-v2 still there.
+    std::fs::write(manifests.join("app.yaml"), &app).expect("write");
+    let at_1 = dir.join("at-1.json");
+    let report = replay(&log, &at_1, &["--until", "1"]);
+    assert_eq!(report["last_time"], 1, "{report}");
+    assert_eq!(
+        read(&at_1),
+        ok(&["translate", s(&manifests), "--output", "json"])
+    );
+}
+
+#[test]
+fn a_scale_run_replays_to_its_generated_state_with_any_worker_count() {
+    let dir = scratch("replay-scale");
+    let log = dir.join("scale.log");
+    let scale = [
+        "scale",
+        "--preset",
+        "small",
+        "--routes",
+        "300",
+        "--services",
+        "300",
+        "--changes",
+        "5",
+        "--batch",
+        "200",
+        "--batch-rounds",
+        "2",
+    ];
+    let mut args = scale.to_vec();
+    args.extend(["--record", s(&log)]);
+    ok(&args);
+    let manifests = dir.join("manifests");
+    let mut args = scale.to_vec();
+    args.extend(["--write-manifests", s(&manifests)]);
+    ok(&args);
+
+    let inspect = ok(&["log", "inspect", s(&log)]);
+    let times = inspect
+        .lines()
+        .find_map(|l| l.strip_prefix("logical times: 0..="))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no time range in {inspect}"));
+    assert!(
+        times > 20,
+        "a load, single changes, batches and a teardown: {inspect}"
+    );
+    let before_teardown = (times - 1).to_string();
+
+    let one = dir.join("one.json");
+    let r1 = replay(&log, &one, &["--until", &before_teardown]);
+    let translated = ok(&["translate", s(&manifests), "--output", "json"]);
+    assert!(
+        read(&one) == translated,
+        "the state before the teardown is the generated one (churn undoes itself)"
+    );
+    let two = dir.join("two.json");
+    let r2 = replay(&log, &two, &["--until", &before_teardown, "--workers", "2"]);
+    let again = dir.join("again.json");
+    let r3 = replay(&log, &again, &["--until", &before_teardown]);
+    for r in [&r2, &r3] {
+        assert_eq!(r["xds_digest"], r1["xds_digest"]);
+        assert_eq!(r["status_digest"], r1["status_digest"]);
+        assert_eq!(r["events"], r1["events"]);
+    }
+    assert_eq!(read(&two), read(&one));
+    assert_eq!(read(&again), read(&one));
+    assert!(r1["gateways"].as_u64().unwrap_or_default() > 0, "{r1}");
+
+    // The whole log ends torn down: nothing served.
+    let all = replay(&log, &dir.join("all.json"), &[]);
+    assert_eq!(all["gateways"], 0, "{all}");
+    assert_ne!(all["xds_digest"], r1["xds_digest"]);
+}
+
+#[test]
+fn a_damaged_log_replays_up_to_the_damage_and_names_its_offset() {
+    let dir = scratch("replay-damaged");
+    let log = dir.join("basic.log");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic");
+    ok(&["log", "from-manifests", s(&example), "--out", s(&log)]);
+    let bytes = std::fs::read(&log).expect("read");
+    let dump = dir.join("whole.json");
+    let whole = replay(&log, &dump, &[]);
+    assert_eq!(whole["events"], 8, "{whole}");
+    assert_eq!(
+        read(&dump),
+        ok(&["translate", s(&example), "--output", "json"])
+    );
+
+    // A crash-cut last frame: reported, ignored, the rest replayed.
+    std::fs::write(&log, &bytes[..bytes.len() - 5]).expect("cut");
+    let cut = replay(&log, &dir.join("cut.json"), &[]);
+    assert_eq!(cut["events"], 7, "{cut}");
+    assert!(cut["truncated_at"].as_u64().is_some(), "{cut}");
+
+    // A flipped byte in the second frame: exit 2, naming the frame's offset.
+    let first_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let second = 12 + 8 + first_len;
+    let mut flipped = bytes.clone();
+    flipped[second + 20] ^= 0x40;
+    std::fs::write(&log, &flipped).expect("flip");
+    let out = sluice(&["replay", s(&log)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("byte {second}: checksum")), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("events: 1\n"),
+        "the frame before the damage was replayed: {out:?}"
+    );
+}
