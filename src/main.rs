@@ -12,6 +12,7 @@ mod demo;
 mod log;
 mod replay;
 mod serve;
+mod snapshots;
 mod translate;
 
 #[derive(Debug, Parser)]
@@ -106,6 +107,17 @@ struct ServeArgs {
     /// it is given (`sluice replay FILE` feeds it back).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// Write snapshots of the served state here (periodically and on shutdown), and
+    /// start from the newest one: proxies are served at once, before the sources have
+    /// caught up.
+    #[arg(long, value_name = "DIR", env = "SLUICE_SNAPSHOT_DIR")]
+    snapshot_dir: Option<PathBuf>,
+    /// Seconds between snapshots (one is written only when the state changed).
+    #[arg(long, default_value_t = 30, requires = "snapshot_dir")]
+    snapshot_every_secs: u64,
+    /// How many snapshots to keep.
+    #[arg(long, default_value_t = 3, requires = "snapshot_dir")]
+    snapshot_keep: usize,
     #[command(flatten)]
     pipeline: PipelineArgs,
 }
@@ -115,6 +127,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match command {
         Command::Translate(args) => translate::run(args),

@@ -36,6 +36,7 @@ use sluice_sources::log::Recorder;
 use sluice_sources::watch::DirectorySource;
 
 use crate::ServeArgs;
+use crate::snapshots::{Snapshots, Warm};
 
 /// Parses `NAMESPACE/NAME=IP`.
 pub fn parse_gateway_address(s: &str) -> Result<(ObjectKey, String), String> {
@@ -104,6 +105,11 @@ struct Loop {
     metrics: LoopMetrics,
     /// `--record`: where the source's events go, before they are applied.
     recorder: Option<Recorder>,
+    /// `--snapshot-dir`: each time is published under its lock.
+    snapshots: Option<Snapshots>,
+    /// After a warm start: the snapshot's gateways, until the first live time
+    /// replaces them (a gateway the live state does not have is emptied).
+    warm: Option<Warm>,
 }
 
 /// The translation loop's metrics.
@@ -148,8 +154,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         status_file,
         admin,
         record,
+        snapshot_dir,
+        snapshot_every_secs,
+        snapshot_keep,
         pipeline,
     } = args;
+    let started = std::time::Instant::now();
     let encode = EncodeConfig {
         default_address: listen_address,
         gateway_addresses: gateway_addresses.into_iter().collect(),
@@ -170,7 +180,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         status: StatusSink::None,
         metrics: LoopMetrics::new(&mut registry),
         recorder: None,
+        snapshots: None,
+        warm: None,
     };
+    if let Some(dir) = &snapshot_dir {
+        let (snapshots, warm) = Snapshots::open(
+            dir,
+            snapshot_keep,
+            hub.clone(),
+            config.encode.clone(),
+            config.pipeline.controller_name.clone(),
+        )
+        .context("opening the --snapshot-dir")?;
+        lp.snapshots = Some(snapshots);
+        lp.warm = warm;
+    }
     if let Some(path) = &record {
         let recorder = Recorder::open(path).context("opening the --record log")?;
         if let Some(at) = recorder.recovered_at() {
@@ -216,28 +240,70 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         tracing::info!(%addr, "admin port: /healthz /readyz /metrics /debug/xds");
     }
-    // The initial state, complete, before any proxy is served.
+    // Proxies are served a complete state only: a warm start's snapshot at once, else
+    // the initial state once the sources have it.
+    let mut ads = None;
+    if lp.warm.is_some() {
+        ads = Some(spawn_ads(&runtime, server.clone(), xds, started)?);
+        ready.store(true, Ordering::Release);
+    }
     match &mut input {
         Input::Files(source) => lp.scan(source, true)?,
         Input::Kube(source) => lp.next_kube(source, delay)?,
     }
     ready.store(true, Ordering::Release);
+    let ads = match ads {
+        Some(ads) => ads,
+        None => spawn_ads(&runtime, server, xds, started)?,
+    };
+    let snapshots = lp.snapshots.clone();
+    if let Some(s) = &snapshots {
+        s.spawn_periodic(Duration::from_secs(snapshot_every_secs.max(1)))?;
+    }
     lp.spawn(input, delay)?;
-    runtime.block_on(serve_ads(server, xds))?;
+    runtime.block_on(ads)??;
+    if let Some(s) = &snapshots {
+        s.write("shutdown");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves ADS on `xds` until Ctrl-C.
-async fn serve_ads(server: AdsServer, xds: std::net::SocketAddr) -> anyhow::Result<()> {
-    tracing::info!(%xds, "serving ADS");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let listener = tokio::net::TcpListener::bind(xds)
-        .await
+/// Binds `xds` and serves ADS on it until Ctrl-C or SIGTERM.
+fn spawn_ads(
+    runtime: &tokio::runtime::Runtime,
+    server: AdsServer,
+    xds: std::net::SocketAddr,
+    started: std::time::Instant,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(xds))
         .with_context(|| format!("binding the xDS address {xds}"))?;
-    server.serve_on(listener, shutdown).await?;
-    Ok(())
+    tracing::info!(
+        %xds,
+        since_start_ms = started.elapsed().as_secs_f64() * 1e3,
+        "serving ADS"
+    );
+    Ok(runtime.spawn(async move {
+        server.serve_on(listener, shutdown_signal()).await?;
+        Ok(())
+    }))
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (what Kubernetes sends a pod it stops).
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match &mut term {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+        () = term => tracing::info!("SIGTERM: shutting down"),
+    }
 }
 
 /// The status file writer's thread.
@@ -369,9 +435,40 @@ impl Loop {
         self.metrics
             .seconds
             .observe(step.timings.total().as_secs_f64());
+        // One time's gateways and status go out together for a snapshot.
+        let mut latest = self.snapshots.as_ref().map(|s| s.lock());
         for (gateway, resources) in &step.xds {
             self.hub.publish(gateway, resources.clone());
         }
+        if let Some(warm) = self.warm.take() {
+            // The first live time: what the snapshot had and the live state does not
+            // is gone. Streams send each proxy only what differs from the snapshot.
+            let gone: Vec<&ObjectKey> = (warm.gateways.iter())
+                .filter(|k| !step.xds.contains_key(*k))
+                .collect();
+            for key in &gone {
+                let empty = sluice_sinks::state::GatewayResources {
+                    time: step.time,
+                    ..Default::default()
+                };
+                self.hub.publish(key, Arc::new(empty));
+            }
+            tracing::info!(
+                time = step.time,
+                gateways = step.xds.len(),
+                removed = gone.len(),
+                "warm start: the live state replaces the snapshot"
+            );
+        }
+        if let Some(latest) = &mut latest {
+            latest.time = step.time;
+            latest.live = true;
+            latest.log_offset = self.recorder.as_ref().map(Recorder::offset);
+            if !step.status.is_empty() || step.time == 0 {
+                latest.board = self.controller.status().clone();
+            }
+        }
+        drop(latest);
         if !step.status.is_empty() || step.time == 0 {
             let board = self.controller.status().clone();
             let sent = match &self.status {

@@ -8,45 +8,18 @@
 //!   replay is the same with 1 or 2 workers and run twice (digests and dump bytes).
 //! - A damaged log replays up to the damage and exits 2 naming the byte offset; a
 //!   crash-cut last frame is reported and ignored.
+//! - `sluice replay --xds` serves the replayed state to a real Envoy, which routes a
+//!   request to a real backend by it; `--speed` paces by the recorded wall clock.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+#[allow(dead_code)]
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{demo_backend, get, ok, processes, read, s, scratch, sluice, wait_for};
 use serde_json::Value;
-
-fn sluice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .expect("run sluice")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sluice(args);
-    assert!(
-        out.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
 
 /// `sluice replay LOG --dump DUMP --report REPORT` plus `extra`; the report.
 fn replay(log: &Path, dump: &Path, extra: &[&str]) -> Value {
@@ -67,14 +40,6 @@ fn free_port() -> u16 {
 fn last_time(log: &Path) -> Option<u64> {
     let reader = sluice_eventlog::Reader::open(log).ok()?;
     reader.filter_map(Result::ok).map(|e| e.time).max()
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -263,4 +228,119 @@ fn a_damaged_log_replays_up_to_the_damage_and_names_its_offset() {
         String::from_utf8_lossy(&out.stdout).contains("events: 1\n"),
         "the frame before the damage was replayed: {out:?}"
     );
+}
+
+#[test]
+fn a_replay_serves_its_state_to_a_real_envoy() {
+    let dir = scratch("replay-envoy");
+    let envoy = processes::envoy_binary(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("envoy");
+    let (_backend, port) = demo_backend("echo-replayed", &dir.join("backend.log"));
+    let offset = processes::free_port().expect("port") - 80;
+    let manifests = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: sluice}}
+spec: {{controllerName: sluice.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: replay}}
+spec:
+  gatewayClassName: sluice
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: replay}}
+spec: {{ports: [{{port: 80, targetPort: {port}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: echo-1, namespace: replay, labels: {{kubernetes.io/service-name: echo}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1]}}]
+ports: [{{port: {port}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: app, namespace: replay}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [replayed.example]
+  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]
+"
+    );
+    std::fs::write(dir.join("app.yaml"), manifests).expect("write");
+    let log = dir.join("app.log");
+    ok(&[
+        "log",
+        "from-manifests",
+        s(&dir.join("app.yaml")),
+        "--out",
+        s(&log),
+    ]);
+
+    let xds = processes::free_port().expect("port");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.args(["replay", s(&log), "--xds", &format!("127.0.0.1:{xds}")]);
+    command.args([
+        "--listen-address",
+        "127.0.0.1",
+        "--port-offset",
+        &offset.to_string(),
+    ]);
+    let mut replay =
+        processes::ChildGuard::spawn("sluice replay", command, &dir.join("replay.log"))
+            .expect("start replay");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], xds));
+    processes::wait_for_port(addr, Duration::from_secs(30), &mut replay).expect("ADS");
+    let gateway = processes::GatewayKey {
+        namespace: "replay".into(),
+        name: "gw".into(),
+    };
+    let bootstrap = processes::bootstrap(&gateway, "replay", xds, processes::Ads::Delta);
+    let _envoy = processes::start_envoy(&envoy, &dir, "gw", &bootstrap).expect("envoy");
+    let mut last = String::new();
+    wait_for("Envoy to route by the replayed state", || {
+        last = get(80 + offset, "replayed.example", "/replayed");
+        last.starts_with("HTTP/1.1 200") && last.contains("echo-replayed answered GET /replayed")
+    });
+    assert!(get(80 + offset, "other.example", "/replayed").starts_with("HTTP/1.1 404"));
+}
+
+#[test]
+fn speed_paces_by_the_recorded_wall_clock() {
+    let dir = scratch("replay-speed");
+    let log = dir.join("paced.log");
+    let mut writer = sluice_eventlog::Writer::append(&log).expect("log");
+    for (time, wall_ms) in [(0u64, 1_000u64), (1, 1_400), (2, 1_800)] {
+        writer
+            .write(&sluice_eventlog::Event {
+                time,
+                wall_micros: wall_ms * 1_000,
+                op: sluice_eventlog::Op::Apply,
+                api_version: "v1".into(),
+                kind: "Namespace".into(),
+                namespace: String::new(),
+                name: format!("ns-{time}"),
+                object: format!(
+                    r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"ns-{time}"}}}}"#
+                )
+                .into_bytes(),
+            })
+            .expect("write");
+    }
+    drop(writer);
+    // 800 ms recorded: at least 800 ms at speed 1, at least 200 ms at speed 4 (upper
+    // bounds would measure the machine, not the pacing).
+    for (speed, at_least) in [("1", 800.0), ("4", 200.0)] {
+        let report = replay(
+            &log,
+            &dir.join(format!("speed-{speed}.json")),
+            &["--speed", speed],
+        );
+        let wall = report["wall_ms"].as_f64().unwrap_or_default();
+        assert!(wall >= at_least, "--speed {speed}: {wall} ms");
+        assert_eq!(report["objects"], 3, "{report}");
+    }
 }

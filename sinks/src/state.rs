@@ -156,6 +156,15 @@ impl XdsHub {
             .subscribe()
     }
 
+    /// Every gateway's current state that has a resource, by key.
+    pub fn all(&self) -> Vec<(ObjectKey, Arc<GatewayResources>)> {
+        let map = self.gateways.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|(k, tx)| (k.clone(), tx.borrow().clone()))
+            .filter(|(_, g)| !g.is_empty())
+            .collect()
+    }
+
     /// The current state of a gateway, if any was published.
     pub fn current(&self, gateway: &ObjectKey) -> Option<Arc<GatewayResources>> {
         let map = self.gateways.lock().unwrap_or_else(|e| e.into_inner());
