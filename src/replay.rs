@@ -6,7 +6,7 @@
 //!                                              (runtime)           └─► XdsHub ─► ADS (--xds)
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::{GatewayResources, XdsHub};
-use sluice_sources::log::LogSource;
+use sluice_sources::log::{LogReplay, LogSource, StreamState};
 
 use crate::PipelineArgs;
 
@@ -42,6 +42,20 @@ pub struct ReplayArgs {
     /// Gateway's xDS and status, every route's status) to this file.
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// Apply this many logical times of the log as one step of the runtime (their
+    /// net changes); the final state is the same, the per-time overhead is paid once
+    /// per batch. Latencies are then per batch.
+    #[arg(long = "batch", value_name = "TIMES", default_value_t = 1)]
+    batch_times: usize,
+    /// Start from this snapshot (written by `replay --snapshot-out`, or by `serve
+    /// --record --snapshot-dir`): its source state is applied as one time, and the
+    /// log is read from the position the snapshot reflects.
+    #[arg(long, value_name = "FILE")]
+    from_snapshot: Option<PathBuf>,
+    /// Write a snapshot of the final state (xDS, status, source state and log
+    /// position) to this file; `--from-snapshot` continues from it.
+    #[arg(long, value_name = "FILE")]
+    snapshot_out: Option<PathBuf>,
     /// Address Envoy listeners bind (as for `serve`).
     #[arg(long, default_value = "0.0.0.0")]
     listen_address: String,
@@ -57,17 +71,93 @@ pub struct ReplayArgs {
 struct Summary {
     events: u64,
     times: u64,
+    /// Runtime steps (logical times of the log, or batches of them).
+    steps: u64,
     /// The last logical time of the log applied.
     last_time: Option<u64>,
     wall: Duration,
     /// Reading and converting the log (the rest of `wall` is the runtime's).
     source: Duration,
-    /// Per logical time: events in to xDS and status ready.
+    /// Per step: events in to xDS and status ready.
     latencies: Vec<Duration>,
     warnings: u64,
     log_bytes: u64,
     truncated_at: Option<u64>,
     damage: Option<String>,
+    from_snapshot: Option<FromSnapshot>,
+}
+
+/// Where a replay started when it started from a snapshot.
+#[derive(Debug)]
+struct FromSnapshot {
+    /// The last logical time of the log the snapshot reflects.
+    time: u64,
+    log_offset: u64,
+    objects: usize,
+    /// Mapping and checking the file, and decoding its source state.
+    load: Duration,
+    /// Applying the source state as one time.
+    apply: Duration,
+}
+
+/// A snapshot's source state, ready to continue a log from.
+struct Restored {
+    time: u64,
+    log_offset: u64,
+    replay: LogReplay,
+    changes: Vec<sluice_pipeline::model::Change>,
+    load: Duration,
+}
+
+/// Loads `path` and decodes its source state.
+fn restore(path: &Path) -> anyhow::Result<Restored> {
+    let started = Instant::now();
+    let loaded = sluice_snapshot::Loaded::open(path)?;
+    let log_offset = loaded.log_offset().with_context(|| {
+        format!(
+            "{}: the snapshot has no log position (it was written without --record)",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(
+        !loaded.sources_json().is_empty(),
+        "{}: the snapshot has no source state to continue from",
+        path.display()
+    );
+    let state: Vec<StreamState> = serde_json::from_str(loaded.sources_json())
+        .with_context(|| format!("{}: the snapshot's source state", path.display()))?;
+    let mut replay = LogReplay::restore(state);
+    let changes = replay.take();
+    Ok(Restored {
+        time: loaded.time(),
+        log_offset,
+        replay,
+        changes,
+        load: started.elapsed(),
+    })
+}
+
+/// Writes the replay's final state as a snapshot `--from-snapshot` continues from.
+fn write_snapshot(
+    path: &Path,
+    summary: &Summary,
+    controller: &Controller,
+    source: &LogSource,
+) -> anyhow::Result<u64> {
+    let status = controller
+        .status()
+        .to_json(controller.controller_name(), &|gw| {
+            vec![controller.encode_config().address_for(gw).to_string()]
+        })
+        .to_string();
+    let mut snapshot = sluice_snapshot::Snapshot::capture(
+        summary.last_time.unwrap_or_default(),
+        Some(source.position()),
+        controller.gateways().map(|(k, g)| (k, g.as_ref())),
+        status,
+    );
+    snapshot.sources_json = serde_json::to_string(&source.replay().state())?;
+    Ok(sluice_snapshot::dir::write_file(&snapshot, path)?)
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -78,6 +168,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         until,
         xds,
         dump,
+        batch_times,
+        from_snapshot,
+        snapshot_out,
         listen_address,
         port_offset,
         pipeline,
@@ -85,7 +178,20 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = speed {
         anyhow::ensure!(s > 0.0 && s.is_finite(), "--speed must be above 0");
     }
-    let mut source = match LogSource::open(&file) {
+    let (opened, restored) = match &from_snapshot {
+        None => (LogSource::open(&file), None),
+        Some(path) => match restore(path) {
+            Ok(r) => (
+                LogSource::resume(&file, r.log_offset, r.replay),
+                Some((r.time, r.log_offset, r.changes, r.load)),
+            ),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let mut source = match opened {
         Ok(source) => source,
         Err(e @ sluice_eventlog::Error::Damaged { .. }) => {
             eprintln!("error: {e}");
@@ -110,24 +216,30 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut summary = Summary::default();
-    let mut progress = sluice_scale::Progress::new("replay", size as usize);
+    if let Some((time, log_offset, changes, load)) = restored {
+        let objects = changes.len();
+        let applied = Instant::now();
+        let step = controller.apply(changes)?;
+        for (gateway, resources) in &step.xds {
+            hub.publish(gateway, resources.clone());
+        }
+        summary.last_time = Some(time);
+        summary.log_bytes = log_offset;
+        summary.from_snapshot = Some(FromSnapshot {
+            time,
+            log_offset,
+            objects,
+            load,
+            apply: applied.elapsed(),
+        });
+    }
+    let mut progress =
+        sluice_scale::Progress::new("replay", size.saturating_sub(summary.log_bytes) as usize);
     let started = Instant::now();
     let mut pace = Pace::new(speed);
     loop {
-        let next = match source.peek_time() {
-            Ok(next) => next,
-            Err(e) => {
-                summary.damage = Some(e.to_string());
-                break;
-            }
-        };
-        match (next, until) {
-            (None, _) => break,
-            (Some(t), Some(until)) if t > until => break,
-            _ => {}
-        }
         let read = Instant::now();
-        let next = source.next_time();
+        let next = source.next_times(batch_times, until);
         summary.source += read.elapsed();
         let batch = match next {
             Ok(Some(batch)) => batch,
@@ -149,7 +261,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             hub.publish(gateway, resources.clone());
         }
         summary.events += batch.events;
-        summary.times += 1;
+        summary.times += batch.times;
+        summary.steps += 1;
         summary.last_time = Some(batch.time);
         progress.tick((source.offset().saturating_sub(summary.log_bytes)) as usize);
         summary.log_bytes = source.offset();
@@ -159,6 +272,15 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     summary.truncated_at = source.truncated_at();
     progress.finish();
 
+    if let Some(path) = &snapshot_out {
+        let written = write_snapshot(path, &summary, &controller, &source)?;
+        eprintln!(
+            "snapshot at time {} ({written} bytes, log position {}) written to {}",
+            summary.last_time.unwrap_or_default(),
+            source.position(),
+            path.display()
+        );
+    }
     let json = report_json(&summary, &controller, &pipeline, until)?;
     print!("{}", table(&json));
     if let Some(path) = report {
@@ -319,6 +441,7 @@ fn report_json(
     Ok(json!({
         "events": s.events,
         "logical_times": s.times,
+        "steps": s.steps,
         "last_time": s.last_time,
         "until": until,
         "wall_ms": ms(s.wall),
@@ -337,6 +460,13 @@ fn report_json(
         "log_bytes": s.log_bytes,
         "truncated_at": s.truncated_at,
         "damage": s.damage,
+        "from_snapshot": s.from_snapshot.as_ref().map(|f| json!({
+            "time": f.time,
+            "log_offset": f.log_offset,
+            "objects": f.objects,
+            "load_ms": ms(f.load),
+            "apply_ms": ms(f.apply),
+        })),
         "xds_digest": xds_digest(controller),
         "status_digest": status_digest(controller)?,
     }))
@@ -349,9 +479,10 @@ fn table(report: &Value) -> String {
     let mut out = String::new();
     out += &format!("events: {}\n", get("events"));
     out += &format!(
-        "logical times: {} (last {})\n",
+        "logical times: {} (last {}) in {} steps\n",
         get("logical_times"),
-        get("last_time")
+        get("last_time"),
+        get("steps")
     );
     out += &format!(
         "wall: {:.1} ms, {:.0} events/s\n",
@@ -363,7 +494,7 @@ fn table(report: &Value) -> String {
         get("source_ms").as_f64().unwrap_or_default()
     );
     out += &format!(
-        "latency per logical time (events in → xDS ready): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n",
+        "latency per step (events in → xDS ready): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n",
         lat("p50"),
         lat("p99"),
         lat("max")
@@ -375,6 +506,17 @@ fn table(report: &Value) -> String {
         get("objects"),
         get("gateways")
     );
+    if let Some(f) = report["from_snapshot"].as_object() {
+        let num = |k: &str| f.get(k).and_then(Value::as_f64).unwrap_or_default();
+        out += &format!(
+            "started from a snapshot at time {} (log byte {}): {} objects, loaded in {:.3} ms, applied in {:.1} ms\n",
+            num("time"),
+            num("log_offset"),
+            num("objects"),
+            num("load_ms"),
+            num("apply_ms")
+        );
+    }
     if let Some(at) = report["truncated_at"].as_u64() {
         out += &format!("truncated: a short last frame at byte {at} (ignored)\n");
     }

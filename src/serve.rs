@@ -464,6 +464,9 @@ impl Loop {
             latest.time = step.time;
             latest.live = true;
             latest.log_offset = self.recorder.as_ref().map(Recorder::offset);
+            if latest.log_offset.is_some() {
+                latest.objects = self.controller.object_map();
+            }
             if !step.status.is_empty() || step.time == 0 {
                 latest.board = self.controller.status().clone();
             }

@@ -14,12 +14,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sluice_pipeline::model::ObjectKey;
+use sluice_pipeline::model::{Object, ObjectId, ObjectKey};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::{GatewayResources, XdsHub};
 use sluice_sinks::status::StatusBoard;
 use sluice_snapshot::Snapshot;
 use sluice_snapshot::dir::SnapshotDir;
+use sluice_sources::log::StreamState;
 
 /// The state a snapshot is taken of.
 #[derive(Debug, Default)]
@@ -27,6 +28,9 @@ pub struct Latest {
     pub time: u64,
     pub log_offset: Option<u64>,
     pub board: StatusBoard,
+    /// With `--record`: the objects the time was translated from (the source state a
+    /// replay continues from at `log_offset`).
+    pub objects: imbl::OrdMap<ObjectId, Object>,
     /// A live time was published (the served state is no longer the loaded one).
     pub live: bool,
     written: Option<u64>,
@@ -136,7 +140,7 @@ impl Snapshots {
     /// A failure is logged; serving goes on.
     pub fn write(&self, why: &str) {
         let started = Instant::now();
-        let (time, log_offset, gateways, board) = {
+        let (time, log_offset, gateways, board, objects) = {
             let latest = self.lock();
             if !latest.live || latest.written == Some(latest.time) {
                 return;
@@ -146,13 +150,14 @@ impl Snapshots {
                 latest.log_offset,
                 self.shared.hub.all(),
                 latest.board.clone(),
+                latest.objects.clone(),
             )
         };
         let addresses = |gw: &ObjectKey| vec![self.shared.encode.address_for(gw).to_string()];
         let status = board
             .to_json(&self.shared.controller, &addresses)
             .to_string();
-        let snapshot = Snapshot::capture(
+        let mut snapshot = Snapshot::capture(
             time,
             log_offset,
             gateways
@@ -160,6 +165,13 @@ impl Snapshots {
                 .map(|(k, g)| (k, g.as_ref() as &GatewayResources)),
             status,
         );
+        if log_offset.is_some() {
+            let state = StreamState::by_kind(objects.values());
+            match serde_json::to_string(&state) {
+                Ok(json) => snapshot.sources_json = json,
+                Err(e) => tracing::warn!("the snapshot goes without its source state: {e}"),
+            }
+        }
         let captured = started.elapsed();
         let written = {
             let mut dir = self.shared.dir.lock().unwrap_or_else(|e| e.into_inner());

@@ -36,6 +36,18 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// The snapshot `serve --snapshot-dir DIR` wrote of logical time `time`.
+fn snapshot_at(dir: &Path, time: u64) -> Option<std::path::PathBuf> {
+    let suffix = format!("-t{time}.sluice");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.to_str()
+                .is_some_and(|n| n.ends_with(&suffix) && !n.contains("/."))
+        })
+}
+
 /// The last logical time in `log` with at least one event, read as `serve` writes it.
 fn last_time(log: &Path) -> Option<u64> {
     let reader = sluice_eventlog::Reader::open(log).ok()?;
@@ -62,6 +74,7 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
     let app = read(&example);
     std::fs::write(manifests.join("app.yaml"), &app).expect("write");
     let log = dir.join("events.log");
+    let snaps = dir.join("snapshots");
     let xds = format!("127.0.0.1:{}", free_port());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args([
@@ -72,6 +85,12 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
             &xds,
             "--record",
             s(&log),
+            "--snapshot-dir",
+            s(&snaps),
+            "--snapshot-every-secs",
+            "1",
+            "--snapshot-keep",
+            "100",
         ])
         .env("SLUICE_LOG", "warn")
         .stdout(Stdio::null())
@@ -80,10 +99,12 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
     wait_for("the initial state in the log", || {
         last_time(&log) == Some(0)
     });
+    wait_for("a snapshot at time 0", || snapshot_at(&snaps, 0).is_some());
     // Time 1: a route is added. Time 2: the Service echo-v2 goes (its routes' backends
     // stop resolving).
     std::fs::write(manifests.join("extra.yaml"), ROUTE).expect("write");
     wait_for("the route in the log", || last_time(&log) == Some(1));
+    wait_for("a snapshot at time 1", || snapshot_at(&snaps, 1).is_some());
     let without_v2: String = app
         .split("\n---")
         .filter(|doc| !(doc.contains("kind: Service") && doc.contains("name: echo-v2")))
@@ -100,6 +121,10 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
 
     let inspect = ok(&["log", "inspect", s(&log)]);
     assert!(inspect.contains("logical times: 0..=2\n"), "{inspect}");
+    assert!(
+        snapshot_at(&snaps, 2).is_none(),
+        "killed before a snapshot of time 2"
+    );
     assert!(inspect.contains("Service delete: 1\n"), "{inspect}");
     assert!(inspect.contains("HTTPRoute resync-begin: 1\n"), "{inspect}");
 
@@ -116,6 +141,24 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
         translated,
         "replayed state = translated final files"
     );
+
+    // Each snapshot `serve` wrote, plus the log after it, replays to the same state.
+    for time in [0, 1] {
+        let snapshot = snapshot_at(&snaps, time).expect("snapshot");
+        let resumed = dir.join(format!("from-{time}.json"));
+        let r = replay(&log, &resumed, &["--from-snapshot", s(&snapshot)]);
+        assert_eq!(r["from_snapshot"]["time"], time, "{r}");
+        assert_eq!(
+            r["logical_times"],
+            2 - time,
+            "times after the snapshot's: {r}"
+        );
+        assert_eq!(
+            read(&resumed),
+            read(&dump),
+            "from the snapshot at time {time}"
+        );
+    }
 
     // Replaying up to time 1 gives the state with echo-v2 still there.
     std::fs::write(manifests.join("app.yaml"), &app).expect("write");
@@ -185,12 +228,64 @@ fn a_scale_run_replays_to_its_generated_state_with_any_worker_count() {
     }
     assert_eq!(read(&two), read(&one));
     assert_eq!(read(&again), read(&one));
+    // Batched: 7 times per step, the same final state.
+    let batched = dir.join("batched.json");
+    let rb = replay(
+        &log,
+        &batched,
+        &["--until", &before_teardown, "--batch", "7"],
+    );
+    assert_eq!(rb["xds_digest"], r1["xds_digest"]);
+    assert_eq!(rb["status_digest"], r1["status_digest"]);
+    assert_eq!(rb["logical_times"], r1["logical_times"]);
+    assert_eq!(rb["events"], r1["events"]);
+    assert_eq!(read(&batched), read(&one));
+    let steps = |r: &Value| r["steps"].as_u64().unwrap_or_default();
+    let n = r1["logical_times"].as_u64().unwrap_or_default();
+    assert!(n > 7, "{r1}");
+    assert_eq!(steps(&r1), n, "one step per logical time: {r1}");
+    assert_eq!(steps(&rb), n.div_ceil(7), "{rb}");
     assert!(r1["gateways"].as_u64().unwrap_or_default() > 0, "{r1}");
 
     // The whole log ends torn down: nothing served.
     let all = replay(&log, &dir.join("all.json"), &[]);
     assert_eq!(all["gateways"], 0, "{all}");
     assert_ne!(all["xds_digest"], r1["xds_digest"]);
+
+    // A snapshot at time T (in the churn), plus the log after T, gives what the full
+    // replay gives: up to the teardown, and to the end.
+    let t = (times / 2).to_string();
+    let snapshot = dir.join("mid.sluice");
+    let mid = replay(
+        &log,
+        &dir.join("mid.json"),
+        &["--until", &t, "--snapshot-out", s(&snapshot)],
+    );
+    let resumed = dir.join("resumed.json");
+    let r = replay(
+        &log,
+        &resumed,
+        &["--from-snapshot", s(&snapshot), "--until", &before_teardown],
+    );
+    assert_eq!(r["xds_digest"], r1["xds_digest"], "{r}");
+    assert_eq!(r["status_digest"], r1["status_digest"], "{r}");
+    assert_eq!(read(&resumed), read(&one));
+    let after = |r: &Value| r["events"].as_u64().unwrap_or_default();
+    assert_eq!(after(&mid) + after(&r), after(&r1), "{mid} {r}");
+    assert!(after(&mid) > 0 && after(&r) > 0, "{mid} {r}");
+    let to_end = replay(
+        &log,
+        &dir.join("resumed-all.json"),
+        &["--from-snapshot", s(&snapshot), "--workers", "2"],
+    );
+    assert_eq!(to_end["xds_digest"], all["xds_digest"]);
+    assert_eq!(to_end["status_digest"], all["status_digest"]);
+
+    // A log that ends before the snapshot's position is refused (exit 2).
+    let other = dir.join("other.log");
+    std::fs::write(&other, &std::fs::read(&log).expect("log")[..1000]).expect("write");
+    let out = common::sluice(&["replay", s(&other), "--from-snapshot", s(&snapshot)]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Streaming reads: one frame at a time, never the whole file.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::{
@@ -95,6 +95,32 @@ impl Reader {
         }
         self.version = version;
         self.offset = HEADER_LEN;
+        Ok(())
+    }
+
+    /// Continues reading at `offset`, which must be a frame boundary this log's
+    /// reader or writer gave (a snapshot's log position): the end of the header or of
+    /// a whole frame. An offset past the end is an error; an offset inside a frame
+    /// shows as damage at that offset on the next read.
+    pub fn seek(&mut self, offset: u64) -> Result<()> {
+        let len = self
+            .input
+            .get_ref()
+            .metadata()
+            .map_err(|e| self.io(e))?
+            .len();
+        if offset < HEADER_LEN || offset > len {
+            let what = format!(
+                "cannot continue at byte {offset}: the log has {len} bytes (frames start at {HEADER_LEN})"
+            );
+            return Err(self.damaged(offset, what));
+        }
+        self.input
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| self.io(e))?;
+        self.offset = offset;
+        self.finished = false;
+        self.truncated_at = None;
         Ok(())
     }
 

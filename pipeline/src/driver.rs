@@ -8,7 +8,6 @@
 //! changes. A caller therefore only ever sees complete times.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -66,7 +65,8 @@ pub struct Pipeline {
     commands: Vec<Sender<Command>>,
     reports: Receiver<std::result::Result<WorkerReport, String>>,
     guards: Option<timely::communication::initialize::WorkerGuards<()>>,
-    objects: BTreeMap<ObjectId, Object>,
+    /// Persistent, so that a copy of the current objects is cheap ([`Pipeline::object_map`]).
+    objects: imbl::OrdMap<ObjectId, Object>,
     next_time: u64,
 }
 
@@ -108,7 +108,7 @@ impl Pipeline {
             commands: senders,
             reports,
             guards: Some(guards),
-            objects: BTreeMap::new(),
+            objects: imbl::OrdMap::new(),
             next_time: 0,
         })
     }
@@ -116,6 +116,11 @@ impl Pipeline {
     /// The current objects, as the changes so far left them.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
         self.objects.values()
+    }
+
+    /// A copy of the current objects (O(1): the map is persistent).
+    pub fn object_map(&self) -> imbl::OrdMap<ObjectId, Object> {
+        self.objects.clone()
     }
 
     /// The next logical time `apply` will use.

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_pipeline::ir::StatusOutput;
-use sluice_pipeline::model::{Change, Object, ObjectKey};
+use sluice_pipeline::model::{Change, Object, ObjectId, ObjectKey};
 use sluice_pipeline::{Pipeline, PipelineConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::GatewayResources;
@@ -151,6 +151,11 @@ impl Controller {
     /// The current objects, as the changes so far left them.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
         self.pipeline.objects()
+    }
+
+    /// A copy of the current objects (O(1): the map is persistent).
+    pub fn object_map(&self) -> imbl::OrdMap<ObjectId, Object> {
+        self.pipeline.object_map()
     }
 
     /// The last published resource set of every gateway that has resources.

@@ -95,37 +95,7 @@ impl SnapshotDir {
         let name = file_name(snapshot.time, self.seq);
         self.seq += 1;
         let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let io = |p: &Path| {
-            let p = p.display().to_string();
-            move |source| Error::Io { path: p, source }
-        };
-        let result = (|| {
-            let mut out = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            let bytes = {
-                let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut out);
-                let n = file::write_to(snapshot, &mut buf).map_err(|e| match e {
-                    WriteError::Encode(e) => e,
-                    WriteError::Io(source) => io(&tmp)(source),
-                })?;
-                buf.flush().map_err(io(&tmp))?;
-                n
-            };
-            out.sync_all().map_err(io(&tmp))?;
-            drop(out);
-            std::fs::rename(&tmp, &path).map_err(io(&path))?;
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&self.dir))?;
-            Ok(bytes)
-        })();
-        let bytes = match result {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        let bytes = write_file(snapshot, &path)?;
         let elapsed = started.elapsed();
         let mut removed = 0;
         let files = Self::list(&self.dir)?;
@@ -167,4 +137,46 @@ impl SnapshotDir {
 fn sequence(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?.strip_prefix("snapshot-")?;
     name.split('-').next()?.parse().ok()
+}
+
+/// Writes `snapshot` to `path` atomically: a hidden temporary file beside it, fsync,
+/// rename, fsync of the directory. A failure leaves `path` as it was. Returns the
+/// bytes written.
+pub fn write_file(snapshot: &Snapshot, path: &Path) -> Result<u64> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| Error::Io { path: p, source }
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".into());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut out = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let bytes = {
+            let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut out);
+            let n = file::write_to(snapshot, &mut buf).map_err(|e| match e {
+                WriteError::Encode(e) => e,
+                WriteError::Io(source) => io(&tmp)(source),
+            })?;
+            buf.flush().map_err(io(&tmp))?;
+            n
+        };
+        out.sync_all().map_err(io(&tmp))?;
+        drop(out);
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))?;
+        Ok(bytes)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

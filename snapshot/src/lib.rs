@@ -1,6 +1,7 @@
 //! Snapshots: everything Sluice serves at one logical time (per Gateway and resource
-//! type, name → version and encoded bytes), the status as JSON, and where in the
-//! event log that time ends, as one rkyv archive.
+//! type, name → version and encoded bytes), the status as JSON, the source objects it
+//! was translated from, and where in the event log that time ends, as one rkyv
+//! archive.
 //!
 //! A snapshot lets a restarted controller serve proxies at once, before its sources
 //! have caught up (`sluice serve --snapshot-dir`): loading maps the file and checks it,
@@ -51,6 +52,10 @@ pub struct Snapshot {
     pub gateways: Vec<GatewayData>,
     /// The status document (as `--status-file` writes it).
     pub status_json: String,
+    /// The source state the xDS and status were translated from: JSON, a list of
+    /// streams with their objects (`sluice_sources::log::StreamState`); empty when not
+    /// taken. With `log_offset`, what a replay continues from.
+    pub sources_json: String,
 }
 
 /// One Gateway's resources.
@@ -133,6 +138,7 @@ impl Snapshot {
             log_offset,
             gateways,
             status_json,
+            sources_json: String::new(),
         }
     }
 
@@ -252,5 +258,10 @@ impl Loaded {
 
     pub fn log_offset(&self) -> Option<u64> {
         self.archived().log_offset.as_ref().map(|o| o.to_native())
+    }
+
+    /// The source state (empty when the snapshot has none).
+    pub fn sources_json(&self) -> &str {
+        self.archived().sources_json.as_str()
     }
 }

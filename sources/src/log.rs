@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_eventlog::{Event, Op, Reader, Writer};
-use sluice_pipeline::model::{Change, Kind, ObjectId};
+use sluice_pipeline::model::{Change, Kind, Object, ObjectId};
 
 use crate::kubernetes::{StreamEvent, Watched};
 
@@ -202,13 +202,82 @@ impl LogReplay {
     pub fn objects(&self) -> usize {
         self.watched.len()
     }
+
+    /// The source state: every stream's scope and objects (and a relist in
+    /// progress). With the log position it was taken at, it is what a replay needs to
+    /// continue from there ([`LogReplay::restore`], [`LogSource::resume`]).
+    pub fn state(&self) -> Vec<StreamState> {
+        (self.streams.iter().enumerate())
+            .map(|(i, (kind, namespace, name))| {
+                let (objects, relist) = self.watched.held(i);
+                StreamState {
+                    kind: kind.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    objects,
+                    relist,
+                }
+            })
+            .collect()
+    }
+
+    /// A replay state holding `state`; its objects are pending as applies (the first
+    /// [`LogReplay::take`] gives them all).
+    pub fn restore(state: Vec<StreamState>) -> Self {
+        let mut replay = LogReplay::default();
+        for s in state {
+            let i = replay.stream((s.kind, s.namespace, s.name));
+            replay.watched.restore(i, s.objects, s.relist);
+        }
+        replay
+    }
+}
+
+/// One stream of a [`LogReplay`]: its scope (see the module docs) and what it holds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StreamState {
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+    pub objects: Vec<Object>,
+    /// Objects of a relist that had begun and not ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relist: Option<Vec<Object>>,
+}
+
+impl StreamState {
+    /// Objects given as one cluster-wide stream per kind (a source that is not a log,
+    /// such as `serve`'s, whose streams are not scoped).
+    pub fn by_kind<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Vec<StreamState> {
+        let mut kinds: std::collections::BTreeMap<&'static str, Vec<Object>> = Default::default();
+        for o in objects {
+            kinds
+                .entry(o.id().kind.as_str())
+                .or_default()
+                .push(o.clone());
+        }
+        kinds
+            .into_iter()
+            .map(|(kind, objects)| StreamState {
+                kind: kind.to_owned(),
+                namespace: String::new(),
+                name: String::new(),
+                objects,
+                relist: None,
+            })
+            .collect()
+    }
 }
 
 /// One logical time of a log.
 #[derive(Debug, Default)]
 pub struct LogTime {
-    /// The time the log gives.
+    /// The time the log gives (of a batch: its last).
     pub time: u64,
+    /// Logical times of the log in it (1 unless batched).
+    pub times: u64,
     /// When its first event was recorded (µs since the Unix epoch; 0: unknown).
     pub wall_micros: u64,
     pub events: u64,
@@ -222,44 +291,104 @@ pub struct LogTime {
 pub struct LogSource {
     reader: Reader,
     replay: LogReplay,
-    next: Option<Event>,
+    /// An event read ahead, with the offset just past it.
+    next: Option<(Event, u64)>,
+    /// The offset just past the last event fed.
+    position: u64,
     /// Damage met while reading a time, returned on the next call.
     damage: Option<sluice_eventlog::Error>,
 }
 
 impl LogSource {
     pub fn open(path: &Path) -> sluice_eventlog::Result<Self> {
+        let reader = Reader::open(path)?;
         Ok(Self {
-            reader: Reader::open(path)?,
+            position: reader.offset(),
+            reader,
             replay: LogReplay::default(),
             next: None,
             damage: None,
         })
     }
 
+    /// Continues a log from a saved position: `replay` holds the source state as it
+    /// was just past `offset` (see [`LogReplay::restore`]). The events read next are
+    /// the ones after it.
+    pub fn resume(path: &Path, offset: u64, replay: LogReplay) -> sluice_eventlog::Result<Self> {
+        let mut reader = Reader::open(path)?;
+        reader.seek(offset)?;
+        Ok(Self {
+            position: offset,
+            reader,
+            replay,
+            next: None,
+            damage: None,
+        })
+    }
+
+    /// Reads the next event, with the offset just past it.
+    fn read(&mut self) -> sluice_eventlog::Result<Option<(Event, u64)>> {
+        Ok(self.reader.next_event()?.map(|e| (e, self.reader.offset())))
+    }
+
     /// The next time's changes; `None` at the end of the log. Damage is an error
     /// naming its offset, returned after every event before it: the time it cuts
     /// comes first with the events it has.
     pub fn next_time(&mut self) -> sluice_eventlog::Result<Option<LogTime>> {
-        if let Some(e) = self.damage.take() {
-            return Err(e);
+        self.next_times(1, None)
+    }
+
+    /// The next `max` times' changes as one batch (net per object: what applying
+    /// them one by one would leave), stopping before a time past `until`; `None` when
+    /// there is no such time. Damage as for [`LogSource::next_time`].
+    pub fn next_times(
+        &mut self,
+        max: usize,
+        until: Option<u64>,
+    ) -> sluice_eventlog::Result<Option<LogTime>> {
+        let mut batch: Option<LogTime> = None;
+        for _ in 0..max.max(1) {
+            let next = match self.peek_time() {
+                Ok(next) => next,
+                Err(e) if batch.is_some() => {
+                    self.damage = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            match (next, until) {
+                (None, _) => break,
+                (Some(t), Some(until)) if t > until => break,
+                _ => {}
+            }
+            let Some((time, wall_micros, events)) = self.feed_time() else {
+                break;
+            };
+            let b = batch.get_or_insert_with(|| LogTime {
+                wall_micros,
+                ..LogTime::default()
+            });
+            b.time = time;
+            b.events += events;
+            b.times += 1;
         }
-        let first = match self.next.take() {
-            Some(e) => e,
-            None => match self.reader.next_event()? {
-                Some(e) => e,
-                None => return Ok(None),
-            },
-        };
-        let mut batch = LogTime {
-            time: first.time,
-            wall_micros: first.wall_micros,
-            events: 1,
-            ..LogTime::default()
-        };
+        if let Some(b) = &mut batch {
+            b.changes = self.replay.take();
+            b.warnings = self.replay.take_warnings();
+        }
+        Ok(batch)
+    }
+
+    /// Feeds the events of the time [`LogSource::peek_time`] gave; its time, wall
+    /// clock and event count. Damage met on the way is kept for the next call.
+    fn feed_time(&mut self) -> Option<(u64, u64, u64)> {
+        let (first, end) = self.next.take()?;
+        let (time, wall_micros) = (first.time, first.wall_micros);
+        let mut events = 1;
         self.replay.feed(&first);
+        self.position = end;
         loop {
-            let e = match self.reader.next_event() {
+            let (e, end) = match self.read() {
                 Ok(Some(e)) => e,
                 Ok(None) => break,
                 Err(e) => {
@@ -267,16 +396,15 @@ impl LogSource {
                     break;
                 }
             };
-            if e.time != batch.time {
-                self.next = Some(e);
+            if e.time != time {
+                self.next = Some((e, end));
                 break;
             }
-            batch.events += 1;
+            events += 1;
             self.replay.feed(&e);
+            self.position = end;
         }
-        batch.changes = self.replay.take();
-        batch.warnings = self.replay.take_warnings();
-        Ok(Some(batch))
+        Some((time, wall_micros, events))
     }
 
     /// The time of the next event, without reading past it.
@@ -285,9 +413,20 @@ impl LogSource {
             return Err(e);
         }
         if self.next.is_none() {
-            self.next = self.reader.next_event()?;
+            self.next = self.read()?;
         }
-        Ok(self.next.as_ref().map(|e| e.time))
+        Ok(self.next.as_ref().map(|(e, _)| e.time))
+    }
+
+    /// The offset just past the last event of the times returned so far: where a
+    /// replay that stopped here continues ([`LogSource::resume`]).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The source state (see [`LogReplay::state`]).
+    pub fn replay(&self) -> &LogReplay {
+        &self.replay
     }
 
     /// Bytes read up to the end of the last whole frame.

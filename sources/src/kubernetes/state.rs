@@ -177,6 +177,32 @@ impl Watched {
         std::mem::take(&mut self.pending).into_values().collect()
     }
 
+    /// What `stream` holds: its objects, and those of a relist in progress.
+    pub fn held(&self, stream: usize) -> (Vec<Object>, Option<Vec<Object>>) {
+        let Some(s) = self.streams.get(stream) else {
+            return (Vec::new(), None);
+        };
+        let relist = s.relist.as_ref().map(|r| r.values().cloned().collect());
+        (s.known.values().cloned().collect(), relist)
+    }
+
+    /// Sets what `stream` holds, as [`Watched::held`] gave it (a restored source):
+    /// the stream counts as listed, and its objects are pending as applies.
+    pub fn restore(&mut self, stream: usize, objects: Vec<Object>, relist: Option<Vec<Object>>) {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        for object in objects {
+            let id = object.id();
+            s.kind = Some(id.kind);
+            self.pending
+                .insert(id.clone(), Change::Apply(object.clone()));
+            s.known.insert(id, object);
+        }
+        s.relist = relist.map(|r| r.into_iter().map(|o| (o.id(), o)).collect());
+        s.listed = true;
+    }
+
     /// Warnings since the last call (objects that did not convert).
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
