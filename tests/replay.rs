@@ -331,40 +331,7 @@ fn a_replay_serves_its_state_to_a_real_envoy() {
     let envoy = processes::envoy_binary(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("envoy");
     let (_backend, port) = demo_backend("echo-replayed", &dir.join("backend.log"));
     let offset = processes::free_port().expect("port") - 80;
-    let manifests = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: sluice}}
-spec: {{controllerName: sluice.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: replay}}
-spec:
-  gatewayClassName: sluice
-  listeners: [{{name: http, port: 80, protocol: HTTP}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: replay}}
-spec: {{ports: [{{port: 80, targetPort: {port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: echo-1, namespace: replay, labels: {{kubernetes.io/service-name: echo}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {port}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app, namespace: replay}}
-spec:
-  parentRefs: [{{name: gw}}]
-  hostnames: [replayed.example]
-  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]
-"
-    );
+    let manifests = common::echo_app("replay", "app", "replayed.example", port);
     std::fs::write(dir.join("app.yaml"), manifests).expect("write");
     let log = dir.join("app.log");
     ok(&[

@@ -21,40 +21,7 @@ use std::time::{Duration, Instant};
 use common::{demo_backend, get, processes, read, s, scratch, wait_for};
 
 fn manifests(port: u16) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: sluice}}
-spec: {{controllerName: sluice.dev/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: snap}}
-spec:
-  gatewayClassName: sluice
-  listeners: [{{name: http, port: 80, protocol: HTTP}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: snap}}
-spec: {{ports: [{{port: 80, targetPort: {port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: echo-1, namespace: snap, labels: {{kubernetes.io/service-name: echo}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {port}}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: a, namespace: snap}}
-spec:
-  parentRefs: [{{name: gw}}]
-  hostnames: [a.example]
-  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]
-"
-    )
+    common::echo_app("snap", "a", "a.example", port)
 }
 
 const ROUTE_B: &str = "apiVersion: gateway.networking.k8s.io/v1
