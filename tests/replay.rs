@@ -36,6 +36,14 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Replaces `path` atomically (written in `scratch`, then renamed), so that a watching
+/// `serve` never reads it half-written (which it would apply: issue 8).
+fn put(scratch: &Path, path: &Path, text: &str) {
+    let tmp = scratch.join("put.tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
 /// The snapshot `serve --snapshot-dir DIR` wrote of logical time `time`.
 fn snapshot_at(dir: &Path, time: u64) -> Option<std::path::PathBuf> {
     let suffix = format!("-t{time}.sluice");
@@ -102,7 +110,7 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
     wait_for("a snapshot at time 0", || snapshot_at(&snaps, 0).is_some());
     // Time 1: a route is added. Time 2: the Service echo-v2 goes (its routes' backends
     // stop resolving).
-    std::fs::write(manifests.join("extra.yaml"), ROUTE).expect("write");
+    put(&dir, &manifests.join("extra.yaml"), ROUTE);
     wait_for("the route in the log", || last_time(&log) == Some(1));
     wait_for("a snapshot at time 1", || snapshot_at(&snaps, 1).is_some());
     let without_v2: String = app
@@ -114,7 +122,7 @@ fn replaying_what_serve_recorded_gives_what_translate_gives() {
         without_v2, app,
         "examples/basic/app.yaml has a Service echo-v2"
     );
-    std::fs::write(manifests.join("app.yaml"), &without_v2).expect("write");
+    put(&dir, &manifests.join("app.yaml"), &without_v2);
     wait_for("the deletion in the log", || last_time(&log) == Some(2));
     let _ = serve.kill();
     let _ = serve.wait();
