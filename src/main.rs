@@ -86,6 +86,14 @@ struct ServeArgs {
     /// Address of the xDS (ADS) gRPC server.
     #[arg(long, default_value = "127.0.0.1:18000", env = "SLUICE_XDS")]
     xds: std::net::SocketAddr,
+    /// Connections the xDS port holds at once; more are closed at once, with a log
+    /// line. Default: the open-file limit (`ulimit -n`) less 256.
+    #[arg(long, value_name = "N")]
+    xds_max_connections: Option<usize>,
+    /// Close an xDS connection that sends nothing for this long (a client that never
+    /// speaks, or stopped answering keepalive pings, sent every third of it).
+    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    xds_idle_timeout_secs: u64,
     /// Address Envoy listeners bind unless their Gateway has its own.
     #[arg(long, default_value = "0.0.0.0")]
     listen_address: String,
@@ -156,6 +164,8 @@ impl PipelineArgs {
         sluice_pipeline::PipelineConfig {
             workers: *workers,
             controller_name: controller_name.clone(),
+            // Set from the encoder's offset by the controller.
+            port_offset: 0,
         }
     }
 }

@@ -36,6 +36,10 @@ use sluice_sources::log::Recorder;
 use sluice_sources::watch::DirectorySource;
 
 use crate::ServeArgs;
+
+/// How often the manifest paths are scanned without a file-system event (a missed
+/// event, a watch lost with its directory).
+const RESCAN: Duration = Duration::from_secs(2);
 use crate::snapshots::{Snapshots, Warm};
 
 /// Parses `NAMESPACE/NAME=IP`.
@@ -148,6 +152,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         from,
         kube,
         xds,
+        xds_max_connections,
+        xds_idle_timeout_secs,
         listen_address,
         gateway_addresses,
         port_offset,
@@ -224,7 +230,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Input::Files(source)
     };
     let delay = Duration::from_millis(kube.batch_delay_ms);
-    let server = AdsServer::new(hub.clone());
+    let mut limits = sluice_sinks::ads::Limits {
+        idle: Duration::from_secs(xds_idle_timeout_secs.max(3)),
+        ..Default::default()
+    };
+    if let Some(max) = xds_max_connections {
+        limits.max_connections = max.max(1);
+    }
+    tracing::info!(
+        max_connections = limits.max_connections,
+        idle_secs = limits.idle.as_secs(),
+        "xDS port limits"
+    );
+    let server = AdsServer::new(hub.clone()).with_limits(limits);
     server.stats().register(&mut registry);
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(addr) = admin {
@@ -248,7 +266,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ready.store(true, Ordering::Release);
     }
     match &mut input {
-        Input::Files(source) => lp.scan(source, true)?,
+        Input::Files(source) => {
+            lp.scan(source, true)?;
+        }
         Input::Kube(source) => lp.next_kube(source, delay)?,
     }
     ready.store(true, Ordering::Release);
@@ -377,9 +397,15 @@ impl Loop {
         Ok(())
     }
 
-    /// Scan the files; translate and publish what changed (one logical time).
-    fn scan(&mut self, source: &mut DirectorySource, first: bool) -> anyhow::Result<()> {
+    /// Scan the files; translate and publish what changed (one logical time). Says
+    /// when to scan again without a file-system event, and whether to watch anew.
+    fn scan(
+        &mut self,
+        source: &mut DirectorySource,
+        first: bool,
+    ) -> anyhow::Result<(Option<Duration>, bool)> {
         let scan = source.scan();
+        let again = (scan.retry_in, scan.rewatch);
         for w in &scan.warnings {
             tracing::warn!("{w}");
         }
@@ -388,9 +414,10 @@ impl Loop {
         }
         self.record(scan.log);
         if scan.changes.is_empty() && !first {
-            return Ok(());
+            return Ok(again);
         }
-        self.step(scan.changes)
+        self.step(scan.changes)?;
+        Ok(again)
     }
 
     /// Wait for the next batch of watch events; translate and publish it.
@@ -497,11 +524,12 @@ impl Loop {
 
     /// Wait for file-system events (or a periodic rescan) and step.
     fn watch(&mut self, mut source: DirectorySource) -> anyhow::Result<()> {
-        let (_watcher, events) = source
+        let (mut _watcher, mut events) = source
             .notifications()
             .context("watching the manifest paths")?;
+        let mut wait = RESCAN;
         loop {
-            match events.recv_timeout(Duration::from_secs(2)) {
+            match events.recv_timeout(wait) {
                 Ok(()) => {
                     // Let a burst of events (an editor's save, a copy) settle into one time.
                     std::thread::sleep(Duration::from_millis(2));
@@ -512,7 +540,20 @@ impl Loop {
                     anyhow::bail!("file watcher stopped")
                 }
             }
-            self.scan(&mut source, false)?;
+            let (retry_in, rewatch) = self.scan(&mut source, false)?;
+            wait = retry_in.map_or(RESCAN, |r| r.min(RESCAN));
+            if rewatch {
+                // A root was deleted and is back: its old watch went with it.
+                match source.notifications() {
+                    Ok((w, e)) => {
+                        (_watcher, events) = (w, e);
+                        tracing::info!("manifest paths are back; watching them again");
+                        // What was written before the new watch started.
+                        wait = Duration::ZERO;
+                    }
+                    Err(e) => tracing::warn!("watching the manifest paths again: {e}"),
+                }
+            }
         }
     }
 }

@@ -30,6 +30,9 @@ pub const DEFAULT_CONTROLLER: &str = "sluice.dev/gateway-controller";
 pub struct PipelineConfig {
     pub workers: usize,
     pub controller_name: String,
+    /// Added to every listener port for the port the proxies bind: a listener whose
+    /// port plus this is past 65535 is not accepted (`PortUnavailable`).
+    pub port_offset: u16,
 }
 
 impl Default for PipelineConfig {
@@ -37,6 +40,7 @@ impl Default for PipelineConfig {
         Self {
             workers: 1,
             controller_name: DEFAULT_CONTROLLER.to_string(),
+            port_offset: 0,
         }
     }
 }
@@ -89,6 +93,7 @@ impl Pipeline {
         let (report_tx, reports) = channel();
         let report_tx = Mutex::new(report_tx);
         let controller = config.controller_name;
+        let max_port = u16::MAX - config.port_offset;
         let timely_config = timely::Config {
             communication: timely::CommunicationConfig::Process(workers),
             worker: WorkerConfig::default(),
@@ -100,7 +105,7 @@ impl Pipeline {
                 .and_then(|mut v| v.get_mut(worker.index()).and_then(Option::take));
             let tx = report_tx.lock().map(|t| t.clone());
             if let (Some(rx), Ok(tx)) = (rx, tx) {
-                run_worker(worker, rx, tx, controller.clone());
+                run_worker(worker, rx, tx, controller.clone(), max_port);
             }
         })
         .map_err(Error::Timely)?;
@@ -209,13 +214,13 @@ struct Dataflow {
 }
 
 impl Dataflow {
-    fn build(worker: &mut Worker, controller: String) -> Self {
+    fn build(worker: &mut Worker, controller: String, max_port: u16) -> Self {
         let captured: Rc<RefCell<Captured>> = Rc::default();
         let (xds_sink, status_sink) = (captured.clone(), captured.clone());
         let probe = ProbeHandle::new();
         let input = worker.dataflow::<u64, _, _>(|scope| {
             let (input, objects) = scope.new_collection::<Object, isize>();
-            let Translation { xds, status } = translate(objects, controller);
+            let Translation { xds, status } = translate(objects, controller, max_port);
             xds.inspect_batch(move |_time, batch| {
                 let xds = &mut xds_sink.borrow_mut().xds;
                 xds.extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
@@ -255,8 +260,9 @@ fn run_worker(
     commands: Receiver<Command>,
     reports: Sender<std::result::Result<WorkerReport, String>>,
     controller: String,
+    max_port: u16,
 ) {
-    let mut dataflow = Dataflow::build(worker, controller);
+    let mut dataflow = Dataflow::build(worker, controller, max_port);
     while let Ok(Command::Step { time, updates }) = commands.recv() {
         let captured = dataflow.step(worker, time, updates);
         if reports.send(Ok(WorkerReport { time, captured })).is_err() {
@@ -272,7 +278,7 @@ pub fn evaluate(objects: impl IntoIterator<Item = Object>, controller: &str) -> 
     let objects: Vec<Object> = objects.into_iter().collect();
     let controller = controller.to_string();
     timely::execute_directly(move |worker| {
-        let mut dataflow = Dataflow::build(worker, controller);
+        let mut dataflow = Dataflow::build(worker, controller, u16::MAX);
         let updates = objects.into_iter().map(|o| (o, 1)).collect();
         let Captured { xds, status } = dataflow.step(worker, 0, updates);
         Outputs {

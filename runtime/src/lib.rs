@@ -101,7 +101,12 @@ pub struct Controller {
 
 impl Controller {
     pub fn new(config: ControllerConfig) -> Result<Self> {
-        let ControllerConfig { pipeline, encode } = config;
+        let ControllerConfig {
+            mut pipeline,
+            encode,
+        } = config;
+        // One offset: what the encoder binds is what the pipeline validates.
+        pipeline.port_offset = encode.port_offset;
         let controller_name = pipeline.controller_name.clone();
         Ok(Self {
             pipeline: Pipeline::new(pipeline)?,

@@ -28,8 +28,8 @@ pub mod watch;
 
 pub use convert::ConvertError;
 pub use manifest::{
-    Parsed, RawObject, Warning, load_paths, load_raw, object_from_json, parse_manifests,
-    raw_objects,
+    Parsed, RawObject, Warning, load_paths, load_raw, object_from_json, object_from_json_text,
+    parse_manifests, raw_objects,
 };
 
 use std::path::PathBuf;

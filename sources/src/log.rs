@@ -24,6 +24,7 @@ use sluice_eventlog::{Event, Op, Reader, Writer};
 use sluice_pipeline::model::{Change, Kind, Object, ObjectId};
 
 use crate::kubernetes::{StreamEvent, Watched};
+use crate::manifest::object_from_json_text;
 
 /// `apiVersion` Sluice reads `kind` at.
 pub fn api_version(kind: Kind) -> &'static str {
@@ -158,6 +159,12 @@ impl LogReplay {
                 self.watched.on(s, StreamEvent::ListEnd);
             }
             Op::Apply => {
+                let fast = object_from_json_text(&event.api_version, &event.kind, &event.object);
+                if let Some(object) = fast {
+                    let s = self.stream_of(event);
+                    self.watched.on_object(s, object);
+                    return;
+                }
                 let value = serde_json::from_slice(&event.object).unwrap_or_else(|e| {
                     // Fails conversion (labels must be a map), naming why: its last
                     // good version is kept, also through a relist.

@@ -22,7 +22,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize as _;
-use sluice_pipeline::model::Object;
+use sluice_pipeline::model::{Object, ObjectId};
 
 use crate::{Error, Result};
 
@@ -48,11 +48,17 @@ pub struct Warning {
     /// 1-based line where the document starts.
     pub line: usize,
     pub message: String,
+    /// The object the document defines, when it is of a kind Sluice reads but did
+    /// not convert: a watching source keeps its last good version.
+    pub failed: Option<ObjectId>,
 }
 
 impl std::fmt::Display for Warning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.origin, self.line, self.message)
+        match self.line {
+            0 => write!(f, "{}: {}", self.origin, self.message),
+            line => write!(f, "{}:{line}: {}", self.origin, self.message),
+        }
     }
 }
 
@@ -74,6 +80,14 @@ pub fn object_from_json(value: &serde_json::Value) -> Option<std::result::Result
         Err(e) => return Some(Err(e.to_string())),
     };
     dispatch::object_of(&value)
+}
+
+/// [`object_from_json`] of JSON text whose apiVersion and kind are already known (a
+/// log event's): one pass from the text to the record. `None` when the fast path
+/// cannot decide; [`object_from_json`] of the parsed text then gives the answer (a
+/// record, an error with its message, or a kind Sluice does not read).
+pub fn object_from_json_text(api_version: &str, kind: &str, json: &[u8]) -> Option<Object> {
+    dispatch::object_of_json(api_version, kind, json)
 }
 
 /// One object document as written (a `List`'s items each), for the event log: its
@@ -102,11 +116,11 @@ pub fn raw_objects(text: &str, origin: &str) -> Result<(Vec<RawObject>, Vec<Warn
 
 /// [`raw_objects`] of files and directories, in [`load_paths`] order.
 pub fn load_raw(paths: &[PathBuf]) -> Result<(Vec<RawObject>, Vec<Warning>)> {
+    let (mut objects, mut warnings) = (vec![], vec![]);
     let mut files = Vec::new();
     for path in paths {
-        collect_files(path, &mut files)?;
+        collect_files(path, &mut files, &mut warnings)?;
     }
-    let (mut objects, mut warnings) = (vec![], vec![]);
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| io(&file, source))?;
         let (o, w) = raw_objects(&text, &file.display().to_string())?;
@@ -174,14 +188,16 @@ fn relocate(message: &str, offset: usize) -> String {
     out
 }
 
-/// Reads files and directories (recursively: files ending `.yaml` or `.yml`), in
-/// the order given and each directory in sorted order.
+/// Reads files and directories (recursively: regular files ending `.yaml` or
+/// `.yml`), in the order given and each directory in sorted order. Entries that are
+/// not regular files (FIFOs, devices, sockets) and directories already walked
+/// (symlink loops) are skipped with a warning; a path given by name is read as given.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Parsed> {
+    let mut parsed = Parsed::default();
     let mut files = Vec::new();
     for path in paths {
-        collect_files(path, &mut files)?;
+        collect_files(path, &mut files, &mut parsed.warnings)?;
     }
-    let mut parsed = Parsed::default();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| io(&file, source))?;
         parsed.extend(parse_manifests(&text, &file.display().to_string())?);
@@ -189,25 +205,106 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Parsed> {
     Ok(parsed)
 }
 
-pub(crate) fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    let metadata = std::fs::metadata(path).map_err(|source| io(path, source))?;
-    if !metadata.is_dir() {
-        files.push(path.to_owned());
-        return Ok(());
+/// The manifest files under `path` (itself, when it is not a directory); the first
+/// directory that cannot be listed is an error.
+pub(crate) fn collect_files(
+    path: &Path,
+    files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<Warning>,
+) -> Result<()> {
+    let mut listing = Listing::default();
+    listing.walk(path);
+    files.append(&mut listing.files);
+    warnings.append(&mut listing.skipped);
+    match listing.failed.into_iter().next() {
+        Some((path, source)) => Err(io(&path, source)),
+        None => Ok(()),
     }
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(|source| io(path, source))? {
-        entries.push(entry.map_err(|source| io(path, source))?.path());
-    }
-    entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            collect_files(&entry, files)?;
-        } else if is_manifest(&entry) {
-            files.push(entry);
+}
+
+/// What walking some paths found. A walk never stops at a failure: a directory that
+/// cannot be listed is recorded with why, and a watching source keeps what it had
+/// under it (nothing there is known to be gone).
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// Manifest files, in walk order.
+    pub files: Vec<PathBuf>,
+    /// Paths that could not be listed or examined.
+    pub failed: Vec<(PathBuf, std::io::Error)>,
+    /// Entries left out: not regular files, symlink loops, dangling links.
+    pub skipped: Vec<Warning>,
+    /// Directories walked, by device and inode: a directory reached twice (a symlink
+    /// loop, or two links to one directory) is walked once.
+    seen: std::collections::HashSet<(u64, u64)>,
+}
+
+impl Listing {
+    /// Walks `path`: a path that is not a directory is taken as given.
+    pub fn walk(&mut self, path: &Path) {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => self.directory(path, &m),
+            Ok(_) => self.files.push(path.to_owned()),
+            Err(e) => self.failed.push((path.to_owned(), e)),
         }
     }
-    Ok(())
+
+    fn directory(&mut self, path: &Path, metadata: &std::fs::Metadata) {
+        use std::os::unix::fs::MetadataExt as _;
+        if !self.seen.insert((metadata.dev(), metadata.ino())) {
+            self.skip(path, "a directory already read (a symlink loop?)");
+            return;
+        }
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => return self.failed.push((path.to_owned(), e)),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => paths.push(entry.path()),
+                Err(e) => return self.failed.push((path.to_owned(), e)),
+            }
+        }
+        paths.sort();
+        for entry in paths {
+            let metadata = match std::fs::metadata(&entry) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // A link to nothing (or an entry gone since the listing).
+                    if is_manifest(&entry) && entry.symlink_metadata().is_ok() {
+                        self.skip(&entry, "a symbolic link to nothing");
+                    }
+                    continue;
+                }
+                Err(e) if e.raw_os_error() == Some(40) => {
+                    // ELOOP: a link that resolves to itself.
+                    self.skip(&entry, "a symbolic link loop");
+                    continue;
+                }
+                Err(e) => {
+                    self.failed.push((entry, e));
+                    continue;
+                }
+            };
+            if metadata.is_dir() {
+                self.directory(&entry, &metadata);
+            } else if !is_manifest(&entry) {
+            } else if metadata.is_file() {
+                self.files.push(entry);
+            } else {
+                self.skip(&entry, "not a regular file (a FIFO, socket or device)");
+            }
+        }
+    }
+
+    fn skip(&mut self, path: &Path, why: &str) {
+        self.skipped.push(Warning {
+            origin: path.display().to_string(),
+            line: 0,
+            message: format!("skipped: {why}"),
+            failed: None,
+        });
+    }
 }
 
 fn is_manifest(path: &Path) -> bool {

@@ -91,3 +91,53 @@ fn every_conformance_manifest_loads() {
         "{gateways} Gateways, {routes} HTTPRoutes"
     );
 }
+
+/// The log's fast path (JSON text straight into the typed object) gives exactly the
+/// record the general path (parse, then convert the tree) gives, for every object of
+/// the conformance manifests; and it decides most of them itself, else it would not
+/// be the fast path.
+#[test]
+fn fast_json_path_agrees_with_the_general_one() {
+    let (dir, _) = manifests_dir();
+    if !dir.is_dir() {
+        assert!(
+            std::env::var_os("SLUICE_CONFORMANCE_OPTIONAL").is_some(),
+            "no conformance manifests in {}",
+            dir.display()
+        );
+        return;
+    }
+    let (mut converted, mut fast) = (0, 0);
+    for file in manifest_files(&dir) {
+        let text = fill_placeholders(&std::fs::read_to_string(&file).expect("readable"));
+        let (objects, _) = sluice_sources::raw_objects(&text, "f").expect("parses");
+        for raw in objects {
+            let value: serde_json::Value = serde_json::from_slice(&raw.json).expect("json");
+            let general = sluice_sources::object_from_json(&value);
+            let quick =
+                sluice_sources::object_from_json_text(&raw.api_version, &raw.kind, &raw.json);
+            if let Some(Ok(object)) = &general {
+                converted += 1;
+                fast += usize::from(quick.is_some());
+                if let Some(quick) = quick {
+                    assert_eq!(
+                        &quick, object,
+                        "{} {}/{}",
+                        raw.kind, raw.namespace, raw.name
+                    );
+                }
+            } else {
+                assert_eq!(
+                    quick, None,
+                    "{} {}/{}: {general:?}",
+                    raw.kind, raw.namespace, raw.name
+                );
+            }
+        }
+    }
+    println!("{fast} of {converted} objects on the fast path");
+    assert!(
+        converted > 100 && fast * 10 >= converted * 9,
+        "{fast} of {converted}"
+    );
+}

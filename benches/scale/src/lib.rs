@@ -192,6 +192,7 @@ pub fn run(args: ScaleArgs) -> anyhow::Result<ExitCode> {
         Engine::incremental(sluice_pipeline::PipelineConfig {
             workers: config.workers,
             controller_name: sluice_pipeline::DEFAULT_CONTROLLER.to_owned(),
+            ..Default::default()
         })?
     };
     if let Some(path) = &record {

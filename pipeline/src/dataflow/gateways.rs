@@ -26,19 +26,21 @@ impl<'r> Admitted<'r> {
     }
 }
 
-/// The Gateways whose class names `controller`, and their listeners.
+/// The Gateways whose class names `controller`, and their listeners (`max_port`: the
+/// highest port a proxy can bind, [`listener_views`]).
 pub fn admit<'s>(
     classes: Col<'s, GatewayClass>,
     gateways: Col<'s, Gateway>,
     controller: String,
+    max_port: u16,
 ) -> Admitted<'s> {
     let ours = classes
         .filter(move |c| c.controller_name == controller)
         .map(|c| c.name);
     let gateways = gateways.map(|g| (g.class_name.clone(), g));
     let gateways = semijoin_named("gateways of our classes", gateways, ours).map(|(_, g)| g);
-    let listeners: Col<'s, (ObjectKey, ListenerView)> = gateways.clone().flat_map(|g| {
-        listener_views(&g)
+    let listeners: Col<'s, (ObjectKey, ListenerView)> = gateways.clone().flat_map(move |g| {
+        listener_views(&g, max_port)
             .into_iter()
             .map(|v| (v.gateway.clone(), v))
     });

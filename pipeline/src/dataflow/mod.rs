@@ -57,7 +57,12 @@ macro_rules! kind {
 
 /// Build the whole translation over the input objects. Each stage runs in a region
 /// named after it, so timely's logs and profiles group its operators.
-pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Translation<'s> {
+/// `max_port`: the highest Gateway listener port the proxies can bind.
+pub fn translate<'s>(
+    objects: Col<'s, Object>,
+    controller: String,
+    max_port: u16,
+) -> Translation<'s> {
     let outer = objects.scope();
     let routes = kind!(objects, HttpRoute);
     let services_arranged: ByKey<'s, (String, String), Service> = kind!(objects, Service)
@@ -65,8 +70,13 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Translatio
         .arrange_by_key_named("services by name");
     let admitted = outer.region_named("gateways", |r| {
         let classes = kind!(objects, GatewayClass).enter_region(r);
-        gateways::admit(classes, kind!(objects, Gateway).enter_region(r), controller)
-            .leave_region(outer)
+        gateways::admit(
+            classes,
+            kind!(objects, Gateway).enter_region(r),
+            controller,
+            max_port,
+        )
+        .leave_region(outer)
     });
     let listeners = admitted.listeners;
     let matched = outer.region_named("select", |r| {
@@ -95,6 +105,7 @@ pub fn translate<'s>(objects: Col<'s, Object>, controller: String) -> Translatio
         let gateways = status::gateways_status(
             admitted.gateways.enter_region(r),
             attached.counts.enter_region(r),
+            max_port,
         );
         let routes =
             status::route_status(attached.parents.enter_region(r), conditions.enter_region(r));

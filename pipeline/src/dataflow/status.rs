@@ -26,11 +26,12 @@ pub fn route_status<'s>(
 pub fn gateways_status<'s>(
     gateways: Col<'s, Gateway>,
     counts: Col<'s, ((ObjectKey, String), isize)>,
+    max_port: u16,
 ) -> Col<'s, GatewayStatus> {
     let gateways = gateways.map(|g| (g.meta.key.clone(), g));
     let counts = counts.map(|((gw, listener), n)| (gw, (listener, u32::try_from(n).unwrap_or(0))));
-    left_join_named("gateway status", gateways, counts, |_, g, counts| {
-        Some(gateway_status(g, counts))
+    left_join_named("gateway status", gateways, counts, move |_, g, counts| {
+        Some(gateway_status(g, counts, max_port))
     })
     .map(|(_, s)| s)
 }

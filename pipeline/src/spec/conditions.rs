@@ -45,6 +45,7 @@ pub enum Reason {
     NoMatchingListenerHostname,
     NoMatchingParent,
     NotAllowedByListeners,
+    PortUnavailable,
     Programmed,
     ProtocolConflict,
     RefNotPermitted,
@@ -68,6 +69,7 @@ impl Reason {
             Reason::NoMatchingListenerHostname => "NoMatchingListenerHostname",
             Reason::NoMatchingParent => "NoMatchingParent",
             Reason::NotAllowedByListeners => "NotAllowedByListeners",
+            Reason::PortUnavailable => "PortUnavailable",
             Reason::Programmed => "Programmed",
             Reason::ProtocolConflict => "ProtocolConflict",
             Reason::RefNotPermitted => "RefNotPermitted",
@@ -102,7 +104,7 @@ mod tests {
         ConditionType::ResolvedRefs,
     ];
 
-    const REASONS: [Reason; 18] = [
+    const REASONS: [Reason; 19] = [
         Reason::Accepted,
         Reason::BackendNotFound,
         Reason::HostnameConflict,
@@ -116,6 +118,7 @@ mod tests {
         Reason::NoMatchingListenerHostname,
         Reason::NoMatchingParent,
         Reason::NotAllowedByListeners,
+        Reason::PortUnavailable,
         Reason::Programmed,
         Reason::ProtocolConflict,
         Reason::RefNotPermitted,

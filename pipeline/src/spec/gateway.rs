@@ -9,8 +9,9 @@ use crate::spec::listener::{ListenerView, listener_views};
 
 /// The Gateway's status, given the number of routes attached to each listener
 /// (by listener name; a listener not listed has none).
-pub fn gateway_status(gw: &Gateway, attached: &[&(String, u32)]) -> GatewayStatus {
-    let views = listener_views(gw);
+/// `max_port` as for [`listener_views`].
+pub fn gateway_status(gw: &Gateway, attached: &[&(String, u32)], max_port: u16) -> GatewayStatus {
+    let views = listener_views(gw, max_port);
     let conditions = vec![accepted(gw, &views), programmed(&views)];
     let listeners = views
         .into_iter()

@@ -98,9 +98,14 @@ fn conflict(gw: &Gateway, l: &Listener) -> Option<Reason> {
     reason
 }
 
-/// Views of every listener of a Gateway (one of ours), in spec order.
-pub fn listener_views(gw: &Gateway) -> Vec<ListenerView> {
-    let mut views: Vec<ListenerView> = gw.listeners.iter().map(|l| listener_view(gw, l)).collect();
+/// Views of every listener of a Gateway (one of ours), in spec order. `max_port`:
+/// the highest listener port the proxies can bind (65535 less the port offset); a
+/// listener past it is not accepted (`PortUnavailable`) and serves nothing, and its
+/// siblings are unaffected.
+pub fn listener_views(gw: &Gateway, max_port: u16) -> Vec<ListenerView> {
+    let mut views: Vec<ListenerView> = (gw.listeners.iter())
+        .map(|l| listener_view(gw, l, max_port))
+        .collect();
     let serving: Vec<(u16, Option<String>)> = views
         .iter()
         .filter(|v| v.serves_http)
@@ -135,14 +140,15 @@ pub fn listener_views(gw: &Gateway) -> Vec<ListenerView> {
     views
 }
 
-fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
+fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
     let (kinds, invalid_kinds) = supported_kinds(l);
     let supported_protocol = matches!(l.protocol, Protocol::Http | Protocol::Https);
     let conflicted = conflict(gw, l);
-    let ok = supported_protocol && conflicted.is_none();
+    let bindable = l.port <= max_port;
+    let ok = supported_protocol && conflicted.is_none() && bindable;
     let serves_http = ok && l.protocol == Protocol::Http && !kinds.is_empty();
     let mut conditions = vec![
-        accepted(l, supported_protocol, conflicted),
+        accepted(l, supported_protocol, conflicted, max_port),
         conflicted_condition(conflicted),
         resolved_refs(l, invalid_kinds),
         programmed(serves_http, conflicted),
@@ -162,8 +168,20 @@ fn listener_view(gw: &Gateway, l: &Listener) -> ListenerView {
     }
 }
 
-fn accepted(l: &Listener, supported_protocol: bool, conflict: Option<Reason>) -> Condition {
-    if !supported_protocol {
+fn accepted(
+    l: &Listener,
+    supported_protocol: bool,
+    conflict: Option<Reason>,
+    max_port: u16,
+) -> Condition {
+    if l.port > max_port {
+        let offset = u16::MAX - max_port;
+        let msg = format!(
+            "port {} plus the controller's port offset {offset} is past 65535: the proxy cannot bind it",
+            l.port
+        );
+        Condition::new(Type::Accepted, false, Reason::PortUnavailable, msg)
+    } else if !supported_protocol {
         let msg = format!("protocol {} is not supported", l.protocol);
         Condition::new(Type::Accepted, false, Reason::UnsupportedProtocol, msg)
     } else if let Some(reason) = conflict {

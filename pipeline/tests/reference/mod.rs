@@ -328,7 +328,7 @@ fn attach_to_gateway(
     out: &mut Reference,
 ) {
     let key = &gw.meta.key;
-    let views = listener_views(gw);
+    let views = listener_views(gw, u16::MAX);
     for v in views.iter().filter(|v| v.serves_http) {
         out.listeners.insert(ListenerIr {
             gateway: key.clone(),
@@ -396,7 +396,7 @@ fn status_of_gateway(gw: &Gateway, views: &[ListenerView], out: &Reference) -> G
         })
         .collect();
     let counts: Vec<&(String, u32)> = counts.iter().collect();
-    gateway_status(gw, &counts)
+    gateway_status(gw, &counts, u16::MAX)
 }
 
 /// Each virtual host lists every match of every rule of its routes, in precedence

@@ -75,6 +75,7 @@
 //!   with a gRPC error.
 
 mod delta;
+pub mod guard;
 pub mod node;
 mod sotw;
 mod stream;
@@ -102,9 +103,9 @@ use sluice_pipeline::model::ObjectKey;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
+pub use self::guard::Limits;
 use crate::state::XdsHub;
 
 pub use node::{GATEWAY_METADATA_KEY, gateway_of};
@@ -217,6 +218,7 @@ impl AdsStats {
 pub struct AdsServer {
     hub: Arc<XdsHub>,
     stats: Arc<AdsStats>,
+    limits: Limits,
 }
 
 impl AdsServer {
@@ -224,7 +226,14 @@ impl AdsServer {
         Self {
             hub,
             stats: Arc::default(),
+            limits: Limits::default(),
         }
+    }
+
+    /// Connection limits other than [`Limits::default`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The counters; keep a handle before [`Self::into_service`].
@@ -247,17 +256,15 @@ impl AdsServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
-        // The builder's `tcp_nodelay` only applies to sockets tonic binds itself;
-        // an incoming stream of our own sets it explicitly.
+        // Keepalive pings every third of the idle time: a live proxy answers them,
+        // so only a dead or silent connection reaches the idle limit.
+        let limits = self.limits;
+        let ping = limits.idle / 3;
         Server::builder()
-            // Find dead proxies, so their streams end and release their state.
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .http2_keepalive_interval(Some(ping))
+            .http2_keepalive_timeout(Some(ping.min(Duration::from_secs(10))))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(guard::incoming(listener, limits), shutdown)
             .await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
+use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
 use sluice_pipeline::ir::ListenerIr;
 
@@ -23,7 +24,7 @@ pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// The Listener for `ir`: binds `address_for(gateway):port+port_offset`.
 pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
     let name = ir.name();
-    let hcm = http_connection_manager(&name);
+    let hcm = harden(http_connection_manager(&name));
     let socket = SocketAddress {
         address: config.address_for(&ir.gateway).to_owned(),
         port_specifier: Some(PortSpecifier::PortValue(config.bind_port(ir.port))),
@@ -58,6 +59,19 @@ pub fn api_listener(hostname: &str, route_config_name: &str) -> Listener {
         }),
         ..Default::default()
     }
+}
+
+/// Path handling as Envoy's edge-proxy hardening guide recommends, so a route's
+/// path match sees the path a backend will act on: dot segments resolved
+/// (`/echo/../private` is `/private`, RFC 3986 section 6), repeated slashes merged,
+/// and a path with escaped slashes (`%2F`, `%5C`) redirected to its unescaped form.
+/// Proxies only: gRPC's own xDS clients (API listeners) do not take these fields.
+fn harden(mut hcm: HttpConnectionManager) -> HttpConnectionManager {
+    use http_connection_manager::PathWithEscapedSlashesAction;
+    hcm.normalize_path = Some(BoolValue { value: true });
+    hcm.merge_slashes = true;
+    hcm.path_with_escaped_slashes_action = PathWithEscapedSlashesAction::UnescapeAndRedirect as i32;
+    hcm
 }
 
 /// HTTP connection manager reading RouteConfiguration `route_config_name` over ADS.

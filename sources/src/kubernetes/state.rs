@@ -131,13 +131,9 @@ impl Watched {
         match event {
             StreamEvent::ListBegin => s.relist = Some(BTreeMap::new()),
             StreamEvent::Listed(value) => {
-                let Some((id, object)) = convert(&value, &s.known, &mut self.warnings) else {
-                    return;
-                };
-                s.kind = Some(id.kind);
-                s.relist
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(id, object);
+                if let Some((id, object)) = convert(&value, &s.known, &mut self.warnings) {
+                    self.listed(stream, id, object);
+                }
             }
             StreamEvent::ListEnd => {
                 let list = s.relist.take().unwrap_or_default();
@@ -154,12 +150,8 @@ impl Watched {
                 s.listed = true;
             }
             StreamEvent::Applied(value) => {
-                let Some((id, object)) = convert(&value, &s.known, &mut self.warnings) else {
-                    return;
-                };
-                if s.known.get(&id) != Some(&object) {
-                    s.known.insert(id.clone(), object.clone());
-                    self.pending.insert(id, Change::Apply(object));
+                if let Some((id, object)) = convert(&value, &s.known, &mut self.warnings) {
+                    self.applied(stream, id, object);
                 }
             }
             StreamEvent::Deleted(value) => {
@@ -169,6 +161,37 @@ impl Watched {
                 }
             }
             StreamEvent::Skipped => s.skipped = true,
+        }
+    }
+
+    /// [`StreamEvent::Listed`] or [`StreamEvent::Applied`] (by [`Watched::listing`])
+    /// of an object the caller already converted (a log event's, on the fast path).
+    pub fn on_object(&mut self, stream: usize, object: Object) {
+        let id = object.id();
+        if self.listing(stream) {
+            self.listed(stream, id, object);
+        } else {
+            self.applied(stream, id, object);
+        }
+    }
+
+    fn listed(&mut self, stream: usize, id: ObjectId, object: Object) {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        s.kind = Some(id.kind);
+        s.relist
+            .get_or_insert_with(BTreeMap::new)
+            .insert(id, object);
+    }
+
+    fn applied(&mut self, stream: usize, id: ObjectId, object: Object) {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        if s.known.get(&id) != Some(&object) {
+            s.known.insert(id.clone(), object.clone());
+            self.pending.insert(id, Change::Apply(object));
         }
     }
 

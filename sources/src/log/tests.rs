@@ -6,6 +6,7 @@ use sluice_eventlog::{Event, Op};
 use sluice_pipeline::model::{Change, Kind, ObjectId, ObjectKey};
 
 use super::*;
+use crate::manifest::object_from_json;
 
 fn service(ns: &str, name: &str, port: u16) -> Value {
     json!({
@@ -249,5 +250,29 @@ fn a_restored_state_continues_as_the_original_would_at_any_cut() {
             );
         }
         assert_eq!(ids(&restored), ids(&whole), "cut {cut}");
+    }
+}
+
+/// Every kind the generator makes takes the log's fast path (JSON text straight into
+/// the typed object), to the same record as the general path and as the generator's.
+#[test]
+fn generated_objects_take_the_fast_path_to_the_same_record() {
+    use crate::generate::{Preset, generate, to_yaml};
+    let objects = generate(&Preset::Small.shape(), 1);
+    assert!(objects.len() > 100);
+    for object in &objects {
+        let value = to_yaml(object);
+        let json = serde_json::to_vec(&value).expect("serializes");
+        let text = |field: &str| value[field].as_str().unwrap_or_default().to_owned();
+        let fast = object_from_json_text(&text("apiVersion"), &text("kind"), &json);
+        let Some(fast) = fast else {
+            panic!(
+                "{:?} {} not on the fast path",
+                object.id().kind,
+                object.id().key
+            )
+        };
+        assert_eq!(&fast, object);
+        assert_eq!(object_from_json(&value), Some(Ok(fast)));
     }
 }

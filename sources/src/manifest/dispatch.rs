@@ -10,7 +10,7 @@ use k8s_openapi::api::{
 };
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
-use sluice_pipeline::model::{Object, ObjectKey};
+use sluice_pipeline::model::{Kind, Object, ObjectId, ObjectKey};
 
 use super::{Parsed, RawObject, Warning, unknown_filters};
 use crate::convert::{ToModel, meta::DEFAULT_NAMESPACE};
@@ -28,6 +28,7 @@ impl At<'_> {
             origin: self.origin.to_owned(),
             line: self.line,
             message,
+            failed: None,
         }
     }
 }
@@ -59,9 +60,9 @@ pub(super) fn document(at: &At<'_>, value: Value) -> Parsed {
     match object(&value, api_version, kind) {
         Some(Ok(object)) => parsed.objects.push(object),
         Some(Err(error)) => {
-            parsed
-                .warnings
-                .push(at.warning(format!("skipped {}: {error}", describe(&value))));
+            let mut warning = at.warning(format!("skipped {}: {error}", describe(&value)));
+            warning.failed = identity(&value, kind);
+            parsed.warnings.push(warning);
         }
         None => {
             let message = format!(
@@ -119,14 +120,23 @@ pub(super) fn raw(
 /// The record of a document of a known kind; `None` for any other kind.
 fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object, String>> {
     let gateway = GATEWAY_VERSIONS.contains(&api_version);
+    // Sluice reads no status: one written by another controller (or by hand, without
+    // a `lastTransitionTime` the typed object requires) must not lose the object.
+    let value = || {
+        let mut value = value.clone();
+        if let Some(map) = value.as_mapping_mut() {
+            map.remove("status");
+        }
+        value
+    };
     Some(match (kind, api_version) {
-        ("GatewayClass", _) if gateway => convert::<GatewayClass>(value.clone()),
-        ("Gateway", _) if gateway => convert::<Gateway>(value.clone()),
-        ("HTTPRoute", _) if gateway => http_route(value.clone()),
-        ("ReferenceGrant", _) if gateway => convert::<ReferenceGrant>(value.clone()),
-        ("Service", "v1") => convert::<Service>(value.clone()),
-        ("Namespace", "v1") => convert::<Namespace>(value.clone()),
-        ("EndpointSlice", "discovery.k8s.io/v1") => convert::<EndpointSlice>(value.clone()),
+        ("GatewayClass", _) if gateway => convert::<GatewayClass>(value()),
+        ("Gateway", _) if gateway => convert::<Gateway>(value()),
+        ("HTTPRoute", _) if gateway => http_route(value()),
+        ("ReferenceGrant", _) if gateway => convert::<ReferenceGrant>(value()),
+        ("Service", "v1") => convert::<Service>(value()),
+        ("Namespace", "v1") => convert::<Namespace>(value()),
+        ("EndpointSlice", "discovery.k8s.io/v1") => convert::<EndpointSlice>(value()),
         _ => return None,
     })
 }
@@ -134,6 +144,30 @@ fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object,
 /// The record of an object of a known kind (`None` for any other kind).
 pub(super) fn object_of(value: &Value) -> Option<Result<Object, String>> {
     object(value, text(value, "apiVersion"), text(value, "kind"))
+}
+
+/// The record of an object given as JSON text whose apiVersion and kind are known
+/// (a log event's), deserialized straight into the typed object: no intermediate
+/// tree. `None` when this path cannot decide — a kind Sluice does not read, a
+/// document that does not deserialize or convert, an HTTPRoute with a filter type
+/// the typed route cannot hold — and [`object_of`] of the parsed document gives
+/// the answer and its message. Where both give a record, it is the same record
+/// (tested over the conformance manifests and generated clusters).
+pub(super) fn object_of_json(api_version: &str, kind: &str, json: &[u8]) -> Option<Object> {
+    fn typed<T: DeserializeOwned + ToModel>(json: &[u8]) -> Option<Object> {
+        serde_json::from_slice::<T>(json).ok()?.to_object().ok()
+    }
+    let gateway = GATEWAY_VERSIONS.contains(&api_version);
+    match (kind, api_version) {
+        ("GatewayClass", _) if gateway => typed::<GatewayClass>(json),
+        ("Gateway", _) if gateway => typed::<Gateway>(json),
+        ("HTTPRoute", _) if gateway => typed::<HttpRoute>(json),
+        ("ReferenceGrant", _) if gateway => typed::<ReferenceGrant>(json),
+        ("Service", "v1") => typed::<Service>(json),
+        ("Namespace", "v1") => typed::<Namespace>(json),
+        ("EndpointSlice", "discovery.k8s.io/v1") => typed::<EndpointSlice>(json),
+        _ => None,
+    }
 }
 
 /// Deserializes the typed Kubernetes object, then converts it.
@@ -149,6 +183,23 @@ fn http_route(mut value: Value) -> Result<Object, String> {
     let mut route = route.to_model().map_err(|e| e.to_string())?;
     unknown_filters::restore(&mut route, stash);
     Ok(Object::HttpRoute(route))
+}
+
+/// The identity of a document of a kind Sluice reads, from its metadata.
+fn identity(value: &Value, kind: &str) -> Option<ObjectId> {
+    let kind = crate::kubernetes::model_kind(kind)?;
+    let metadata = value.get("metadata")?;
+    let name = metadata.get("name")?.as_str()?;
+    let key = match metadata.get("namespace").and_then(Value::as_str) {
+        _ if is_cluster_scoped_kind(kind) => ObjectKey::cluster(name),
+        Some(namespace) => ObjectKey::new(namespace, name),
+        None => ObjectKey::new(DEFAULT_NAMESPACE, name),
+    };
+    Some(ObjectId { kind, key })
+}
+
+fn is_cluster_scoped_kind(kind: Kind) -> bool {
+    matches!(kind, Kind::GatewayClass | Kind::Namespace)
 }
 
 /// `Kind namespace/name` of a document, for warnings.

@@ -204,3 +204,19 @@ fn raw_objects_keep_every_kind_as_written_with_the_api_servers_namespace() {
         "{warning}"
     );
 }
+
+/// Issue 8 (9): a status Sluice does not read — here without the
+/// `lastTransitionTime` the typed object requires — does not lose the object.
+#[test]
+fn a_status_without_transition_times_is_ignored() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+        metadata: {name: gw, namespace: ns}\n\
+        spec: {gatewayClassName: sluice, listeners: [{name: http, port: 80, protocol: HTTP}]}\n\
+        status: {conditions: [{type: Accepted, status: 'True', reason: Accepted, message: ''}]}\n";
+    let parsed = parse_manifests(text, "gw.yaml").expect("parses");
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    assert_eq!(
+        ids(&parsed.objects),
+        vec![(Kind::Gateway, ObjectKey::new("ns", "gw"))]
+    );
+}

@@ -1,0 +1,128 @@
+//! What Sluice guarantees, where a real Envoy's verdict is the point (issue 8):
+//! paths are normalised before routes match them (finding 8), and a listener whose
+//! port plus `--port-offset` is past 65535 is reported and left out instead of
+//! making Envoy reject every listener of the Gateway (finding 7). A real
+//! `sluice serve`, a real Envoy and a real backend on loopback.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{demo_backend, get, processes, read, s, scratch, wait_for};
+
+/// App `echo` on `/echo` only, on a Gateway with a second listener at `high_port`.
+fn manifests(backend: u16, high_port: u16) -> String {
+    let app = common::echo_app("guard", "a", "a.example", backend);
+    let app = app.replace(
+        "listeners: [{name: http, port: 80, protocol: HTTP}]",
+        &format!(
+            "listeners: [{{name: http, port: 80, protocol: HTTP}}, {{name: high, port: {high_port}, protocol: HTTP}}]"
+        ),
+    );
+    app.replace(
+        "rules: [{backendRefs: [{name: echo, port: 80}]}]",
+        "rules: [{matches: [{path: {type: PathPrefix, value: /echo}}], backendRefs: [{name: echo, port: 80}]}]",
+    )
+}
+
+/// An Envoy counter from its admin `/stats`.
+fn envoy_stat(admin: std::net::SocketAddr, name: &str) -> u64 {
+    let text = get(admin.port(), "admin", &format!("/stats?filter=^{name}$"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or_default()
+}
+
+#[test]
+fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
+    let dir = scratch("guarantees");
+    let envoy = processes::envoy_binary(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("envoy");
+    let (_backend, backend) = demo_backend("echo-guard", &dir.join("backend.log"));
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    let xds = processes::free_port().expect("port");
+    let offset = processes::free_port().expect("port") - 80;
+    // 65000 + offset (an ephemeral port less 80, above 30000) is past 65535.
+    assert!(65_000 + u32::from(offset) > 65_535);
+    std::fs::write(conf.join("app.yaml"), manifests(backend, 65_000)).expect("write");
+    let status = dir.join("status.json");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.args(["serve", "--from", s(&conf), "--status-file", s(&status)]);
+    command.args(["--xds", &format!("127.0.0.1:{xds}")]);
+    command.args(["--listen-address", "127.0.0.1"]);
+    command.args(["--port-offset", &offset.to_string()]);
+    command.env("SLUICE_LOG", "info");
+    let _sluice = processes::ChildGuard::spawn("sluice serve", command, &dir.join("serve.log"))
+        .expect("start");
+    let gateway = processes::GatewayKey {
+        namespace: "guard".into(),
+        name: "gw".into(),
+    };
+    let bootstrap = processes::bootstrap(&gateway, "guard", xds, processes::Ads::Delta);
+    let envoy = processes::start_envoy(&envoy, &dir, "gw", &bootstrap).expect("envoy");
+    let listen = 80 + offset;
+    wait_for("Envoy to route a.example/echo", || {
+        get(listen, "a.example", "/echo").starts_with("HTTP/1.1 200")
+    });
+
+    // Finding 7: the listener on port 80 serves; the one Envoy could not bind is
+    // reported, and Envoy rejected nothing.
+    assert_eq!(
+        envoy_stat(envoy.admin, "listener_manager.lds.update_rejected"),
+        0
+    );
+    wait_for("the status file", || {
+        serde_json::from_str::<serde_json::Value>(&read(&status)).is_ok()
+    });
+    let doc: serde_json::Value = serde_json::from_str(&read(&status)).expect("json");
+    let listeners = &doc["gateways"][0]["status"]["listeners"];
+    let high = (listeners.as_array().expect("listeners").iter())
+        .find(|l| l["name"] == "high")
+        .expect("listener high");
+    let condition = |l: &serde_json::Value, ty: &str| {
+        let conditions = l["conditions"].as_array().cloned().unwrap_or_default();
+        let c = conditions.into_iter().find(|c| c["type"] == ty).expect(ty);
+        (
+            c["status"].as_str().unwrap_or_default().to_owned(),
+            c["reason"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(
+        condition(high, "Accepted"),
+        ("False".into(), "PortUnavailable".into())
+    );
+    assert_eq!(condition(high, "Programmed").0, "False");
+    let http = (listeners.as_array().expect("listeners").iter())
+        .find(|l| l["name"] == "http")
+        .expect("listener http");
+    assert_eq!(
+        condition(http, "Programmed"),
+        ("True".into(), "Programmed".into())
+    );
+
+    // Finding 8: the route matches the path the backend will act on.
+    let dots = get(listen, "a.example", "/echo/../private");
+    assert_eq!(status_line(&dots), "HTTP/1.1 404 Not Found", "{dots}");
+    let inner = get(listen, "a.example", "/echo/a/../b");
+    assert!(inner.contains("echo-guard answered GET /echo/b"), "{inner}");
+    let slashes = get(listen, "a.example", "//echo//a");
+    assert!(
+        slashes.contains("echo-guard answered GET /echo/a"),
+        "{slashes}"
+    );
+    let escaped = get(listen, "a.example", "/echo%2Fa");
+    assert!(
+        status_line(&escaped).starts_with("HTTP/1.1 307"),
+        "{escaped}"
+    );
+    assert!(
+        escaped.to_ascii_lowercase().contains("location: /echo/a"),
+        "{escaped}"
+    );
+}
