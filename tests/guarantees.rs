@@ -1,9 +1,12 @@
 //! What Sluice guarantees, where a real Envoy's verdict is the point (issue 8):
-//! paths are normalised before routes match them (finding 8), and a listener whose
-//! port plus `--port-offset` is past 65535 is reported and left out instead of
-//! making Envoy reject every listener of the Gateway (finding 7). A real
-//! `sluice serve`, a real Envoy and a real backend on loopback.
+//! another tenant's route with a value Envoy would reject (an invalid regex, a
+//! `Host` header modifier) loses only its own rules, reported in its status, and
+//! Envoy rejects nothing (finding 1); paths are normalised before routes match them
+//! (finding 8); a listener whose port plus `--port-offset` is past 65535 is reported
+//! and left out instead of making Envoy reject every listener of the Gateway
+//! (finding 7). A real `sluice serve`, a real Envoy and a real backend on loopback.
 
+#[allow(dead_code)]
 mod common;
 
 use std::path::Path;
@@ -24,6 +27,41 @@ fn manifests(backend: u16, high_port: u16) -> String {
         "rules: [{backendRefs: [{name: echo, port: 80}]}]",
         "rules: [{matches: [{path: {type: PathPrefix, value: /echo}}], backendRefs: [{name: echo, port: 80}]}]",
     )
+}
+
+/// Tenant `bad`'s routes on the same Gateway and port: one whose only rule has a
+/// regex RE2 rejects, one with a valid rule and a rule that sets `Host`.
+const BAD_TENANT: &str = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: regex, namespace: guard}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [bad.example]
+  rules: [{matches: [{path: {type: RegularExpression, value: '/(unclosed'}}], backendRefs: [{name: echo, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: partial, namespace: guard}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [partial.example]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /ok}}]
+    backendRefs: [{name: echo, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /host}}]
+    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: evil.example}]}}]
+    backendRefs: [{name: echo, port: 80}]
+";
+
+/// The sum of every `update_rejected` counter of Envoy (LDS, CDS, RDS, EDS): the
+/// configuration updates it refused.
+fn envoy_rejections(admin: std::net::SocketAddr) -> u64 {
+    let text = get(admin.port(), "admin", "/stats?filter=update_rejected");
+    (text.lines())
+        .filter_map(|l| l.split_once("update_rejected: "))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
 }
 
 /// An Envoy counter from its admin `/stats`.
@@ -50,7 +88,8 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
     let offset = processes::free_port().expect("port") - 80;
     // 65000 + offset (an ephemeral port less 80, above 30000) is past 65535.
     assert!(65_000 + u32::from(offset) > 65_535);
-    std::fs::write(conf.join("app.yaml"), manifests(backend, 65_000)).expect("write");
+    let text = format!("{}{BAD_TENANT}", manifests(backend, 65_000));
+    std::fs::write(conf.join("app.yaml"), text).expect("write");
     let status = dir.join("status.json");
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command.args(["serve", "--from", s(&conf), "--status-file", s(&status)]);

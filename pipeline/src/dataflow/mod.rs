@@ -101,7 +101,7 @@ pub fn translate<'s>(
     let status = outer.region_named("status", |r| {
         let conditions = resolved
             .clone()
-            .map(|(route, rr)| (route, rr.resolved_refs));
+            .map(|(route, rr)| (route, (rr.resolved_refs, rr.validity)));
         let gateways = status::gateways_status(
             admitted.gateways.enter_region(r),
             attached.counts.enter_region(r),

@@ -4,22 +4,33 @@
 
 use crate::ir::{Condition, GatewayStatus, RouteParentStatus};
 use crate::model::{Gateway, ObjectKey};
+use crate::spec::conditions::ConditionType;
 use crate::spec::gateway::gateway_status;
+use crate::spec::routes::parent_conditions;
 
 use super::col::{Col, join_named};
 use super::left_join::left_join_named;
 
 /// Route parent statuses: the attachment verdict per parentRef plus the route's
-/// `ResolvedRefs` condition.
+/// `ResolvedRefs` condition and its dropped rules ([`parent_conditions`]).
 pub fn route_status<'s>(
     parents: Col<'s, (ObjectKey, RouteParentStatus)>,
-    conditions: Col<'s, (ObjectKey, Condition)>,
+    conditions: Col<'s, (ObjectKey, (Condition, Option<Condition>))>,
 ) -> Col<'s, RouteParentStatus> {
-    join_named("route parent status", parents, conditions).map(|(_, (mut status, resolved))| {
-        status.conditions.push(resolved);
-        status.conditions.sort();
-        status
-    })
+    join_named("route parent status", parents, conditions).map(
+        |(_, (mut status, (resolved, validity)))| {
+            let mut own = std::mem::take(&mut status.conditions);
+            let accepted = (own.iter().position(|c| c.type_ == ConditionType::Accepted))
+                .map(|i| own.remove(i));
+            status.conditions = match accepted {
+                Some(accepted) => parent_conditions(accepted, resolved, validity.as_ref()),
+                None => vec![resolved],
+            };
+            status.conditions.extend(own);
+            status.conditions.sort();
+            status
+        },
+    )
 }
 
 /// Gateway status: the gateway object with the attached-route count per listener.

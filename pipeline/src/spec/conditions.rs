@@ -12,6 +12,8 @@ pub enum ConditionType {
     Accepted,
     /// Listener only.
     Conflicted,
+    /// Route parent: some rules were dropped.
+    PartiallyInvalid,
     /// Gateway and listener.
     Programmed,
     /// Listener and route parent.
@@ -23,6 +25,7 @@ impl ConditionType {
         match self {
             ConditionType::Accepted => "Accepted",
             ConditionType::Conflicted => "Conflicted",
+            ConditionType::PartiallyInvalid => "PartiallyInvalid",
             ConditionType::Programmed => "Programmed",
             ConditionType::ResolvedRefs => "ResolvedRefs",
         }
@@ -51,6 +54,7 @@ pub enum Reason {
     RefNotPermitted,
     ResolvedRefs,
     UnsupportedProtocol,
+    UnsupportedValue,
 }
 
 impl Reason {
@@ -75,6 +79,7 @@ impl Reason {
             Reason::RefNotPermitted => "RefNotPermitted",
             Reason::ResolvedRefs => "ResolvedRefs",
             Reason::UnsupportedProtocol => "UnsupportedProtocol",
+            Reason::UnsupportedValue => "UnsupportedValue",
         }
     }
 }
@@ -97,14 +102,15 @@ mod tests {
     //! order (conditions are sorted, and status output must not change order).
     use super::*;
 
-    const TYPES: [ConditionType; 4] = [
+    const TYPES: [ConditionType; 5] = [
         ConditionType::Accepted,
         ConditionType::Conflicted,
+        ConditionType::PartiallyInvalid,
         ConditionType::Programmed,
         ConditionType::ResolvedRefs,
     ];
 
-    const REASONS: [Reason; 19] = [
+    const REASONS: [Reason; 20] = [
         Reason::Accepted,
         Reason::BackendNotFound,
         Reason::HostnameConflict,
@@ -124,6 +130,7 @@ mod tests {
         Reason::RefNotPermitted,
         Reason::ResolvedRefs,
         Reason::UnsupportedProtocol,
+        Reason::UnsupportedValue,
     ];
 
     #[test]

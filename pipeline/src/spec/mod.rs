@@ -17,3 +17,4 @@ pub mod listener;
 pub mod precedence;
 pub mod references;
 pub mod routes;
+pub mod validate;

@@ -55,7 +55,51 @@ pub struct ResolvedRoute {
     /// Clusters the entries use (forwarding and mirroring), sorted, deduplicated.
     pub clusters: Vec<ClusterIr>,
     pub resolved_refs: Condition,
+    /// Rules left out because Envoy would reject them ([`crate::spec::validate`]):
+    /// `PartiallyInvalid` when some rules are left, `Accepted=False` when none is.
+    pub validity: Option<Condition>,
     pub generation: i64,
+}
+
+/// The conditions of one route parent: its attachment verdict (`Accepted`) and the
+/// route's `ResolvedRefs`, with the rules dropped as invalid (`validity`): a route
+/// with no valid rule is not accepted (`UnsupportedValue`, unless its attachment
+/// already failed), one with some is `PartiallyInvalid`. Sorted.
+pub fn parent_conditions(
+    accepted: Condition,
+    resolved_refs: Condition,
+    validity: Option<&Condition>,
+) -> Vec<Condition> {
+    let mut conditions = vec![accepted, resolved_refs];
+    match validity {
+        Some(v) if v.type_ == Type::Accepted => {
+            for c in conditions.iter_mut().filter(|c| c.type_ == Type::Accepted) {
+                if c.status {
+                    *c = v.clone();
+                }
+            }
+        }
+        Some(v) => conditions.push(v.clone()),
+        None => {}
+    }
+    conditions.sort();
+    conditions
+}
+
+/// What [`parent_conditions`] takes for the rules dropped (`problems`, with their
+/// fields) out of `rules`.
+fn validity(rules: usize, problems: &[String]) -> Option<Condition> {
+    if problems.is_empty() {
+        return None;
+    }
+    let list = problems.join("; ");
+    Some(if problems.len() == rules {
+        let msg = format!("No valid rule: {list}");
+        Condition::new(Type::Accepted, false, Reason::UnsupportedValue, msg)
+    } else {
+        let msg = format!("Dropped Rule(s): {list}");
+        Condition::new(Type::PartiallyInvalid, true, Reason::UnsupportedValue, msg)
+    })
 }
 
 /// `ResolvedRefs`: true, or false with the reason of the first reference (in slot
@@ -209,7 +253,12 @@ fn forward(
 pub fn resolve_route(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) -> ResolvedRoute {
     let key = &route.meta.key;
     let mut entries = vec![];
+    let mut problems = vec![];
     for (ri, rule) in route.rules.iter().enumerate() {
+        if let Some(problem) = crate::spec::validate::rule_problem(ri, rule) {
+            problems.push(problem);
+            continue;
+        }
         let parts = rule_parts(route, ri, resolutions);
         for (mi, m) in rule.matches.iter().enumerate() {
             let entry = RouteIr {
@@ -234,6 +283,7 @@ pub fn resolve_route(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>
         entries,
         clusters,
         resolved_refs: resolved_refs(route, resolutions),
+        validity: validity(route.rules.len(), &problems),
         generation: route.meta.generation,
     }
 }

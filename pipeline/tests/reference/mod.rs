@@ -41,7 +41,7 @@ use sluice_pipeline::{
         hostname::effective,
         listener::{ListenerView, listener_views},
         precedence::Precedence,
-        routes::{Resolution, ResolvedRoute, Slot, Unresolved, resolve_route},
+        routes::{Resolution, ResolvedRoute, Slot, Unresolved, parent_conditions, resolve_route},
     },
 };
 
@@ -366,8 +366,11 @@ fn attach_to_gateway(
             let Some(r) = resolved.get(&route.meta.key) else {
                 continue;
             };
-            let mut conditions = vec![accepted(&verdicts), r.resolved_refs.clone()];
-            conditions.sort();
+            let conditions = parent_conditions(
+                accepted(&verdicts),
+                r.resolved_refs.clone(),
+                r.validity.as_ref(),
+            );
             out.route_status.insert(RouteParentStatus {
                 route: route.meta.key.clone(),
                 generation: route.meta.generation,

@@ -1,0 +1,276 @@
+//! Values that pass the CRDs' schema (or come from a file source, which has none)
+//! but that Envoy would reject: one such value in one rule must not make Envoy
+//! reject (NACK) the RouteConfiguration of the whole port, other tenants' routes
+//! included. A rule with such a value is dropped from xDS and named in the route's
+//! status (`PartiallyInvalid`, or `Accepted=False` / `UnsupportedValue` when no rule
+//! is left); [`crate::spec::routes::resolve_route`] applies it.
+//!
+//! What is checked, per rule:
+//! - regular expressions (path, header and query matches) parse as RE2 does. Envoy
+//!   compiles them with RE2; this uses `regex-syntax`, whose syntax is close to
+//!   RE2's (no backreferences, no lookaround), and additionally rejects what
+//!   `regex-syntax` accepts but RE2 does not: `\u`/`\U` escapes and class set
+//!   operations (`&&`, `--`, `~~`). RE2's program-size limit is not modelled.
+//! - header modifiers (request and response, rule and backend level): names are
+//!   HTTP tokens (RFC 9110 section 5.6.2), not pseudo-headers, and the request side
+//!   does not set, add or remove `Host` (Envoy refuses to modify it); values have no
+//!   CR, LF or NUL.
+//! - the weights of a rule's backends sum to at most 2^32 − 1 (Envoy's total weight).
+
+use crate::model::{Filter, HeaderModifier, PathMatch, Rule};
+
+/// Why `rule` (at `index`) cannot be given to Envoy, naming the field; `None` if it can.
+pub fn rule_problem(index: usize, rule: &Rule) -> Option<String> {
+    let at = |field: String, why: String| Some(format!("rules[{index}].{field}: {why}"));
+    for (m, matcher) in rule.matches.iter().enumerate() {
+        if let PathMatch::Regex(re) = &matcher.path {
+            if let Err(why) = re2(re) {
+                return at(format!("matches[{m}].path"), why);
+            }
+        }
+        let values = (matcher.headers.iter().map(|h| ("headers", h)))
+            .chain(matcher.query.iter().map(|q| ("queryParams", q)));
+        for (kind, value) in values {
+            if value.regex {
+                if let Err(why) = re2(&value.value) {
+                    return at(format!("matches[{m}].{kind}[{}]", value.name), why);
+                }
+            }
+        }
+    }
+    for (f, filter) in rule.filters.iter().enumerate() {
+        if let Err(why) = filter_problem(filter) {
+            return at(format!("filters[{f}]"), why);
+        }
+    }
+    for (b, backend) in rule.backends.iter().enumerate() {
+        for (f, filter) in backend.filters.iter().enumerate() {
+            if let Err(why) = filter_problem(filter) {
+                return at(format!("backendRefs[{b}].filters[{f}]"), why);
+            }
+        }
+    }
+    let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
+    if total > u64::from(u32::MAX) {
+        return at(
+            "backendRefs".into(),
+            format!("the weights sum to {total}, past 4294967295"),
+        );
+    }
+    None
+}
+
+fn filter_problem(filter: &Filter) -> Result<(), String> {
+    match filter {
+        Filter::RequestHeaders(m) => modifier_problem(m, true),
+        Filter::ResponseHeaders(m) => modifier_problem(m, false),
+        _ => Ok(()),
+    }
+}
+
+fn modifier_problem(m: &HeaderModifier, request: bool) -> Result<(), String> {
+    let names = (m.set.iter().chain(&m.add).map(|(n, _)| n)).chain(&m.remove);
+    for name in names {
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(format!("header name {name:?} is not an HTTP token"));
+        }
+        if request && name.eq_ignore_ascii_case("host") {
+            return Err("the Host header cannot be set, added or removed".into());
+        }
+    }
+    for (name, value) in m.set.iter().chain(&m.add) {
+        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(format!("the value of header {name} has a CR, LF or NUL"));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 9110 `tchar`. A pseudo-header's `:` is not one.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether RE2 accepts `re` (see the module docs for how close this is).
+pub fn re2(re: &str) -> Result<(), String> {
+    if let Some(i) = unicode_escape(re) {
+        return Err(format!(
+            "invalid regular expression {re:?}: \\u escape at {i} (not RE2)"
+        ));
+    }
+    if let Some(op) = class_set_operation(re) {
+        return Err(format!(
+            "invalid regular expression {re:?}: class operation {op:?} (not RE2)"
+        ));
+    }
+    match regex_syntax::Parser::new().parse(re) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let why = e.to_string();
+            // The parser's message spans lines (a caret diagram); keep its last line.
+            let last = why
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Err(format!(
+                "invalid regular expression {re:?}: {}",
+                last.trim()
+            ))
+        }
+    }
+}
+
+/// The byte offset of a `\u` or `\U` escape outside a character class or inside.
+fn unicode_escape(re: &str) -> Option<usize> {
+    let bytes = re.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'\\' {
+            if matches!(bytes[i + 1], b'u' | b'U') {
+                return Some(i);
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// A class set operation (`&&`, `--`, `~~`) inside brackets, which `regex-syntax`
+/// gives a meaning and RE2 rejects or reads otherwise.
+fn class_set_operation(re: &str) -> Option<&'static str> {
+    let bytes = re.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' => depth += 1,
+            b']' if depth > 0 => depth -= 1,
+            b'&' | b'-' | b'~' if depth > 0 && bytes.get(i + 1) == Some(&bytes[i]) => {
+                return Some(match bytes[i] {
+                    b'&' => "&&",
+                    b'-' => "--",
+                    _ => "~~",
+                });
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each check against values Envoy rejects and values it takes.
+    use super::*;
+    use crate::model::{BackendRef, RouteMatch, ValueMatch};
+
+    fn rule(matches: Vec<RouteMatch>, filters: Vec<Filter>, weights: &[u32]) -> Rule {
+        Rule {
+            matches,
+            filters,
+            backends: (weights.iter())
+                .map(|w| BackendRef {
+                    weight: *w,
+                    ..crate::fixtures::backend("b", 80)
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn path(re: &str) -> Rule {
+        let m = RouteMatch {
+            path: PathMatch::Regex(re.into()),
+            ..Default::default()
+        };
+        rule(vec![m], vec![], &[1])
+    }
+
+    #[test]
+    fn regular_expressions_re2_rejects_are_problems() {
+        for bad in [
+            "(", "a)", "[z-a]", "(?=x)", "(?<!x)y", r"(a)\1", r"\u0041", "[a&&b]", "x{2,1}",
+        ] {
+            let problem = rule_problem(0, &path(bad));
+            assert!(
+                problem.as_deref().is_some_and(
+                    |p| p.starts_with("rules[0].matches[0].path: invalid regular expression")
+                ),
+                "{bad}: {problem:?}"
+            );
+        }
+        for good in [
+            "/api/v[0-9]+/.*",
+            r"^/(a|b)\d{1,3}$",
+            r"/x\.y",
+            "[-a]",
+            r"\x{41}",
+            "(?i)/Abc",
+            "[a-]",
+        ] {
+            assert_eq!(rule_problem(0, &path(good)), None, "{good}");
+        }
+        let header = RouteMatch {
+            headers: vec![ValueMatch {
+                name: "x-v".into(),
+                value: "(".into(),
+                regex: true,
+            }],
+            ..Default::default()
+        };
+        let problem = rule_problem(2, &rule(vec![header], vec![], &[1]));
+        assert!(problem.is_some_and(|p| p.starts_with("rules[2].matches[0].headers[x-v]")));
+    }
+
+    #[test]
+    fn header_modifiers_envoy_refuses_are_problems() {
+        let modifier = |set: &[(&str, &str)], remove: &[&str]| HeaderModifier {
+            set: set
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            add: vec![],
+            remove: remove.iter().map(|n| n.to_string()).collect(),
+        };
+        let request = |m| {
+            rule(
+                vec![RouteMatch::default()],
+                vec![Filter::RequestHeaders(m)],
+                &[1],
+            )
+        };
+        let response = |m| {
+            rule(
+                vec![RouteMatch::default()],
+                vec![Filter::ResponseHeaders(m)],
+                &[1],
+            )
+        };
+        assert!(rule_problem(0, &request(modifier(&[("Host", "x")], &[]))).is_some());
+        assert!(rule_problem(0, &request(modifier(&[], &["host"]))).is_some());
+        assert!(rule_problem(0, &request(modifier(&[(":authority", "x")], &[]))).is_some());
+        assert!(rule_problem(0, &request(modifier(&[("x-a", "1\r\nx-b: 2")], &[]))).is_some());
+        assert!(rule_problem(0, &response(modifier(&[("x a", "1")], &[]))).is_some());
+        // Host is a request header: a response may carry one.
+        assert_eq!(
+            rule_problem(0, &response(modifier(&[("host", "x")], &[]))),
+            None
+        );
+        assert_eq!(
+            rule_problem(0, &request(modifier(&[("X-Tenant", "a b")], &["x-drop"]))),
+            None
+        );
+    }
+
+    #[test]
+    fn weights_past_the_total_envoy_allows_are_a_problem() {
+        let over = rule(vec![RouteMatch::default()], vec![], &[u32::MAX, 1]);
+        assert!(rule_problem(0, &over).is_some_and(|p| p.contains("4294967296")));
+        let max = rule(vec![RouteMatch::default()], vec![], &[u32::MAX - 1, 1]);
+        assert_eq!(rule_problem(0, &max), None);
+    }
+}
