@@ -20,6 +20,8 @@ pub struct Reader {
     finished: bool,
     /// The log's format version.
     version: u32,
+    /// The frame being read (kept between frames: one allocation, not one per frame).
+    buffer: Vec<u8>,
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -51,6 +53,7 @@ impl Reader {
             truncated_at: None,
             finished: false,
             version: VERSION,
+            buffer: Vec::new(),
         };
         reader.header()?;
         Ok(reader)
@@ -144,7 +147,9 @@ impl Reader {
             let what = format!("frame length {len} is over the limit of {MAX_RECORD}");
             return Err(self.fail(what));
         }
-        let mut record = vec![0u8; len as usize];
+        // One buffer for every frame: the event copies out what it keeps.
+        let mut record = std::mem::take(&mut self.buffer);
+        record.resize(len as usize, 0);
         let n = read_full(&mut self.input, &mut record).map_err(|e| self.io(e))?;
         if n < record.len() {
             return Ok(self.truncate());
@@ -152,7 +157,9 @@ impl Reader {
         if crate::crc32(&record) != sum {
             return Err(self.fail("checksum does not match the frame"));
         }
-        let event = crate::record::decode(&record, self.version).map_err(|what| self.fail(what))?;
+        let event = crate::record::decode(&record, self.version);
+        self.buffer = record;
+        let event = event.map_err(|what| self.fail(what))?;
         self.offset += FRAME_OVERHEAD + u64::from(len);
         Ok(Some(event))
     }

@@ -15,6 +15,7 @@
 //!   [`Watched::take`] after it is the complete initial state.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sluice_pipeline::model::{Change, Kind, Object, ObjectId, ObjectKey};
@@ -41,8 +42,8 @@ pub enum StreamEvent {
 #[derive(Debug, Default)]
 struct Stream {
     kind: Option<Kind>,
-    known: BTreeMap<ObjectId, Object>,
-    relist: Option<BTreeMap<ObjectId, Object>>,
+    known: BTreeMap<ObjectId, Arc<Object>>,
+    relist: Option<BTreeMap<ObjectId, Arc<Object>>>,
     listed: bool,
     skipped: bool,
 }
@@ -51,7 +52,9 @@ struct Stream {
 #[derive(Debug, Default)]
 pub struct Watched {
     streams: Vec<Stream>,
-    pending: BTreeMap<ObjectId, Change>,
+    /// Net per object since the last take (`None`: a delete). Shared with `known`:
+    /// an object is copied once per net change, when taken, not once per event.
+    pending: BTreeMap<ObjectId, Option<Arc<Object>>>,
     warnings: Vec<String>,
 }
 
@@ -139,12 +142,11 @@ impl Watched {
                 let list = s.relist.take().unwrap_or_default();
                 let old = std::mem::replace(&mut s.known, list);
                 for id in old.keys().filter(|id| !s.known.contains_key(*id)) {
-                    self.pending.insert(id.clone(), Change::Delete(id.clone()));
+                    self.pending.insert(id.clone(), None);
                 }
                 for (id, object) in &s.known {
                     if old.get(id) != Some(object) {
-                        self.pending
-                            .insert(id.clone(), Change::Apply(object.clone()));
+                        self.pending.insert(id.clone(), Some(object.clone()));
                     }
                 }
                 s.listed = true;
@@ -157,7 +159,7 @@ impl Watched {
             StreamEvent::Deleted(value) => {
                 let Some(id) = identity(&value) else { return };
                 if s.known.remove(&id).is_some() {
-                    self.pending.insert(id.clone(), Change::Delete(id));
+                    self.pending.insert(id, None);
                 }
             }
             StreamEvent::Skipped => s.skipped = true,
@@ -168,6 +170,7 @@ impl Watched {
     /// of an object the caller already converted (a log event's, on the fast path).
     pub fn on_object(&mut self, stream: usize, object: Object) {
         let id = object.id();
+        let object = Arc::new(object);
         if self.listing(stream) {
             self.listed(stream, id, object);
         } else {
@@ -175,7 +178,7 @@ impl Watched {
         }
     }
 
-    fn listed(&mut self, stream: usize, id: ObjectId, object: Object) {
+    fn listed(&mut self, stream: usize, id: ObjectId, object: Arc<Object>) {
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
@@ -185,19 +188,25 @@ impl Watched {
             .insert(id, object);
     }
 
-    fn applied(&mut self, stream: usize, id: ObjectId, object: Object) {
+    fn applied(&mut self, stream: usize, id: ObjectId, object: Arc<Object>) {
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
         if s.known.get(&id) != Some(&object) {
             s.known.insert(id.clone(), object.clone());
-            self.pending.insert(id, Change::Apply(object));
+            self.pending.insert(id, Some(object));
         }
     }
 
     /// The net changes since the last call.
     pub fn take(&mut self) -> Vec<Change> {
-        std::mem::take(&mut self.pending).into_values().collect()
+        let pending = std::mem::take(&mut self.pending).into_iter();
+        pending
+            .map(|(id, object)| match object {
+                Some(object) => Change::Apply(Arc::unwrap_or_clone(object)),
+                None => Change::Delete(id),
+            })
+            .collect()
     }
 
     /// What `stream` holds: its objects, and those of a relist in progress.
@@ -205,8 +214,9 @@ impl Watched {
         let Some(s) = self.streams.get(stream) else {
             return (Vec::new(), None);
         };
-        let relist = s.relist.as_ref().map(|r| r.values().cloned().collect());
-        (s.known.values().cloned().collect(), relist)
+        let objects =
+            |m: &BTreeMap<ObjectId, Arc<Object>>| m.values().map(|o| (**o).clone()).collect();
+        (objects(&s.known), s.relist.as_ref().map(objects))
     }
 
     /// Sets what `stream` holds, as [`Watched::held`] gave it (a restored source):
@@ -218,11 +228,11 @@ impl Watched {
         for object in objects {
             let id = object.id();
             s.kind = Some(id.kind);
-            self.pending
-                .insert(id.clone(), Change::Apply(object.clone()));
+            let object = Arc::new(object);
+            self.pending.insert(id.clone(), Some(object.clone()));
             s.known.insert(id, object);
         }
-        s.relist = relist.map(|r| r.into_iter().map(|o| (o.id(), o)).collect());
+        s.relist = relist.map(|r| r.into_iter().map(|o| (o.id(), Arc::new(o))).collect());
         s.listed = true;
     }
 
@@ -236,11 +246,11 @@ impl Watched {
 /// `known` (with a warning), or nothing.
 fn convert(
     value: &Value,
-    known: &BTreeMap<ObjectId, Object>,
+    known: &BTreeMap<ObjectId, Arc<Object>>,
     warnings: &mut Vec<String>,
-) -> Option<(ObjectId, Object)> {
+) -> Option<(ObjectId, Arc<Object>)> {
     match object_from_json(value) {
-        Some(Ok(object)) => Some((object.id(), object)),
+        Some(Ok(object)) => Some((object.id(), Arc::new(object))),
         Some(Err(e)) => {
             let id = identity(value)?;
             let kept = known.get(&id).cloned();
