@@ -16,6 +16,7 @@
 //! - Events of one time are consecutive in a log; a log is read streaming, one time's
 //!   events at a time.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -103,11 +104,26 @@ type Scope = (String, String, String);
 
 /// Log events in, the changes they make out: the Kubernetes source's watch state
 /// ([`Watched`]) with streams made up from the events' scopes.
+///
+/// Applies are converted lazily: between two [`LogReplay::take`] calls, each object's
+/// applies wait (as the log's bytes) until something else happens to its stream
+/// or the changes are taken, and then only the newest version is converted — a
+/// version superseded within the same batch never becomes a record. Where the newest
+/// does not convert, every waiting version of that object goes through in order, as
+/// if fed one by one (its last good version is kept, with a warning per failure).
+/// The changes taken are the same either way.
 #[derive(Debug, Default)]
 pub struct LogReplay {
     watched: Watched,
     streams: Vec<Scope>,
+    /// Applies not converted yet, per object: its stream and versions, oldest first.
+    waiting: BTreeMap<Scope, (usize, Vec<Event>)>,
+    /// The JSON bytes `waiting` holds (bounded: past [`WAITING_BYTES`] they are fed).
+    waiting_bytes: usize,
 }
+
+/// At most this much log JSON waits to be converted.
+const WAITING_BYTES: usize = 256 << 20;
 
 impl LogReplay {
     /// The stream with exactly this scope, made on first use.
@@ -142,6 +158,56 @@ impl LogReplay {
 
     /// Feeds one event.
     pub fn feed(&mut self, event: &Event) {
+        self.feed_owned(event.clone());
+    }
+
+    /// Feeds one event it may keep.
+    pub fn feed_owned(&mut self, event: Event) {
+        if event.op == Op::Apply {
+            let s = self.stream_of(&event);
+            if !self.watched.listing(s) {
+                let key = (
+                    event.kind.clone(),
+                    event.namespace.clone(),
+                    event.name.clone(),
+                );
+                self.waiting_bytes += event.object.len();
+                let versions = &mut self.waiting.entry(key).or_insert_with(|| (s, vec![])).1;
+                versions.push(event);
+                if self.waiting_bytes > WAITING_BYTES {
+                    self.flush();
+                }
+                return;
+            }
+        }
+        // Anything else comes after the applies before it.
+        self.flush();
+        self.feed_now(&event);
+    }
+
+    /// Converts what waits: each object's newest version, or all of them in order when
+    /// the newest does not convert on the fast path.
+    fn flush(&mut self) {
+        for ((_, _, _), (s, mut versions)) in std::mem::take(&mut self.waiting) {
+            let Some(newest) = versions.pop() else {
+                continue;
+            };
+            let fast = object_from_json_text(&newest.api_version, &newest.kind, &newest.object);
+            match fast {
+                Some(object) => self.watched.on_object(s, object),
+                None => {
+                    versions.push(newest);
+                    for event in &versions {
+                        self.feed_now(event);
+                    }
+                }
+            }
+        }
+        self.waiting_bytes = 0;
+    }
+
+    /// Feeds one event now.
+    fn feed_now(&mut self, event: &Event) {
         let scope = || {
             (
                 event.kind.clone(),
@@ -197,21 +263,23 @@ impl LogReplay {
 
     /// The net changes since the last call.
     pub fn take(&mut self) -> Vec<Change> {
+        self.flush();
         self.watched.take()
     }
 
-    /// Objects that did not convert since the last call.
+    /// Objects that did not convert since the last call (after [`LogReplay::take`]).
     pub fn take_warnings(&mut self) -> Vec<String> {
+        self.flush();
         self.watched.take_warnings()
     }
 
-    /// Objects currently held.
+    /// Objects currently held (as of the last [`LogReplay::take`]).
     pub fn objects(&self) -> usize {
         self.watched.len()
     }
 
     /// The source state: every stream's scope and objects (and a relist in
-    /// progress). With the log position it was taken at, it is what a replay needs to
+    /// progress), as of the last [`LogReplay::take`]. With the log position it was taken at, it is what a replay needs to
     /// continue from there ([`LogReplay::restore`], [`LogSource::resume`]).
     pub fn state(&self) -> Vec<StreamState> {
         (self.streams.iter().enumerate())
@@ -392,7 +460,7 @@ impl LogSource {
         let (first, end) = self.next.take()?;
         let (time, wall_micros) = (first.time, first.wall_micros);
         let mut events = 1;
-        self.replay.feed(&first);
+        self.replay.feed_owned(first);
         self.position = end;
         loop {
             let (e, end) = match self.read() {
@@ -408,7 +476,7 @@ impl LogSource {
                 break;
             }
             events += 1;
-            self.replay.feed(&e);
+            self.replay.feed_owned(e);
             self.position = end;
         }
         Some((time, wall_micros, events))

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use sluice_eventlog::{Event, Op};
-use sluice_pipeline::model::{Change, Kind, ObjectId, ObjectKey};
+use sluice_pipeline::model::{Change, Kind, Object, ObjectId, ObjectKey};
 
 use super::*;
 use crate::manifest::object_from_json;
@@ -275,4 +275,56 @@ fn generated_objects_take_the_fast_path_to_the_same_record() {
         assert_eq!(&fast, object);
         assert_eq!(object_from_json(&value), Some(Ok(fast)));
     }
+}
+
+/// Applies wait and only the newest version of an object is converted; where the
+/// newest does not convert, the versions go through in order, so the batch ends as
+/// feeding them one by one would: on the last good version.
+#[test]
+fn a_batch_converts_the_newest_version_or_falls_back_in_order() {
+    let port_of = |changes: &[Change]| match changes {
+        [Change::Apply(Object::Service(s))] => s.ports[0].port,
+        other => panic!("{other:?}"),
+    };
+    let mut bad = service("a", "x", 80);
+    bad["spec"]["ports"] = json!("not a list");
+    let (v1, v2, v3) = (
+        service("a", "x", 81),
+        service("a", "x", 82),
+        service("a", "x", 83),
+    );
+
+    // Newest good: it is the change, and nothing failed.
+    let mut r = LogReplay::default();
+    for v in [&v1, &bad, &v2, &v3] {
+        r.feed(&applied(v));
+    }
+    assert_eq!(port_of(&r.take()), 83);
+    assert!(
+        r.take_warnings().is_empty(),
+        "superseded versions are not converted"
+    );
+
+    // Newest bad: the last good one before it, as one by one.
+    let mut batched = LogReplay::default();
+    let mut single = LogReplay::default();
+    let mut last = vec![];
+    for v in [&v1, &v2, &bad] {
+        batched.feed(&applied(v));
+        single.feed(&applied(v));
+        let taken = single.take();
+        if !taken.is_empty() {
+            last = taken;
+        }
+    }
+    assert_eq!(port_of(&batched.take()), 82);
+    assert_eq!(port_of(&last), 82);
+    assert_eq!(batched.take_warnings().len(), 1);
+    assert_eq!(single.take_warnings().len(), 1);
+
+    // A delete after waiting applies comes after them.
+    let mut r = LogReplay::default();
+    r.feed(&applied(&v1));
+    r.feed(&delete(&svc_id("a", "x")));
+    assert_eq!(ops(&r.take()), ["delete a/x"], "applied, then deleted");
 }
