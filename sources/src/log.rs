@@ -16,7 +16,7 @@
 //! - Events of one time are consecutive in a log; a log is read streaming, one time's
 //!   events at a time.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -107,7 +107,7 @@ type Scope = (String, String, String);
 ///
 /// Applies are converted lazily: between two [`LogReplay::take`] calls, each object's
 /// applies wait (as the log's bytes) until something else happens to its stream
-/// or the changes are taken, and then only the newest version is converted — a
+/// or the changes are taken, and then only the newest version is converted (at most 64 MiB of JSON waits) — a
 /// version superseded within the same batch never becomes a record. Where the newest
 /// does not convert, every waiting version of that object goes through in order, as
 /// if fed one by one (its last good version is kept, with a warning per failure).
@@ -116,14 +116,17 @@ type Scope = (String, String, String);
 pub struct LogReplay {
     watched: Watched,
     streams: Vec<Scope>,
-    /// Applies not converted yet, per object: its stream and versions, oldest first.
-    waiting: BTreeMap<Scope, (usize, Vec<Event>)>,
-    /// The JSON bytes `waiting` holds (bounded: past [`WAITING_BYTES`] they are fed).
+    /// Applies not converted yet, per object (`kind NUL namespace NUL name`): its
+    /// stream and versions, oldest first.
+    waiting: HashMap<String, (usize, Vec<Event>)>,
+    /// The key being looked up (reused: a hit allocates nothing).
+    key: String,
+    /// The JSON bytes `waiting` holds (bounded: past [`WAITING_BYTES`] they are converted).
     waiting_bytes: usize,
 }
 
 /// At most this much log JSON waits to be converted.
-const WAITING_BYTES: usize = 256 << 20;
+const WAITING_BYTES: usize = 64 << 20;
 
 impl LogReplay {
     /// The stream with exactly this scope, made on first use.
@@ -166,14 +169,17 @@ impl LogReplay {
         if event.op == Op::Apply {
             let s = self.stream_of(&event);
             if !self.watched.listing(s) {
-                let key = (
-                    event.kind.clone(),
-                    event.namespace.clone(),
-                    event.name.clone(),
-                );
+                self.key.clear();
+                for part in [&event.kind, "\0", &event.namespace, "\0", &event.name] {
+                    self.key.push_str(part);
+                }
                 self.waiting_bytes += event.object.len();
-                let versions = &mut self.waiting.entry(key).or_insert_with(|| (s, vec![])).1;
-                versions.push(event);
+                match self.waiting.get_mut(self.key.as_str()) {
+                    Some((_, versions)) => versions.push(event),
+                    None => {
+                        self.waiting.insert(self.key.clone(), (s, vec![event]));
+                    }
+                }
                 if self.waiting_bytes > WAITING_BYTES {
                     self.flush();
                 }
@@ -188,7 +194,8 @@ impl LogReplay {
     /// Converts what waits: each object's newest version, or all of them in order when
     /// the newest does not convert on the fast path.
     fn flush(&mut self) {
-        for ((_, _, _), (s, mut versions)) in std::mem::take(&mut self.waiting) {
+        // Objects are independent (changes are net per object): any order will do.
+        for (_, (s, mut versions)) in std::mem::take(&mut self.waiting) {
             let Some(newest) = versions.pop() else {
                 continue;
             };
