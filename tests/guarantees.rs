@@ -110,8 +110,17 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
         get(listen, "a.example", "/echo").starts_with("HTTP/1.1 200")
     });
 
+    // Finding 1: the bad tenant's routes took nothing down; its valid rule serves,
+    // the rules Envoy would reject are not served.
+    let ok = get(listen, "partial.example", "/ok");
+    assert!(ok.contains("echo-guard answered GET /ok"), "{ok}");
+    let host = get(listen, "partial.example", "/host");
+    assert_eq!(status_line(&host), "HTTP/1.1 404 Not Found", "{host}");
+    let regex = get(listen, "bad.example", "/x");
+    assert_eq!(status_line(&regex), "HTTP/1.1 404 Not Found", "{regex}");
     // Finding 7: the listener on port 80 serves; the one Envoy could not bind is
-    // reported, and Envoy rejected nothing.
+    // reported. Envoy rejected nothing at all.
+    assert_eq!(envoy_rejections(envoy.admin), 0);
     assert_eq!(
         envoy_stat(envoy.admin, "listener_manager.lds.update_rejected"),
         0
@@ -143,6 +152,25 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
     assert_eq!(
         condition(http, "Programmed"),
         ("True".into(), "Programmed".into())
+    );
+    let route_parent = |name: &str| {
+        let routes = doc["httproutes"].as_array().cloned().unwrap_or_default();
+        let route = routes.into_iter().find(|r| r["name"] == name).expect(name);
+        route["status"]["parents"][0].clone()
+    };
+    let regex = route_parent("regex");
+    assert_eq!(
+        condition(&regex, "Accepted"),
+        ("False".into(), "UnsupportedValue".into())
+    );
+    let partial = route_parent("partial");
+    assert_eq!(
+        condition(&partial, "Accepted"),
+        ("True".into(), "Accepted".into())
+    );
+    assert_eq!(
+        condition(&partial, "PartiallyInvalid"),
+        ("True".into(), "UnsupportedValue".into())
     );
 
     // Finding 8: the route matches the path the backend will act on.
