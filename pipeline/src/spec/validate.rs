@@ -23,18 +23,18 @@ use crate::model::{Filter, HeaderModifier, PathMatch, Rule};
 pub fn rule_problem(index: usize, rule: &Rule) -> Option<String> {
     let at = |field: String, why: String| Some(format!("rules[{index}].{field}: {why}"));
     for (m, matcher) in rule.matches.iter().enumerate() {
-        if let PathMatch::Regex(re) = &matcher.path {
-            if let Err(why) = re2(re) {
-                return at(format!("matches[{m}].path"), why);
-            }
+        if let PathMatch::Regex(re) = &matcher.path
+            && let Err(why) = re2(re)
+        {
+            return at(format!("matches[{m}].path"), why);
         }
         let values = (matcher.headers.iter().map(|h| ("headers", h)))
             .chain(matcher.query.iter().map(|q| ("queryParams", q)));
         for (kind, value) in values {
-            if value.regex {
-                if let Err(why) = re2(&value.value) {
-                    return at(format!("matches[{m}].{kind}[{}]", value.name), why);
-                }
+            if value.regex
+                && let Err(why) = re2(&value.value)
+            {
+                return at(format!("matches[{m}].{kind}[{}]", value.name), why);
             }
         }
     }
