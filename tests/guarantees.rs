@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{demo_backend, get, processes, read, s, scratch, wait_for};
+use common::{demo_backend, envoy_stat, get, processes, read, s, scratch, wait_for};
 
 /// App `echo` on `/echo` only, on a Gateway with a second listener at `high_port`.
 fn manifests(backend: u16, high_port: u16) -> String {
@@ -62,15 +62,6 @@ fn envoy_rejections(admin: std::net::SocketAddr) -> u64 {
         .filter_map(|l| l.split_once("update_rejected: "))
         .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
         .sum()
-}
-
-/// An Envoy counter from its admin `/stats`.
-fn envoy_stat(admin: std::net::SocketAddr, name: &str) -> u64 {
-    let text = get(admin.port(), "admin", &format!("/stats?filter=^{name}$"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn status_line(response: &str) -> &str {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{demo_backend, get, processes, read, s, scratch, wait_for};
+use common::{demo_backend, envoy_stat, get, processes, read, s, scratch, wait_for};
 
 fn manifests(port: u16) -> String {
     common::echo_app("snap", "a", "a.example", port)
@@ -94,15 +94,6 @@ fn written_times(log: &Path) -> Vec<u64> {
                 .ok()
         })
         .collect()
-}
-
-/// An Envoy counter from its admin `/stats`.
-fn envoy_stat(admin: std::net::SocketAddr, name: &str) -> u64 {
-    let text = get(admin.port(), "admin", &format!("/stats?filter=^{name}$"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Requests through Envoy without pause, counting failures, until stopped.

@@ -85,6 +85,15 @@ pub fn get(port: u16, host: &str, path: &str) -> String {
     }
 }
 
+/// An Envoy counter from its admin `/stats` (0 when absent).
+pub fn envoy_stat(admin: std::net::SocketAddr, name: &str) -> u64 {
+    let text = get(admin.port(), "admin", &format!("/stats?filter=^{name}$"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A GatewayClass, Gateway `gw` (HTTP on port 80) in `namespace`, Service `echo` with
 /// one endpoint at 127.0.0.1:`port`, and HTTPRoute `route` for `host` to it.
 pub fn echo_app(namespace: &str, route: &str, host: &str, port: u16) -> String {
