@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The allocator: the pipeline, the sources and the log reader allocate and free many
+/// small records; glibc's malloc took ~45% of a batched replay's time (see README,
+/// "Event log and replay").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod demo;
 mod log;
 mod replay;
