@@ -35,6 +35,7 @@ pub fn http_listener(name: &str, port: u16) -> Listener {
         allowed_namespaces: FromNamespaces::Same,
         allowed_kinds: vec![],
         tls: None,
+        problem: None,
     }
 }
 

@@ -150,6 +150,11 @@ pub struct Listener {
     pub allowed_kinds: Vec<GroupKind>,
     /// TLS settings, for HTTPS listeners (terminated at Envoy).
     pub tls: Option<ListenerTls>,
+    /// Why the listener is invalid as written (e.g. an `allowedRoutes` selector that
+    /// is missing or malformed): it is then not accepted, and only it; the rest of
+    /// its Gateway is unaffected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

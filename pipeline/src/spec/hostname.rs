@@ -30,13 +30,20 @@ pub fn intersect(listener: &str, route: &str) -> Option<String> {
 }
 
 /// Effective hostnames of a route on a listener: sorted, deduplicated; `["*"]` when
-/// neither side restricts; empty when they do not intersect.
+/// neither side restricts; empty when they do not intersect. A route hostname that
+/// is not a valid hostname ([`crate::spec::validate::hostname_problem`]) matches
+/// nothing (it never reaches a proxy; the route reports it).
 pub fn effective(listener: Option<&str>, route: &[String]) -> Vec<String> {
+    let valid = || {
+        route
+            .iter()
+            .filter(|r| crate::spec::validate::hostname_problem(r).is_none())
+    };
     let mut out: Vec<String> = match (listener, route.is_empty()) {
         (None, true) => vec!["*".to_string()],
-        (None, false) => route.to_vec(),
+        (None, false) => valid().cloned().collect(),
         (Some(l), true) => vec![l.to_string()],
-        (Some(l), false) => route.iter().filter_map(|r| intersect(l, r)).collect(),
+        (Some(l), false) => valid().filter_map(|r| intersect(l, r)).collect(),
     };
     out.sort();
     out.dedup();

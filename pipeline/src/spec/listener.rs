@@ -6,7 +6,11 @@
 //! protocol and hostname (`HostnameConflict`), are `Conflicted` and, all of them
 //! ("ALL indistinct Listeners must not be accepted", `GatewaySpec.listeners`), not
 //! `Accepted` and not `Programmed`, with the conflict as the reason (as the upstream
-//! conformance suite expects of conflicted listeners); route kinds other than
+//! conformance suite expects of conflicted listeners). Only valid listeners of a
+//! supported protocol take part in conflicts: an unsupported TCP or UDP listener,
+//! or an invalid one (a hostname the spec forbids, a malformed `allowedRoutes`
+//! selector: `Accepted=False` / `UnsupportedValue`), is not accepted on its own and
+//! leaves its siblings alone; route kinds other than
 //! `HTTPRoute` are `InvalidRouteKinds` (`ResolvedRefs=False`). HTTPS is accepted and
 //! routes attach to it, but TLS termination is not implemented yet, so an HTTPS
 //! listener reports `ResolvedRefs=False` (`InvalidCertificateRef`) /
@@ -81,11 +85,34 @@ fn supported_kinds(listener: &Listener) -> (Vec<GroupKind>, bool) {
     (valid.into_iter().collect(), invalid)
 }
 
+/// Whether the listener takes part in the distinctness rules: its protocol is one
+/// Sluice serves and it is valid as written. An unsupported (TCP, UDP, ...) or
+/// invalid listener is not accepted on its own account and never takes a valid
+/// sibling on its port down with it ("If an implementation does not support TCP
+/// Protocol Listeners, then the previous rule does not apply, and the TCP Listeners
+/// SHOULD NOT be accepted", `GatewaySpec.listeners`).
+fn distinguishable(l: &Listener) -> bool {
+    matches!(l.protocol, Protocol::Http | Protocol::Https) && invalidity(l).is_none()
+}
+
+/// Why the listener is invalid as written: a conversion problem (its
+/// `allowedRoutes` selector), or a hostname the spec does not allow.
+fn invalidity(l: &Listener) -> Option<String> {
+    if let Some(problem) = &l.problem {
+        return Some(problem.clone());
+    }
+    let h = l.hostname.as_deref()?;
+    crate::spec::validate::hostname_problem(h).map(|why| format!("hostname: {why}"))
+}
+
 fn conflict(gw: &Gateway, l: &Listener) -> Option<Reason> {
+    if !distinguishable(l) {
+        return None;
+    }
     let same_port = gw
         .listeners
         .iter()
-        .filter(|o| o.port == l.port && o.name != l.name);
+        .filter(|o| o.port == l.port && o.name != l.name && distinguishable(o));
     let mut reason = None;
     for other in same_port {
         if other.protocol != l.protocol {
@@ -145,10 +172,17 @@ fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
     let supported_protocol = matches!(l.protocol, Protocol::Http | Protocol::Https);
     let conflicted = conflict(gw, l);
     let bindable = l.port <= max_port;
-    let ok = supported_protocol && conflicted.is_none() && bindable;
+    let invalid = invalidity(l);
+    let ok = supported_protocol && conflicted.is_none() && bindable && invalid.is_none();
     let serves_http = ok && l.protocol == Protocol::Http && !kinds.is_empty();
     let mut conditions = vec![
-        accepted(l, supported_protocol, conflicted, max_port),
+        accepted(
+            l,
+            supported_protocol,
+            conflicted,
+            max_port,
+            invalid.as_deref(),
+        ),
         conflicted_condition(conflicted),
         resolved_refs(l, invalid_kinds),
         programmed(serves_http, conflicted),
@@ -173,8 +207,12 @@ fn accepted(
     supported_protocol: bool,
     conflict: Option<Reason>,
     max_port: u16,
+    invalid: Option<&str>,
 ) -> Condition {
-    if l.port > max_port {
+    if let Some(why) = invalid {
+        let msg = format!("Listener is invalid: {why}");
+        Condition::new(Type::Accepted, false, Reason::UnsupportedValue, msg)
+    } else if l.port > max_port {
         let offset = u16::MAX - max_port;
         let msg = format!(
             "port {} plus the controller's port offset {offset} is past 65535: the proxy cannot bind it",
@@ -252,5 +290,124 @@ fn programmed(serves_http: bool, conflict: Option<Reason>) -> Condition {
             Reason::Invalid,
             "Listener is not programmed",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Listener validity against `GatewaySpec.listeners` ("Distinct Listeners",
+    //! "Handling indistinct Listeners") and the `Hostname` type: an unsupported or
+    //! invalid listener is not accepted, and no valid sibling is harmed by it.
+    use super::*;
+    use crate::fixtures::{gateway, http_listener};
+
+    fn condition(v: &ListenerView, t: Type) -> &Condition {
+        v.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .expect("condition")
+    }
+
+    fn view<'a>(views: &'a [ListenerView], name: &str) -> &'a ListenerView {
+        views.iter().find(|v| v.name == name).expect("listener")
+    }
+
+    fn with(name: &str, port: u16, protocol: Protocol) -> Listener {
+        Listener {
+            protocol,
+            ..http_listener(name, port)
+        }
+    }
+
+    #[test]
+    fn an_unsupported_tcp_or_udp_listener_leaves_the_http_listener_on_its_port_alone() {
+        let gw = gateway(
+            "ns",
+            "gw",
+            vec![
+                http_listener("http", 80),
+                with("tcp", 80, Protocol::Tcp),
+                with("udp", 80, Protocol::Udp),
+            ],
+        );
+        let views = listener_views(&gw, u16::MAX);
+        let http = view(&views, "http");
+        assert!(http.serves_http && http.accepts_http_routes, "{http:#?}");
+        assert!(!condition(http, Type::Conflicted).status);
+        for name in ["tcp", "udp"] {
+            let v = view(&views, name);
+            let accepted = condition(v, Type::Accepted);
+            assert!(!accepted.status);
+            assert_eq!(accepted.reason, Reason::UnsupportedProtocol, "{name}");
+            assert!(!condition(v, Type::Conflicted).status, "{name}");
+        }
+    }
+
+    #[test]
+    fn http_and_https_on_one_port_still_conflict() {
+        let gw = gateway(
+            "ns",
+            "gw",
+            vec![http_listener("a", 80), with("b", 80, Protocol::Https)],
+        );
+        for v in listener_views(&gw, u16::MAX) {
+            assert_eq!(
+                condition(&v, Type::Accepted).reason,
+                Reason::ProtocolConflict
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_hostname_or_selector_marks_only_its_listener() {
+        let bad_host = |name: &str, host: &str| Listener {
+            hostname: Some(host.to_owned()),
+            ..http_listener(name, 80)
+        };
+        let bad_selector = Listener {
+            problem: Some(
+                "allowedRoutes.namespaces.selector: required when from is Selector".into(),
+            ),
+            ..http_listener("selector", 80)
+        };
+        let gw = gateway(
+            "ns",
+            "gw",
+            vec![
+                http_listener("good", 80),
+                bad_host("punct", "bad_host!"),
+                bad_host("ip", "1.2.3.4"),
+                // Same hostname (none) and port as `good`: it would conflict were it valid.
+                bad_selector,
+            ],
+        );
+        let views = listener_views(&gw, u16::MAX);
+        let good = view(&views, "good");
+        assert!(good.serves_http && good.accepts_http_routes, "{good:#?}");
+        assert!(!condition(good, Type::Conflicted).status);
+        assert_eq!(
+            good.port_hostnames,
+            vec![None],
+            "only the valid listener serves"
+        );
+        for (name, says) in [
+            ("punct", "bad_host!"),
+            ("ip", "IP address"),
+            ("selector", "required when from is Selector"),
+        ] {
+            let v = view(&views, name);
+            assert!(!v.serves_http && !v.accepts_http_routes, "{name}");
+            let accepted = condition(v, Type::Accepted);
+            assert!(!accepted.status, "{name}");
+            assert_eq!(accepted.reason, Reason::UnsupportedValue, "{name}");
+            assert!(
+                accepted.message.contains(says),
+                "{name}: {}",
+                accepted.message
+            );
+            let programmed = condition(v, Type::Programmed);
+            assert!(!programmed.status);
+            assert_eq!(programmed.reason, Reason::Invalid);
+        }
     }
 }

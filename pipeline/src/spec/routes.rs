@@ -23,6 +23,13 @@ pub enum Slot {
     Backend { rule: usize, index: usize },
     /// `rules[rule].filters[index]` (a RequestMirror)
     Mirror { rule: usize, index: usize },
+    /// An `ExtensionRef` filter: `rules[rule].filters[index]`, or
+    /// `rules[rule].backendRefs[backend].filters[index]`.
+    Extension {
+        rule: usize,
+        backend: Option<usize>,
+        index: usize,
+    },
 }
 
 /// Why a backend reference does not resolve (`RouteConditionReason`).
@@ -104,11 +111,39 @@ fn validity(rules: usize, problems: &[String]) -> Option<Condition> {
 
 /// `ResolvedRefs`: true, or false with the reason of the first reference (in slot
 /// order) that does not resolve; the message names every such reference.
+///
+/// An `ExtensionRef` filter is a reference too: Sluice knows no extension kinds, so
+/// it never resolves (`InvalidKind`, "a reference to an unknown or unsupported Group
+/// and/or Kind"); requests of its rule get an HTTP error (500), as the spec requires
+/// of a filter that cannot be resolved ("the filter MUST NOT be skipped").
 fn resolved_refs(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) -> Condition {
-    let failed: Vec<(&Slot, Unresolved)> = resolutions
+    let mut failed: Vec<(Slot, Unresolved)> = resolutions
         .iter()
-        .filter_map(|(slot, r)| r.as_ref().err().map(|e| (slot, *e)))
+        .filter_map(|(slot, r)| r.as_ref().err().map(|e| (*slot, *e)))
         .collect();
+    for (rule, r) in route.rules.iter().enumerate() {
+        let rule_level = r.filters.iter().enumerate().map(|(i, f)| (None, i, f));
+        let backend_level = (r.backends.iter().enumerate()).flat_map(|(b, backend)| {
+            backend
+                .filters
+                .iter()
+                .enumerate()
+                .map(move |(i, f)| (Some(b), i, f))
+        });
+        for (backend, index, filter) in rule_level.chain(backend_level) {
+            if matches!(filter, Filter::Unsupported(kind) if kind == "ExtensionRef") {
+                failed.push((
+                    Slot::Extension {
+                        rule,
+                        backend,
+                        index,
+                    },
+                    Unresolved::InvalidKind,
+                ));
+            }
+        }
+    }
+    failed.sort();
     let Some((_, first)) = failed.first() else {
         return Condition::new(
             Type::ResolvedRefs,
@@ -121,10 +156,26 @@ fn resolved_refs(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>) ->
         .iter()
         .map(|(slot, why)| {
             let (rule, index, what) = match slot {
-                Slot::Backend { rule, index } => (rule, index, "backendRefs"),
-                Slot::Mirror { rule, index } => (rule, index, "filters"),
+                Slot::Backend { rule, index } => (rule, index, "backendRefs".to_owned()),
+                Slot::Mirror { rule, index } => (rule, index, "filters".to_owned()),
+                Slot::Extension {
+                    rule,
+                    backend: None,
+                    index,
+                } => (rule, index, "filters".to_owned()),
+                Slot::Extension {
+                    rule,
+                    backend: Some(b),
+                    index,
+                } => (rule, index, format!("backendRefs[{b}].filters")),
             };
-            format!("rules[{rule}].{what}[{index}]: {}", why.reason())
+            let why = match slot {
+                Slot::Extension { .. } => {
+                    "ExtensionRef: no extension filter kinds are supported (InvalidKind)".to_owned()
+                }
+                _ => format!("{}", why.reason()),
+            };
+            format!("rules[{rule}].{what}[{index}]: {why}")
         })
         .collect();
     let msg = format!("{}: {}", route.meta.key, each.join("; "));
@@ -254,6 +305,29 @@ pub fn resolve_route(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>
     let key = &route.meta.key;
     let mut entries = vec![];
     let mut problems = vec![];
+    let bad_hostnames: Vec<String> = (route.hostnames.iter().enumerate())
+        .filter_map(|(i, h)| {
+            let why = crate::spec::validate::hostname_problem(h)?;
+            Some(format!("spec.hostnames[{i}]: {why}"))
+        })
+        .collect();
+    if !bad_hostnames.is_empty() {
+        // Hostnames apply to every rule: the route is not accepted, and none of it is
+        // served (an invalid domain would make Envoy reject the whole port).
+        let msg = format!("Invalid hostname(s): {}", bad_hostnames.join("; "));
+        return ResolvedRoute {
+            entries,
+            clusters: vec![],
+            resolved_refs: resolved_refs(route, resolutions),
+            validity: Some(Condition::new(
+                Type::Accepted,
+                false,
+                Reason::UnsupportedValue,
+                msg,
+            )),
+            generation: route.meta.generation,
+        };
+    }
     for (ri, rule) in route.rules.iter().enumerate() {
         if let Some(problem) = crate::spec::validate::rule_problem(ri, rule) {
             problems.push(problem);
@@ -366,6 +440,53 @@ mod tests {
         assert_eq!(
             action(vec![weighted("a", 0), weighted("b", 5)], &[true, false]),
             Action::Direct(500)
+        );
+    }
+
+    #[test]
+    fn an_extension_ref_never_resolves_and_its_rule_answers_500() {
+        let mut route = rule_with(vec![backend("a", 80)]);
+        route.rules[0].filters = vec![Filter::Unsupported("ExtensionRef".into())];
+        let resolutions: BTreeMap<Slot, Resolution> = [(
+            Slot::Backend { rule: 0, index: 0 },
+            Ok(ClusterIr::new(
+                ClusterKey::new(ObjectKey::new("ns", "a"), 80),
+                None,
+            )),
+        )]
+        .into();
+        let resolved = resolve_route(&route, &resolutions);
+        assert_eq!(resolved.entries[0].1.action, Action::Direct(500));
+        let refs = &resolved.resolved_refs;
+        assert!(!refs.status);
+        assert_eq!(refs.reason, Reason::InvalidKind);
+        assert!(
+            refs.message.contains("rules[0].filters[0]"),
+            "{}",
+            refs.message
+        );
+        // Another unsupported filter type is not a reference: refs stay resolved.
+        route.rules[0].filters = vec![Filter::Unsupported("CORS".into())];
+        assert!(resolve_route(&route, &resolutions).resolved_refs.status);
+    }
+
+    #[test]
+    fn an_invalid_route_hostname_makes_the_route_unaccepted_and_serves_none_of_it() {
+        let mut route = rule_with(vec![backend("a", 80)]);
+        route.hostnames = vec!["good.example".into(), "bad_host!".into()];
+        let resolved = resolve_route(&route, &BTreeMap::new());
+        assert!(resolved.entries.is_empty());
+        let v = resolved.validity.expect("a verdict");
+        assert_eq!(
+            (v.type_, v.status, v.reason),
+            (Type::Accepted, false, Reason::UnsupportedValue)
+        );
+        assert!(v.message.contains("spec.hostnames[1]"), "{}", v.message);
+        // Every hostname invalid never widens to "any host".
+        assert!(crate::spec::hostname::effective(None, &["bad_host!".into()]).is_empty());
+        assert_eq!(
+            crate::spec::hostname::effective(None, &["bad_host!".into(), "a.example".into()]),
+            vec!["a.example".to_owned()]
         );
     }
 }

@@ -16,8 +16,52 @@
 //!   does not set, add or remove `Host` (Envoy refuses to modify it); values have no
 //!   CR, LF or NUL.
 //! - the weights of a rule's backends sum to at most 2^32 − 1 (Envoy's total weight).
+//!
+//! And per hostname (listener and route, [`hostname_problem`]): the CRDs' `Hostname`
+//! pattern (an optional `*.` prefix, then RFC 1123 labels), at most 253 characters,
+//! labels of at most 63, and not an IP address ("IPs are not allowed").
 
 use crate::model::{Filter, HeaderModifier, PathMatch, Rule};
+
+/// Why `hostname` is not a Gateway API `Hostname`; `None` if it is. Letters are
+/// taken in either case (sources lower-case hostnames).
+pub fn hostname_problem(hostname: &str) -> Option<String> {
+    let shown = || {
+        let mut s: String = hostname.chars().take(64).collect();
+        if s.len() < hostname.len() {
+            s.push_str("...");
+        }
+        s
+    };
+    if hostname.len() > 253 {
+        return Some(format!(
+            "{:?} is {} characters long, past 253",
+            shown(),
+            hostname.len()
+        ));
+    }
+    let name = hostname.strip_prefix("*.").unwrap_or(hostname);
+    if hostname.parse::<std::net::IpAddr>().is_ok() {
+        return Some(format!("{hostname:?} is an IP address; hostnames only"));
+    }
+    for label in name.split('.') {
+        let bytes = label.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_alphanumeric();
+        let valid = !bytes.is_empty()
+            && bytes.len() <= 63
+            && bytes.first().is_some_and(alnum)
+            && bytes.last().is_some_and(alnum)
+            && bytes.iter().all(|b| alnum(b) || *b == b'-');
+        if !valid {
+            return Some(format!(
+                "{:?} is not a valid hostname (RFC 1123 labels of letters, digits and '-', \
+                 at most 63 characters each, optionally after a leading \"*.\")",
+                shown()
+            ));
+        }
+    }
+    None
+}
 
 /// Why `rule` (at `index`) cannot be given to Envoy, naming the field; `None` if it can.
 pub fn rule_problem(index: usize, rule: &Rule) -> Option<String> {
@@ -166,6 +210,40 @@ fn class_set_operation(re: &str) -> Option<&'static str> {
 mod tests {
     //! Each check against values Envoy rejects and values it takes.
     use super::*;
+
+    #[test]
+    fn hostnames_follow_the_crd_pattern_and_are_not_ip_addresses() {
+        for good in [
+            "example.com",
+            "*.example.com",
+            "a-b.c1",
+            "x",
+            "Foo.Example.com",
+        ] {
+            assert_eq!(hostname_problem(good), None, "{good}");
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        let too_long = format!("{}.com", ["abc"; 70].join("."));
+        for bad in [
+            "bad_host!",
+            "1.2.3.4",
+            "::1",
+            "",
+            "*",
+            "a..b",
+            "-a.com",
+            "a-.com",
+            "foo.*.com",
+            "*.*.com",
+            long_label.as_str(),
+            too_long.as_str(),
+        ] {
+            assert!(hostname_problem(bad).is_some(), "{bad:?} passed");
+        }
+        let huge = "a".repeat(100 * 1024);
+        let why = hostname_problem(&huge).expect("a 100 KB label is invalid");
+        assert!(why.len() < 200, "the message quotes a prefix only: {why}");
+    }
     use crate::model::{BackendRef, RouteMatch, ValueMatch};
 
     fn rule(matches: Vec<RouteMatch>, filters: Vec<Filter>, weights: &[u32]) -> Rule {

@@ -17,18 +17,23 @@ const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 macro_rules! header_modifier {
     ($m:expr) => {
         HeaderModifier {
-            set: $m
-                .set
-                .iter()
-                .flatten()
-                .map(|h| (h.name.clone(), h.value.clone()))
-                .collect(),
-            add: $m
-                .add
-                .iter()
-                .flatten()
-                .map(|h| (h.name.clone(), h.value.clone()))
-                .collect(),
+            // Header names are case-insensitive: of equivalent names, the first counts.
+            set: super::first_per_name(
+                $m.set
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone())),
+                |(name, _)| name,
+                true,
+            ),
+            add: super::first_per_name(
+                $m.add
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone())),
+                |(name, _)| name,
+                true,
+            ),
             remove: $m.remove.clone().unwrap_or_default(),
         }
     };

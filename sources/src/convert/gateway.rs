@@ -46,8 +46,16 @@ fn listener(l: &GatewayListeners) -> Result<Listener> {
             kind: k.kind.clone(),
         })
         .collect();
-    let allowed_namespaces = from_namespaces(routes.and_then(|r| r.namespaces.as_ref()))
-        .map_err(|e| e.within("allowedRoutes.namespaces"))?;
+    // A malformed selector makes this listener invalid, not the whole Gateway: it is
+    // reported in the listener's status and its siblings keep working.
+    let (allowed_namespaces, problem) =
+        match from_namespaces(routes.and_then(|r| r.namespaces.as_ref())) {
+            Ok(allowed) => (allowed, None),
+            Err(e) => {
+                let e = e.within("allowedRoutes.namespaces");
+                (FromNamespaces::Same, Some(e.to_string()))
+            }
+        };
     Ok(Listener {
         name: l.name.clone(),
         port: port("port", l.port)?,
@@ -56,6 +64,7 @@ fn listener(l: &GatewayListeners) -> Result<Listener> {
         allowed_namespaces,
         allowed_kinds,
         tls: l.tls.as_ref().map(tls),
+        problem,
     })
 }
 

@@ -92,8 +92,11 @@ fn route_match(m: &HttpRouteRulesMatches) -> Result<RouteMatch> {
     });
     Ok(RouteMatch {
         path: path_match(m.path.as_ref()),
-        headers: headers.collect(),
-        query: query.collect(),
+        // "If multiple entries specify equivalent header names, only the first entry
+        // with an equivalent name MUST be considered for a match" (case-insensitive);
+        // the same for query params, whose names match exactly.
+        headers: super::first_per_name(headers, |h| &h.name, true),
+        query: super::first_per_name(query, |q| &q.name, false),
         method: m.method.as_ref().map(|m| method(m).to_owned()),
     })
 }

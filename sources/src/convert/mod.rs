@@ -27,6 +27,29 @@ use sluice_pipeline::model::Object;
 pub use duration::parse_duration_ms;
 pub use endpoint_slice::SERVICE_NAME_LABEL;
 
+/// The items in order, without those whose name (`name_of`) an earlier item already
+/// has (compared ignoring ASCII case when `ignore_case`): the Gateway API's rule for
+/// repeated header and query param names ("Subsequent entries with an equivalent
+/// name MUST be ignored").
+pub(crate) fn first_per_name<T>(
+    items: impl IntoIterator<Item = T>,
+    name_of: impl Fn(&T) -> &String,
+    ignore_case: bool,
+) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| {
+            let name = name_of(item);
+            seen.insert(if ignore_case {
+                name.to_ascii_lowercase()
+            } else {
+                name.clone()
+            })
+        })
+        .collect()
+}
+
 /// A field of an object that the conversion cannot represent: which field, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

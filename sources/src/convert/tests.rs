@@ -253,15 +253,61 @@ fn selectors_are_sorted_requirements() {
             req("z", SelectorOp::In, &["1"]),
         ]
     );
-    let bad = mk_gateway(
+    // A malformed or missing selector makes only its listener invalid (reported in
+    // its status by the pipeline); the Gateway and its other listeners convert.
+    let gateway = mk_gateway(
         "[{name: a, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {\
-         matchExpressions: [{key: m, operator: Near}]}}}}]",
+         matchExpressions: [{key: m, operator: Near}]}}}}, \
+         {name: b, port: 81, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {\
+         matchExpressions: [{key: m, operator: Exists, values: [x]}]}}}}, \
+         {name: c, port: 82, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector}}}, \
+         {name: d, port: 83, protocol: HTTP}]",
     )
-    .expect_err("rejects");
+    .expect("a bad selector does not drop the Gateway");
+    let problems: Vec<Option<&str>> = (gateway.listeners.iter())
+        .map(|l| l.problem.as_deref())
+        .collect();
     assert_eq!(
-        bad.field,
-        "spec.listeners[0].allowedRoutes.namespaces.selector.matchExpressions[0].operator"
+        problems,
+        vec![
+            Some(
+                "allowedRoutes.namespaces.selector.matchExpressions[0].operator: \"Near\" is not one of In, NotIn, Exists, DoesNotExist"
+            ),
+            Some("allowedRoutes.namespaces.selector.matchExpressions[0].values: must be empty"),
+            Some("allowedRoutes.namespaces.selector: required when from is Selector"),
+            None,
+        ]
     );
+}
+
+#[test]
+fn repeated_header_and_query_names_count_once_the_first() {
+    let route = mk_route(
+        "  rules:\n  - matches: [{headers: [{name: X-A, value: '1'}, {name: x-a, value: '2'}, {name: B, value: '3'}], \
+         queryParams: [{name: q, value: '1'}, {name: Q, value: '2'}, {name: q, value: '3'}]}]\n\
+         \x20   filters: [{type: RequestHeaderModifier, requestHeaderModifier: {\
+         set: [{name: S, value: '1'}, {name: s, value: '2'}], add: [{name: A, value: '1'}, {name: a, value: '2'}]}}]\n",
+    )
+    .expect("converts");
+    let m = &route.rules[0].matches[0];
+    let names = |v: &[ValueMatch]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // Header names are case-insensitive; query param names match exactly.
+    assert_eq!(names(&m.headers), pairs(&[("X-A", "1"), ("B", "3")]));
+    assert_eq!(names(&m.query), pairs(&[("q", "1"), ("Q", "2")]));
+    let Filter::RequestHeaders(modifier) = &route.rules[0].filters[0] else {
+        panic!("a header modifier: {:?}", route.rules[0].filters)
+    };
+    assert_eq!(modifier.set, pairs(&[("S", "1")]));
+    assert_eq!(modifier.add, pairs(&[("A", "1")]));
 }
 
 #[test]

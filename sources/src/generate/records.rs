@@ -46,6 +46,7 @@ pub fn listener(name: String, hostname: String, allowed: FromNamespaces) -> List
         allowed_namespaces: allowed,
         allowed_kinds: vec![],
         tls: None,
+        problem: None,
     }
 }
 
