@@ -170,8 +170,8 @@ impl PipelineArgs {
         sluice_pipeline::PipelineConfig {
             workers: *workers,
             controller_name: controller_name.clone(),
-            // Set from the encoder's offset by the controller.
-            port_offset: 0,
+            // Set from the encoder's settings by the controller.
+            ..Default::default()
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct PipelineConfig {
     /// Added to every listener port for the port the proxies bind: a listener whose
     /// port plus this is past 65535 is not accepted (`PortUnavailable`).
     pub port_offset: u16,
+    /// Where the proxies bind each Gateway's listeners (the encoder's setting): a
+    /// Gateway's `spec.addresses` are judged against it.
+    pub bind_addresses: crate::spec::gateway::BindAddresses,
 }
 
 impl Default for PipelineConfig {
@@ -41,6 +44,7 @@ impl Default for PipelineConfig {
             workers: 1,
             controller_name: DEFAULT_CONTROLLER.to_string(),
             port_offset: 0,
+            bind_addresses: Default::default(),
         }
     }
 }
@@ -94,6 +98,7 @@ impl Pipeline {
         let report_tx = Mutex::new(report_tx);
         let controller = config.controller_name;
         let max_port = u16::MAX - config.port_offset;
+        let bind = config.bind_addresses;
         let timely_config = timely::Config {
             communication: timely::CommunicationConfig::Process(workers),
             worker: WorkerConfig::default(),
@@ -105,7 +110,7 @@ impl Pipeline {
                 .and_then(|mut v| v.get_mut(worker.index()).and_then(Option::take));
             let tx = report_tx.lock().map(|t| t.clone());
             if let (Some(rx), Ok(tx)) = (rx, tx) {
-                run_worker(worker, rx, tx, controller.clone(), max_port);
+                run_worker(worker, rx, tx, controller.clone(), max_port, bind.clone());
             }
         })
         .map_err(Error::Timely)?;
@@ -214,13 +219,18 @@ struct Dataflow {
 }
 
 impl Dataflow {
-    fn build(worker: &mut Worker, controller: String, max_port: u16) -> Self {
+    fn build(
+        worker: &mut Worker,
+        controller: String,
+        max_port: u16,
+        bind: crate::spec::gateway::BindAddresses,
+    ) -> Self {
         let captured: Rc<RefCell<Captured>> = Rc::default();
         let (xds_sink, status_sink) = (captured.clone(), captured.clone());
         let probe = ProbeHandle::new();
         let input = worker.dataflow::<u64, _, _>(|scope| {
             let (input, objects) = scope.new_collection::<Object, isize>();
-            let Translation { xds, status } = translate(objects, controller, max_port);
+            let Translation { xds, status } = translate(objects, controller, max_port, bind);
             xds.inspect_batch(move |_time, batch| {
                 let xds = &mut xds_sink.borrow_mut().xds;
                 xds.extend(batch.iter().map(|(d, _, r)| (d.clone(), *r)));
@@ -261,8 +271,9 @@ fn run_worker(
     reports: Sender<std::result::Result<WorkerReport, String>>,
     controller: String,
     max_port: u16,
+    bind: crate::spec::gateway::BindAddresses,
 ) {
-    let mut dataflow = Dataflow::build(worker, controller, max_port);
+    let mut dataflow = Dataflow::build(worker, controller, max_port, bind);
     while let Ok(Command::Step { time, updates }) = commands.recv() {
         let captured = dataflow.step(worker, time, updates);
         if reports.send(Ok(WorkerReport { time, captured })).is_err() {
@@ -278,7 +289,7 @@ pub fn evaluate(objects: impl IntoIterator<Item = Object>, controller: &str) -> 
     let objects: Vec<Object> = objects.into_iter().collect();
     let controller = controller.to_string();
     timely::execute_directly(move |worker| {
-        let mut dataflow = Dataflow::build(worker, controller, u16::MAX);
+        let mut dataflow = Dataflow::build(worker, controller, u16::MAX, Default::default());
         let updates = objects.into_iter().map(|o| (o, 1)).collect();
         let Captured { xds, status } = dataflow.step(worker, 0, updates);
         Outputs {

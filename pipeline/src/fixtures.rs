@@ -45,6 +45,7 @@ pub fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
         class_name: CLASS.into(),
         listeners,
         parameters_ref: None,
+        addresses: vec![],
     }
 }
 

@@ -136,6 +136,18 @@ pub struct Gateway {
     /// `spec.infrastructure.parametersRef` as `group/kind/name`. Sluice supports no
     /// parameter kinds, so a Gateway with one is not accepted (`InvalidParameters`).
     pub parameters_ref: Option<String>,
+    /// `spec.addresses`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<GatewayAddress>,
+}
+
+/// One requested Gateway address (`GatewaySpecAddress`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GatewayAddress {
+    /// `IPAddress` (the default), `Hostname`, `NamedAddress` or a domain-prefixed type.
+    pub type_: String,
+    /// Empty: the implementation assigns one.
+    pub value: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -57,11 +57,13 @@ macro_rules! kind {
 
 /// Build the whole translation over the input objects. Each stage runs in a region
 /// named after it, so timely's logs and profiles group its operators.
-/// `max_port`: the highest Gateway listener port the proxies can bind.
+/// `max_port`: the highest Gateway listener port the proxies can bind; `bind`:
+/// the addresses they bind (for Gateway `spec.addresses` status).
 pub fn translate<'s>(
     objects: Col<'s, Object>,
     controller: String,
     max_port: u16,
+    bind: crate::spec::gateway::BindAddresses,
 ) -> Translation<'s> {
     let outer = objects.scope();
     let routes = kind!(objects, HttpRoute);
@@ -106,6 +108,7 @@ pub fn translate<'s>(
             admitted.gateways.enter_region(r),
             attached.counts.enter_region(r),
             max_port,
+            bind,
         );
         let routes =
             status::route_status(attached.parents.enter_region(r), conditions.enter_region(r));

@@ -5,7 +5,7 @@
 use crate::ir::{Condition, GatewayStatus, RouteParentStatus};
 use crate::model::{Gateway, ObjectKey};
 use crate::spec::conditions::ConditionType;
-use crate::spec::gateway::gateway_status;
+use crate::spec::gateway::{BindAddresses, gateway_status};
 use crate::spec::routes::parent_conditions;
 
 use super::col::{Col, join_named};
@@ -38,11 +38,17 @@ pub fn gateways_status<'s>(
     gateways: Col<'s, Gateway>,
     counts: Col<'s, ((ObjectKey, String), isize)>,
     max_port: u16,
+    bind: BindAddresses,
 ) -> Col<'s, GatewayStatus> {
     let gateways = gateways.map(|g| (g.meta.key.clone(), g));
     let counts = counts.map(|((gw, listener), n)| (gw, (listener, u32::try_from(n).unwrap_or(0))));
     left_join_named("gateway status", gateways, counts, move |_, g, counts| {
-        Some(gateway_status(g, counts, max_port))
+        Some(gateway_status(
+            g,
+            counts,
+            max_port,
+            bind.for_gateway(&g.meta.key),
+        ))
     })
     .map(|(_, s)| s)
 }

@@ -36,6 +36,7 @@ impl ConditionType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Reason {
     Accepted,
+    AddressNotUsable,
     BackendNotFound,
     HostnameConflict,
     Invalid,
@@ -53,6 +54,7 @@ pub enum Reason {
     ProtocolConflict,
     RefNotPermitted,
     ResolvedRefs,
+    UnsupportedAddress,
     UnsupportedProtocol,
     UnsupportedValue,
 }
@@ -80,6 +82,8 @@ impl Reason {
             Reason::ResolvedRefs => "ResolvedRefs",
             Reason::UnsupportedProtocol => "UnsupportedProtocol",
             Reason::UnsupportedValue => "UnsupportedValue",
+            Reason::UnsupportedAddress => "UnsupportedAddress",
+            Reason::AddressNotUsable => "AddressNotUsable",
         }
     }
 }
@@ -110,8 +114,9 @@ mod tests {
         ConditionType::ResolvedRefs,
     ];
 
-    const REASONS: [Reason; 20] = [
+    const REASONS: [Reason; 22] = [
         Reason::Accepted,
+        Reason::AddressNotUsable,
         Reason::BackendNotFound,
         Reason::HostnameConflict,
         Reason::Invalid,
@@ -129,6 +134,7 @@ mod tests {
         Reason::ProtocolConflict,
         Reason::RefNotPermitted,
         Reason::ResolvedRefs,
+        Reason::UnsupportedAddress,
         Reason::UnsupportedProtocol,
         Reason::UnsupportedValue,
     ];

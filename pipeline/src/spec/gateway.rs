@@ -1,18 +1,106 @@
 //! Gateway status (Gateway API v1 `GatewayStatus`): the Gateway's `Accepted` and
 //! `Programmed` conditions and its listeners' statuses, from the Gateway object and
 //! the attached-route count of each listener.
+//!
+//! `spec.addresses` ("If a value is set in the spec and the requested address is
+//! invalid or unavailable, the implementation MUST indicate this"): Sluice does not
+//! provision addresses; its proxies bind the address the operator gives each Gateway
+//! (`--gateway-address NS/NAME=IP`, else `--listen-address`), see [`BindAddresses`].
+//! - An address of a type other than `IPAddress` (`Hostname`, `NamedAddress`, a
+//!   domain-prefixed type) cannot be honoured: the Gateway is not accepted
+//!   (`Accepted=False` / `UnsupportedAddress`) and none of its listeners is served,
+//!   as for any Gateway that is not accepted.
+//! - An `IPAddress` without a value is assigned the bound address. One with a value
+//!   is usable when it is the address the Gateway's proxies bind; any other (or a
+//!   value that is not an IP address) is `Programmed=False` / `AddressNotUsable`,
+//!   naming the address the proxies do bind. The listeners stay served there: the
+//!   Gateway is accepted, only the address it asked for is not in effect.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ir::{Condition, GatewayStatus, ListenerStatus};
-use crate::model::Gateway;
+use crate::model::{Gateway, ObjectKey};
 use crate::spec::conditions::{ConditionType as Type, Reason};
 use crate::spec::listener::{ListenerView, listener_views};
 
+/// Where the proxies of each Gateway bind their listeners (the encoder's setting,
+/// shared so that status says what is served).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindAddresses {
+    /// For Gateways without their own (`0.0.0.0`: every address of the proxy's host).
+    pub default: String,
+    pub per_gateway: BTreeMap<ObjectKey, String>,
+}
+
+impl Default for BindAddresses {
+    fn default() -> Self {
+        Self {
+            default: "0.0.0.0".to_owned(),
+            per_gateway: BTreeMap::new(),
+        }
+    }
+}
+
+impl BindAddresses {
+    pub fn for_gateway(&self, gateway: &ObjectKey) -> &str {
+        self.per_gateway.get(gateway).unwrap_or(&self.default)
+    }
+}
+
+/// Why the Gateway cannot be accepted for its `spec.addresses`: the first address of
+/// a type Sluice cannot honour.
+pub fn unsupported_address(gw: &Gateway) -> Option<String> {
+    let (i, a) = (gw.addresses.iter().enumerate()).find(|(_, a)| a.type_ != "IPAddress")?;
+    Some(format!(
+        "spec.addresses[{i}]: address type {:?} is not supported: Sluice's proxies bind IP \
+         addresses only (IPAddress)",
+        a.type_
+    ))
+}
+
+/// Why some requested `IPAddress` is not in effect; `None` if each is the bound one
+/// (or has no value).
+fn unusable_addresses(gw: &Gateway, bound: &str) -> Option<String> {
+    let bound_ip = bound.parse::<std::net::IpAddr>().ok();
+    let unusable: Vec<String> = (gw.addresses.iter().enumerate())
+        .filter_map(|(i, a)| {
+            let value = a.value.as_deref()?;
+            let usable = value
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .is_some_and(|ip| Some(ip) == bound_ip && !ip.is_unspecified());
+            (!usable).then(|| format!("spec.addresses[{i}] {value:?}"))
+        })
+        .collect();
+    (!unusable.is_empty()).then(|| {
+        format!(
+            "{} not usable: this Gateway's proxies bind {bound} (the operator sets a \
+             Gateway's address with --gateway-address NAMESPACE/NAME=IP); its listeners \
+             are served there",
+            unusable.join(", ")
+        )
+    })
+}
+
 /// The Gateway's status, given the number of routes attached to each listener
 /// (by listener name; a listener not listed has none).
-/// `max_port` as for [`listener_views`].
-pub fn gateway_status(gw: &Gateway, attached: &[&(String, u32)], max_port: u16) -> GatewayStatus {
+/// `max_port` as for [`listener_views`]; `bound`: the address its proxies bind.
+pub fn gateway_status(
+    gw: &Gateway,
+    attached: &[&(String, u32)],
+    max_port: u16,
+    bound: &str,
+) -> GatewayStatus {
     let views = listener_views(gw, max_port);
-    let conditions = vec![accepted(gw, &views), programmed(&views)];
+    let programmed = match unusable_addresses(gw, bound) {
+        Some(msg) if unsupported_address(gw).is_none() => {
+            Condition::new(Type::Programmed, false, Reason::AddressNotUsable, msg)
+        }
+        _ => programmed(&views),
+    };
+    let conditions = vec![accepted(gw, &views), programmed];
     let listeners = views
         .into_iter()
         .map(|v| {
@@ -48,6 +136,8 @@ fn accepted(gw: &Gateway, views: &[ListenerView]) -> Condition {
             Reason::InvalidParameters,
             format!("parametersRef {p} is not a supported kind"),
         )
+    } else if let Some(msg) = unsupported_address(gw) {
+        Condition::new(Type::Accepted, false, Reason::UnsupportedAddress, msg)
     } else if views.is_empty() || all_valid {
         Condition::new(
             Type::Accepted,
@@ -104,5 +194,98 @@ fn programmed(views: &[ListenerView]) -> Condition {
             Reason::Invalid,
             "No listener is programmed",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `spec.addresses` against the `GatewaySpec.addresses` docs and the conformance
+    //! case `GatewayStaticAddresses` (an unsupported type: `Accepted=False` /
+    //! `UnsupportedAddress`; an unusable address: `Programmed=False` /
+    //! `AddressNotUsable`).
+    use super::*;
+    use crate::fixtures::{gateway, http_listener};
+    use crate::model::GatewayAddress;
+
+    fn with_addresses(addresses: &[(&str, Option<&str>)]) -> Gateway {
+        let mut gw = gateway("ns", "gw", vec![http_listener("http", 80)]);
+        gw.addresses = (addresses.iter())
+            .map(|(t, v)| GatewayAddress {
+                type_: t.to_string(),
+                value: v.map(str::to_owned),
+            })
+            .collect();
+        gw
+    }
+
+    fn condition(s: &GatewayStatus, t: Type) -> &Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .expect("condition")
+    }
+
+    #[test]
+    fn an_unsupported_address_type_is_not_accepted_and_serves_nothing() {
+        let gw = with_addresses(&[
+            ("test/fake-invalid-type", Some("fake address teehee!")),
+            ("IPAddress", Some("127.0.0.2")),
+        ]);
+        let s = gateway_status(&gw, &[], u16::MAX, "127.0.0.2");
+        let accepted = condition(&s, Type::Accepted);
+        assert_eq!(
+            (accepted.status, accepted.reason),
+            (false, Reason::UnsupportedAddress)
+        );
+        assert!(
+            accepted.message.contains("spec.addresses[0]"),
+            "{}",
+            accepted.message
+        );
+        assert!(listener_views(&gw, u16::MAX).iter().all(|v| !v.serves_http));
+        for t in ["Hostname", "NamedAddress"] {
+            let s = gateway_status(&with_addresses(&[(t, Some("x"))]), &[], u16::MAX, "0.0.0.0");
+            assert_eq!(
+                condition(&s, Type::Accepted).reason,
+                Reason::UnsupportedAddress,
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ip_address_is_usable_only_where_the_proxies_bind() {
+        // The bound address, or no value (assigned the bound one): programmed.
+        for addresses in [
+            vec![("IPAddress", Some("127.0.0.2"))],
+            vec![("IPAddress", None)],
+            vec![],
+        ] {
+            let gw = with_addresses(&addresses);
+            let s = gateway_status(&gw, &[], u16::MAX, "127.0.0.2");
+            let programmed = condition(&s, Type::Programmed);
+            assert!(programmed.status, "{addresses:?}: {programmed:?}");
+            assert!(condition(&s, Type::Accepted).status);
+        }
+        // Another address, one that is not an IP, or any address while the proxies
+        // bind every address of their host (which Sluice cannot vouch for).
+        for (value, bound) in [
+            ("10.9.9.9", "127.0.0.2"),
+            ("not-an-ip", "127.0.0.2"),
+            ("127.0.0.2", "0.0.0.0"),
+        ] {
+            let gw = with_addresses(&[("IPAddress", Some(value))]);
+            let s = gateway_status(&gw, &[], u16::MAX, bound);
+            let programmed = condition(&s, Type::Programmed);
+            assert_eq!(
+                (programmed.status, programmed.reason),
+                (false, Reason::AddressNotUsable),
+                "{value} on {bound}"
+            );
+            assert!(programmed.message.contains(value) && programmed.message.contains(bound));
+            // Accepted, and its listeners stay served on the bound address.
+            assert!(condition(&s, Type::Accepted).status);
+            assert!(listener_views(&gw, u16::MAX).iter().all(|v| v.serves_http));
+        }
     }
 }

@@ -145,7 +145,7 @@ pub fn listener_views(gw: &Gateway, max_port: u16) -> Vec<ListenerView> {
             .map(|(_, h)| h.clone())
             .collect();
     }
-    if gw.parameters_ref.is_some() {
+    if gw.parameters_ref.is_some() || crate::spec::gateway::unsupported_address(gw).is_some() {
         // The Gateway itself is not accepted: none of its listeners takes routes.
         for v in &mut views {
             v.accepts_http_routes = false;

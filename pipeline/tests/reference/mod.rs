@@ -399,7 +399,7 @@ fn status_of_gateway(gw: &Gateway, views: &[ListenerView], out: &Reference) -> G
         })
         .collect();
     let counts: Vec<&(String, u32)> = counts.iter().collect();
-    gateway_status(gw, &counts, u16::MAX)
+    gateway_status(gw, &counts, u16::MAX, "0.0.0.0")
 }
 
 /// Each virtual host lists every match of every rule of its routes, in precedence

@@ -31,6 +31,12 @@ impl ToModel for Gateway {
                 .as_ref()
                 .and_then(|i| i.parameters_ref.as_ref())
                 .map(|p| format!("{}/{}/{}", p.group, p.kind, p.name)),
+            addresses: (gateway.spec.addresses.iter().flatten())
+                .map(|a| model::GatewayAddress {
+                    type_: a.r#type.clone().unwrap_or_else(|| "IPAddress".to_owned()),
+                    value: a.value.clone().filter(|v| !v.is_empty()),
+                })
+                .collect(),
         })
     }
 }

@@ -57,6 +57,7 @@ pub fn gateway(name: &str, listeners: Vec<Listener>) -> Object {
         class_name: CLASS.into(),
         listeners,
         parameters_ref: None,
+        addresses: vec![],
     })
 }
 
