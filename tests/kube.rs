@@ -711,6 +711,52 @@ fn detach(world: &World) -> anyhow::Result<()> {
         "a route moved to another controller's Gateway loses our entry, and gets it back",
         t,
     );
+
+    // A Gateway of ours moved to another controller's class loses the status we wrote.
+    let t = Instant::now();
+    let ours = world.gateway()?["spec"]["gatewayClassName"]
+        .as_str()
+        .context("Gateway gw has a class")?
+        .to_owned();
+    let moving = |class: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: moving, namespace: {ns}}}\n\
+             spec: {{gatewayClassName: {class}, listeners: [{{name: http, port: 81, protocol: HTTP}}]}}\n"
+        )
+    };
+    let status = || -> anyhow::Result<Value> {
+        let g = world.server.get("gateway", ns, "moving")?;
+        Ok(g.context("Gateway moving is gone")?["status"].clone())
+    };
+    let accepted_by_us = || {
+        eventually("our status on Gateway moving", || {
+            let status = status()?;
+            match condition(&status["conditions"], "Accepted") {
+                Some((s, r)) if s == "True" && r == "Accepted" => Ok(Some(())),
+                other => bail!("Accepted {other:?}"),
+            }
+        })
+    };
+    world.server.apply(&moving(&ours))?;
+    accepted_by_us()?;
+    world.server.apply(&moving(&format!("other-{ns}")))?;
+    eventually("our status removed from a Gateway no longer ours", || {
+        let status = status()?;
+        let decided = (status["conditions"].as_array().into_iter().flatten())
+            .filter(|c| c["status"] != "Unknown")
+            .count();
+        let listeners = status["listeners"].as_array().map_or(0, Vec::len);
+        match (decided, listeners) {
+            (0, 0) => Ok(Some(())),
+            _ => bail!("still has our status: {status}"),
+        }
+    })?;
+    world.server.apply(&moving(&ours))?;
+    accepted_by_us()?;
+    step(
+        "a Gateway moved to another controller's class loses our status, and gets it back",
+        t,
+    );
     Ok(())
 }
 

@@ -199,11 +199,16 @@ impl Writer {
     /// Writes what differs (skipping failed objects whose backoff is not due yet).
     async fn pass(&mut self, board: &StatusBoard, sweep: bool) {
         let mut want = desired(board, &self.config);
-        // Routes we wrote to that left the board: remove our entries.
+        // Objects we wrote to that left the board: routes lose our entries, and a
+        // Gateway that is no longer ours (its class changed, or the class's
+        // controller) loses the status we wrote; a deleted one is skipped.
         for target in self.written.keys() {
-            if let Target::Route(_) = target {
-                want.entry(target.clone()).or_insert_with(|| json!([]));
-            }
+            let cleared = match target {
+                Target::Route(_) => json!([]),
+                Target::Gateway(_) => cleared_gateway(),
+                Target::GatewayClass(_) => continue,
+            };
+            want.entry(target.clone()).or_insert(cleared);
         }
         match self.our_classes().await {
             Ok(classes) => want.extend(classes),
@@ -245,7 +250,7 @@ impl Writer {
                 self.retry.remove(&target);
             }
             match result {
-                Ok(true) if value == json!([]) => {
+                Ok(true) if value == json!([]) || value == cleared_gateway() => {
                     self.written.remove(&target);
                 }
                 Ok(true) => {
@@ -402,6 +407,13 @@ impl Writer {
         self.stats.writes.inc();
         Ok(true)
     }
+}
+
+/// The status a Gateway that is no longer ours gets from us: nothing. Applied with
+/// our field manager, the empty lists give up every condition, listener and address
+/// we owned; what another controller wrote stays.
+fn cleared_gateway() -> Value {
+    json!({"addresses": [], "conditions": [], "listeners": []})
 }
 
 /// A digest of a desired status fragment.

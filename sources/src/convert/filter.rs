@@ -13,27 +13,19 @@ use super::{ConvertError, Result, opt_port};
 /// Redirect status codes the schema allows; 302 is the default.
 const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 
+/// Header name/value pairs in the order written; of names equal but for case, the
+/// first counts (header names are case-insensitive).
+fn headers<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<(String, String)> {
+    let owned = pairs.map(|(n, v)| (n.clone(), v.clone()));
+    super::first_per_name(owned, |(name, _)| name, true)
+}
+
 /// `set`, `add` and `remove` of a header modifier, in the order written.
 macro_rules! header_modifier {
     ($m:expr) => {
         HeaderModifier {
-            // Header names are case-insensitive: of equivalent names, the first counts.
-            set: super::first_per_name(
-                $m.set
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone())),
-                |(name, _)| name,
-                true,
-            ),
-            add: super::first_per_name(
-                $m.add
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone())),
-                |(name, _)| name,
-                true,
-            ),
+            set: headers($m.set.iter().flatten().map(|h| (&h.name, &h.value))),
+            add: headers($m.add.iter().flatten().map(|h| (&h.name, &h.value))),
             remove: $m.remove.clone().unwrap_or_default(),
         }
     };
