@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use sluice_pipeline::spec::gateway::BindAddresses;
 use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::{GatewayResources, XdsHub};
@@ -203,8 +204,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = ControllerConfig {
         pipeline: pipeline.config(),
         encode: EncodeConfig {
-            default_address: listen_address,
-            gateway_addresses: Default::default(),
+            bind: BindAddresses {
+                default: listen_address,
+                per_gateway: Default::default(),
+            },
             port_offset,
         },
     };

@@ -22,6 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sluice_pipeline::model::{Change, ObjectKey};
+use sluice_pipeline::spec::gateway::BindAddresses;
 use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::admin::Admin;
 use sluice_sinks::ads::AdsServer;
@@ -167,8 +168,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } = args;
     let started = std::time::Instant::now();
     let encode = EncodeConfig {
-        default_address: listen_address,
-        gateway_addresses: gateway_addresses.into_iter().collect(),
+        bind: BindAddresses {
+            default: listen_address,
+            per_gateway: gateway_addresses.into_iter().collect(),
+        },
         port_offset,
     };
     let config = ControllerConfig {

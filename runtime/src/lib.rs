@@ -107,10 +107,7 @@ impl Controller {
         } = config;
         // One offset: what the encoder binds is what the pipeline validates.
         pipeline.port_offset = encode.port_offset;
-        pipeline.bind_addresses = sluice_pipeline::spec::gateway::BindAddresses {
-            default: encode.default_address.clone(),
-            per_gateway: encode.gateway_addresses.clone(),
-        };
+        pipeline.bind_addresses = encode.bind.clone();
         let controller_name = pipeline.controller_name.clone();
         Ok(Self {
             pipeline: Pipeline::new(pipeline)?,

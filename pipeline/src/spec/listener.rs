@@ -68,7 +68,7 @@ impl ListenerView {
 
 /// Supported kinds, and whether some requested kind was invalid.
 fn supported_kinds(listener: &Listener) -> (Vec<GroupKind>, bool) {
-    let http_like = matches!(listener.protocol, Protocol::Http | Protocol::Https);
+    let http_like = supported_protocol(listener);
     if !http_like {
         return (vec![], false);
     }
@@ -92,7 +92,12 @@ fn supported_kinds(listener: &Listener) -> (Vec<GroupKind>, bool) {
 /// Protocol Listeners, then the previous rule does not apply, and the TCP Listeners
 /// SHOULD NOT be accepted", `GatewaySpec.listeners`).
 fn distinguishable(l: &Listener) -> bool {
-    matches!(l.protocol, Protocol::Http | Protocol::Https) && invalidity(l).is_none()
+    supported_protocol(l) && invalidity(l).is_none()
+}
+
+/// Whether Sluice serves the listener's protocol (HTTP, and HTTPS as far as it goes).
+fn supported_protocol(l: &Listener) -> bool {
+    matches!(l.protocol, Protocol::Http | Protocol::Https)
 }
 
 /// Why the listener is invalid as written: a conversion problem (its
@@ -169,7 +174,7 @@ pub fn listener_views(gw: &Gateway, max_port: u16) -> Vec<ListenerView> {
 
 fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
     let (kinds, invalid_kinds) = supported_kinds(l);
-    let supported_protocol = matches!(l.protocol, Protocol::Http | Protocol::Https);
+    let supported_protocol = supported_protocol(l);
     let conflicted = conflict(gw, l);
     let bindable = l.port <= max_port;
     let invalid = invalidity(l);

@@ -75,6 +75,12 @@ pub fn rule_problem(index: usize, rule: &Rule) -> Option<String> {
         let values = (matcher.headers.iter().map(|h| ("headers", h)))
             .chain(matcher.query.iter().map(|q| ("queryParams", q)));
         for (kind, value) in values {
+            // Both CRDs' patterns are HTTP tokens; Envoy rejects an empty name (and
+            // header names with CR, LF or NUL).
+            if value.name.is_empty() || !value.name.bytes().all(is_token_byte) {
+                let why = format!("name {:?} is not an HTTP token", value.name);
+                return at(format!("matches[{m}].{kind}"), why);
+            }
             if value.regex
                 && let Err(why) = re2(&value.value)
             {
@@ -302,6 +308,43 @@ mod tests {
         };
         let problem = rule_problem(2, &rule(vec![header], vec![], &[1]));
         assert!(problem.is_some_and(|p| p.starts_with("rules[2].matches[0].headers[x-v]")));
+    }
+
+    /// Header and query param match names are HTTP tokens (the CRDs' pattern); an
+    /// empty one is what Envoy rejects for the whole RouteConfiguration.
+    #[test]
+    fn match_names_that_are_not_tokens_are_problems() {
+        let matching = |headers: bool, name: &str| {
+            let value = ValueMatch {
+                name: name.into(),
+                value: "v".into(),
+                regex: false,
+            };
+            let m = if headers {
+                RouteMatch {
+                    headers: vec![value],
+                    ..Default::default()
+                }
+            } else {
+                RouteMatch {
+                    query: vec![value],
+                    ..Default::default()
+                }
+            };
+            rule_problem(0, &rule(vec![m], vec![], &[1]))
+        };
+        for headers in [true, false] {
+            for bad in ["", "a b", "x\r\ny", "nul\0", ":path"] {
+                let problem = matching(headers, bad);
+                assert!(
+                    problem
+                        .as_deref()
+                        .is_some_and(|p| p.contains("is not an HTTP token")),
+                    "{bad:?}: {problem:?}"
+                );
+            }
+            assert_eq!(matching(headers, "X-Version_2"), None);
+        }
     }
 
     #[test]

@@ -9,13 +9,12 @@
 //!
 //! Every output is deterministic: the same IR gives the same bytes.
 
-use std::collections::BTreeMap;
-
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source::ConfigSourceSpecifier,
 };
 use envoy_types::pb::google::protobuf::Duration;
 use sluice_pipeline::model::ObjectKey;
+use sluice_pipeline::spec::gateway::BindAddresses;
 
 pub mod cluster;
 pub mod listener;
@@ -23,34 +22,21 @@ pub mod rewrite;
 pub mod route;
 
 /// How IR becomes Envoy configuration: the parts that depend on where Envoy runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncodeConfig {
-    /// The address listeners bind when the gateway has none of its own (`0.0.0.0`).
-    pub default_address: String,
-    /// Per-gateway bind address.
-    pub gateway_addresses: BTreeMap<ObjectKey, String>,
+    /// Where each gateway's listeners bind (`0.0.0.0` unless set). The pipeline gets
+    /// the same value, so Gateway `spec.addresses` status says what is bound.
+    pub bind: BindAddresses,
     /// Added to every Gateway listener port to get the port Envoy binds (e.g. to
     /// run unprivileged). Only the bind port moves: redirects and everything else
     /// the client sees use the Gateway's own port numbers.
     pub port_offset: u16,
 }
 
-impl Default for EncodeConfig {
-    fn default() -> Self {
-        Self {
-            default_address: "0.0.0.0".to_owned(),
-            gateway_addresses: BTreeMap::new(),
-            port_offset: 0,
-        }
-    }
-}
-
 impl EncodeConfig {
     /// The address a gateway's listeners bind.
     pub fn address_for(&self, gateway: &ObjectKey) -> &str {
-        self.gateway_addresses
-            .get(gateway)
-            .unwrap_or(&self.default_address)
+        self.bind.for_gateway(gateway)
     }
 
     /// The port Envoy binds for a Gateway listener port. A sum beyond 65535 is

@@ -264,7 +264,7 @@ fn listener_binds_gateway_address_with_offset_and_reads_routes_over_ads() {
         port_offset: 10000,
         ..Default::default()
     };
-    config.gateway_addresses.insert(gw(), "127.0.0.2".into());
+    config.bind.per_gateway.insert(gw(), "127.0.0.2".into());
     let l: Listener = listener::listener(
         &config,
         &ListenerIr {
