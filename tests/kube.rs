@@ -174,10 +174,13 @@ struct World {
     server: Server,
     ns: String,
     envoy_port: u16,
-    xds: [u16; 2],
-    admin: [u16; 2],
-    /// Replica 0 is the cluster admin; replica 1 acts as deploy/'s ServiceAccount.
-    kubeconfigs: [PathBuf; 2],
+    xds: [u16; 3],
+    admin: [u16; 3],
+    /// Replica 0 is the cluster admin; replica 1 acts as deploy/'s ServiceAccount;
+    /// replica 2 (the last step's) is the cluster admin again.
+    kubeconfigs: [PathBuf; 3],
+    /// The namespaces each replica watches.
+    namespaces: [Vec<String>; 3],
     port_offset: u16,
     sluice: Vec<Option<ChildGuard>>,
 }
@@ -188,8 +191,11 @@ impl World {
         let binary =
             std::env::var_os("SLUICE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into());
         let mut command = Command::new(binary);
+        command.args(["serve", "--kube"]);
+        for ns in &self.namespaces[i] {
+            command.args(["--namespace", ns]);
+        }
         command
-            .args(["serve", "--kube", "--namespace", &self.ns])
             .arg("--kubeconfig")
             .arg(&self.kubeconfigs[i])
             .args(["--xds", &format!("127.0.0.1:{}", self.xds[i])])
@@ -227,6 +233,37 @@ impl World {
         self.server
             .get("gateway", &self.ns, "gw")?
             .context("Gateway gw is gone")
+    }
+
+    fn moving_status(&self) -> anyhow::Result<Value> {
+        let g = self.server.get("gateway", &self.ns, "moving")?;
+        Ok(g.context("Gateway moving is gone")?["status"].clone())
+    }
+
+    fn moving_accepted_by_us(&self) -> anyhow::Result<()> {
+        eventually("our status on Gateway moving", || {
+            let status = self.moving_status()?;
+            match condition(&status["conditions"], "Accepted") {
+                Some((s, r)) if s == "True" && r == "Accepted" => Ok(Some(())),
+                other => bail!("Accepted {other:?}"),
+            }
+        })
+    }
+
+    /// Waits until Gateway `moving` has no decided condition and no listener status
+    /// (the CRD's defaults are `Unknown`): none of what we wrote.
+    fn moving_has_no_status_of_ours(&self) -> anyhow::Result<()> {
+        eventually("our status removed from a Gateway no longer ours", || {
+            let status = self.moving_status()?;
+            let decided = (status["conditions"].as_array().into_iter().flatten())
+                .filter(|c| c["status"] != "Unknown")
+                .count();
+            let listeners = status["listeners"].as_array().map_or(0, Vec::len);
+            match (decided, listeners) {
+                (0, 0) => Ok(Some(())),
+                _ => bail!("still has our status: {status}"),
+            }
+        })
     }
 
     /// Waits until our route parent entry has `Accepted` = `want` (status, reason) for
@@ -270,6 +307,15 @@ fn manifests(ns: &str, class: &str, v1: u16, v2: u16) -> String {
          {}{}",
         service("echo-v1", v1),
         service("echo-v2", v2)
+    )
+}
+
+/// Gateway `moving` of `class` (the class steps move it between ours and another
+/// controller's).
+fn moving(ns: &str, class: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: moving, namespace: {ns}}}\n\
+         spec: {{gatewayClassName: {class}, listeners: [{{name: http, port: 81, protocol: HTTP}}]}}\n"
     )
 }
 
@@ -367,16 +413,31 @@ fn run() -> anyhow::Result<()> {
     let kubeconfigs = [
         server.kubeconfig.clone(),
         service_account_kubeconfig(&server)?,
+        server.kubeconfig.clone(),
+    ];
+    let namespaces = [
+        vec![ns.clone()],
+        vec![ns.clone()],
+        vec![ns.clone(), format!("{ns}-other")],
     ];
     let mut world = World {
         server,
         ns: ns.clone(),
         envoy_port: 80 + port_offset,
-        xds: [processes::free_port()?, processes::free_port()?],
-        admin: [processes::free_port()?, processes::free_port()?],
+        xds: [
+            processes::free_port()?,
+            processes::free_port()?,
+            processes::free_port()?,
+        ],
+        admin: [
+            processes::free_port()?,
+            processes::free_port()?,
+            processes::free_port()?,
+        ],
         kubeconfigs,
+        namespaces,
         port_offset,
-        sluice: vec![None, None],
+        sluice: vec![None, None, None],
     };
     let t = Instant::now();
     world.server.apply(&manifests(&ns, &class, v1, v2))?;
@@ -410,7 +471,8 @@ fn scenario(world: &mut World) -> anyhow::Result<()> {
     failover(world)?;
     api_server_restart(world)?;
     deleted_route(world)?;
-    replayed(world)
+    replayed(world)?;
+    crd_installed_later(world)
 }
 
 /// Replica 1's recorded log (both of its runs, an API server restart, a relist)
@@ -718,41 +780,12 @@ fn detach(world: &World) -> anyhow::Result<()> {
         .as_str()
         .context("Gateway gw has a class")?
         .to_owned();
-    let moving = |class: &str| {
-        format!(
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: moving, namespace: {ns}}}\n\
-             spec: {{gatewayClassName: {class}, listeners: [{{name: http, port: 81, protocol: HTTP}}]}}\n"
-        )
-    };
-    let status = || -> anyhow::Result<Value> {
-        let g = world.server.get("gateway", ns, "moving")?;
-        Ok(g.context("Gateway moving is gone")?["status"].clone())
-    };
-    let accepted_by_us = || {
-        eventually("our status on Gateway moving", || {
-            let status = status()?;
-            match condition(&status["conditions"], "Accepted") {
-                Some((s, r)) if s == "True" && r == "Accepted" => Ok(Some(())),
-                other => bail!("Accepted {other:?}"),
-            }
-        })
-    };
-    world.server.apply(&moving(&ours))?;
-    accepted_by_us()?;
-    world.server.apply(&moving(&format!("other-{ns}")))?;
-    eventually("our status removed from a Gateway no longer ours", || {
-        let status = status()?;
-        let decided = (status["conditions"].as_array().into_iter().flatten())
-            .filter(|c| c["status"] != "Unknown")
-            .count();
-        let listeners = status["listeners"].as_array().map_or(0, Vec::len);
-        match (decided, listeners) {
-            (0, 0) => Ok(Some(())),
-            _ => bail!("still has our status: {status}"),
-        }
-    })?;
-    world.server.apply(&moving(&ours))?;
-    accepted_by_us()?;
+    world.server.apply(&moving(ns, &ours))?;
+    world.moving_accepted_by_us()?;
+    world.server.apply(&moving(ns, &format!("other-{ns}")))?;
+    world.moving_has_no_status_of_ours()?;
+    world.server.apply(&moving(ns, &ours))?;
+    world.moving_accepted_by_us()?;
     step(
         "a Gateway moved to another controller's class loses our status, and gets it back",
         t,
@@ -863,7 +896,11 @@ fn failover(world: &mut World) -> anyhow::Result<()> {
     };
     world.sluice[leader] = None; // killed
     let ns = world.ns.clone();
-    // A change only the new leader can write (route generation bumps).
+    // Changes only the new leader can write: the route's generation bumps, and a
+    // Gateway of ours moves to another controller's class while no replica leads (the
+    // Lease is not free before it expires): the new leader never wrote that Gateway
+    // and it is not on its board, so only its sweep finds our old status there.
+    world.server.apply(&moving(&ns, &format!("other-{ns}")))?;
     world.server.apply(&route_yaml(&ns, "echo-v1", "gw"))?;
     if leader == 0 {
         routes_to(world.envoy_port, "echo-v1")?;
@@ -878,6 +915,7 @@ fn failover(world: &mut World) -> anyhow::Result<()> {
         now == format!("replica-{}", 1 - leader),
         "Lease holder {now:?}"
     );
+    world.moving_has_no_status_of_ours()?;
     step(
         &format!("status leader {holder} killed: the other replica took over"),
         t,
@@ -886,6 +924,69 @@ fn failover(world: &mut World) -> anyhow::Result<()> {
         // Envoy follows replica 1; bring it back so the rest of the scenario has xDS.
         world.start_sluice(1)?;
     }
+    Ok(())
+}
+
+/// A CRD installed after the controller started is watched without a restart: a
+/// replica started while ReferenceGrant's CRD is missing reports it, becomes ready and
+/// serves the rest; once the CRD is back, a ReferenceGrant opens a cross-namespace
+/// backend at that replica (which watches both namespaces).
+fn crd_installed_later(world: &mut World) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let ns = world.ns.clone();
+    let other = world.namespaces[2][1].clone();
+    world.server.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {other}}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: shared, namespace: {other}}}\n\
+         spec: {{ports: [{{name: http, port: 8080, protocol: TCP}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: shared-1, namespace: {other}, labels: {{kubernetes.io/service-name: shared}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: 9, protocol: TCP}}]\n\
+         endpoints: [{{addresses: [127.0.0.1], conditions: {{ready: true}}}}]\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: cross, namespace: {ns}}}\n\
+         spec: {{parentRefs: [{{name: gw}}], hostnames: [cross.example], \
+         rules: [{{backendRefs: [{{name: shared, namespace: {other}, port: 8080}}]}}]}}\n"
+    ))?;
+    world
+        .server
+        .delete_crd("referencegrants.gateway.networking.k8s.io")?;
+    world.start_sluice(2)?;
+    let admin = world.admin[2];
+    eventually("replica 2 ready without ReferenceGrants", || {
+        Ok((get(admin, "/readyz")?.0 == 200).then_some(()))
+    })?;
+    let clusters = || -> anyhow::Result<String> {
+        let (code, dump) = get(admin, &format!("/debug/xds?gateway={ns}/gw"))?;
+        anyhow::ensure!(code == 200, "/debug/xds: {code} {dump}");
+        let dump: Value = serde_json::from_str(&dump)?;
+        anyhow::ensure!(
+            dump["xds"]["listeners"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty()),
+            "replica 2 serves no listener: {dump}"
+        );
+        Ok(dump["xds"]["clusters"].to_string())
+    };
+    let before = clusters()?;
+    anyhow::ensure!(
+        !before.contains(&other),
+        "a backend in {other} without a ReferenceGrant: {before}"
+    );
+    world.server.start()?; // installs every CRD again
+    world.server.apply(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: ReferenceGrant\nmetadata: {{name: routes-from-{ns}, namespace: {other}}}\n\
+         spec: {{from: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: {ns}}}], \
+         to: [{{group: \"\", kind: Service}}]}}\n"
+    ))?;
+    eventually(
+        "the cross-namespace backend once ReferenceGrants are watched",
+        || Ok(clusters()?.contains(&other).then_some(())),
+    )?;
+    world.sluice[2] = None;
+    step(
+        "a CRD missing at start is skipped (ready, serving), then watched once installed",
+        t,
+    );
     Ok(())
 }
 

@@ -178,6 +178,28 @@ impl Server {
         .map(drop)
     }
 
+    /// Deletes the CustomResourceDefinition `name` (on the aggregated CRD server, where
+    /// the CRDs live) and waits until the API server's discovery no longer lists its
+    /// resource. [`Server::start`] installs every CRD again.
+    pub fn delete_crd(&self, name: &str) -> anyhow::Result<()> {
+        let crdserver = self.root.join("composite-run/kubeconfig-crdserver");
+        let crdserver = crdserver.to_str().context("kubeconfig path")?;
+        let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
+        self.kubectl(&["--kubeconfig", crdserver, "delete", "--raw", &path], None)?;
+        let (plural, group) = name.split_once('.').context("CRD name")?;
+        let start = std::time::Instant::now();
+        loop {
+            let discovery = self.kubectl(&["get", "--raw", &format!("/apis/{group}/v1")], None)?;
+            if !discovery.contains(&format!("\"name\":\"{plural}\"")) {
+                return Ok(());
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                bail!("{plural} is still served 30 s after its CRD was deleted");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// One object as JSON, `None` when it does not exist.
     pub fn get(
         &self,

@@ -13,8 +13,9 @@
 //!   `min_interval`, so a route that flaps ten times in a second is written once or
 //!   twice. Translation and xDS never wait for it.
 //! - Only the leader writes. On becoming leader the task compares every object of the
-//!   board with the server and writes what differs, and removes our entries from
-//!   routes that no longer attach to a Gateway of ours.
+//!   board with the server and writes what differs, removes our entries from routes
+//!   that no longer attach to a Gateway of ours, and our status from Gateways that are
+//!   no longer ours (found by our field manager owning their conditions or listeners).
 //! - `observedGeneration` is the generation the status was computed from;
 //!   `lastTransitionTime` changes only when a condition's status changes.
 //! - A route's `status.parents` entries of other controllers are never removed or
@@ -229,6 +230,20 @@ impl Writer {
                     self.stats.failures.inc();
                 }
             }
+            // A Gateway that stopped being ours while no replica led keeps the
+            // status we wrote unless the new leader looks for it.
+            match self.our_gateways().await {
+                Ok(gateways) => {
+                    for key in gateways {
+                        want.entry(Target::Gateway(key))
+                            .or_insert_with(cleared_gateway);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("listing Gateways for stale status of ours: {e}");
+                    self.stats.failures.inc();
+                }
+            }
         }
         let now = tokio::time::Instant::now();
         let todo: Vec<(Target, Value)> = want
@@ -301,34 +316,61 @@ impl Writer {
 
     /// Routes on the server (in the watched namespaces) that carry a parent entry of ours.
     async fn our_routes(&self) -> kube::Result<Vec<ObjectKey>> {
+        let controller = self.config.controller.as_str();
+        self.list_watched(&self.routes, |r| {
+            parents(&r.data)
+                .iter()
+                .any(|p| p["controllerName"] == controller)
+        })
+        .await
+    }
+
+    /// Gateways on the server (in the watched namespaces) with conditions or listeners
+    /// that our field manager owns in their status.
+    async fn our_gateways(&self) -> kube::Result<Vec<ObjectKey>> {
+        self.list_watched(&self.gateways, |g| {
+            (g.metadata.managed_fields.iter().flatten()).any(|entry| {
+                entry.manager.as_deref() == Some(FIELD_MANAGER)
+                    && entry.subresource.as_deref() == Some("status")
+                    && entry
+                        .fields_v1
+                        .as_ref()
+                        .is_some_and(|f| owns_items(&f.0, &["f:conditions", "f:listeners"]))
+            })
+        })
+        .await
+    }
+
+    /// The keys of the objects of `resource` in the watched namespaces for which
+    /// `keep` holds, listed in pages (a cluster's routes at once would be one huge
+    /// response).
+    async fn list_watched(
+        &self,
+        resource: &ApiResource,
+        keep: impl Fn(&DynamicObject) -> bool,
+    ) -> kube::Result<Vec<ObjectKey>> {
         let apis: Vec<Api<DynamicObject>> = if self.config.namespaces.is_empty() {
-            vec![Api::all_with(self.client.clone(), &self.routes)]
+            vec![Api::all_with(self.client.clone(), resource)]
         } else {
             self.config
                 .namespaces
                 .iter()
-                .map(|ns| Api::namespaced_with(self.client.clone(), ns, &self.routes))
+                .map(|ns| Api::namespaced_with(self.client.clone(), ns, resource))
                 .collect()
         };
-        let controller = self.config.controller.as_str();
-        let ours = |r: &DynamicObject| {
+        let key = |o: &DynamicObject| {
             let key = ObjectKey::new(
-                r.metadata.namespace.as_deref()?,
-                r.metadata.name.as_deref()?,
+                o.metadata.namespace.as_deref()?,
+                o.metadata.name.as_deref()?,
             );
-            let parents = parents(&r.data);
-            parents
-                .iter()
-                .any(|p| p["controllerName"] == controller)
-                .then_some(key)
+            keep(o).then_some(key)
         };
         let mut keys = Vec::new();
         for api in apis {
-            // In pages: a cluster's routes at once would be one huge response.
             let mut params = ListParams::default().limit(LIST_PAGE);
             loop {
                 let page = api.list(&params).await?;
-                keys.extend(page.items.iter().filter_map(ours));
+                keys.extend(page.items.iter().filter_map(key));
                 match page.metadata.continue_ {
                     Some(token) if !token.is_empty() => {
                         params = ListParams::default()
@@ -416,6 +458,18 @@ fn cleared_gateway() -> Value {
     json!({"addresses": [], "conditions": [], "listeners": []})
 }
 
+/// Whether a managedFields `fieldsV1` tree owns an item of one of the `lists` under
+/// `f:status` (a `k:`-keyed entry: a condition by type, a listener by name).
+fn owns_items(fields: &Value, lists: &[&str]) -> bool {
+    lists.iter().any(|list| {
+        fields
+            .get("f:status")
+            .and_then(|s| s.get(*list))
+            .and_then(Value::as_object)
+            .is_some_and(|items| items.keys().any(|k| k.starts_with("k:")))
+    })
+}
+
 /// A digest of a desired status fragment.
 fn digest(value: &Value) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -438,4 +492,29 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::from_second(now.as_second())
         .unwrap_or(now)
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_status_items_are_keyed_entries() {
+        // As the API server records a status apply that set one condition and one listener.
+        let wrote = json!({"f:status": {
+            "f:addresses": {},
+            "f:conditions": {"k:{\"type\":\"Accepted\"}": {".": {}, "f:status": {}}},
+            "f:listeners": {},
+        }});
+        assert!(owns_items(&wrote, &["f:conditions", "f:listeners"]));
+        let listeners = json!({"f:status": {"f:listeners": {"k:{\"name\":\"http\"}": {}}}});
+        assert!(owns_items(&listeners, &["f:conditions", "f:listeners"]));
+        // After we cleared it: empty lists own nothing.
+        let cleared =
+            json!({"f:status": {"f:addresses": {}, "f:conditions": {}, "f:listeners": {}}});
+        assert!(!owns_items(&cleared, &["f:conditions", "f:listeners"]));
+        // Spec fields are not status.
+        let spec = json!({"f:spec": {"f:listeners": {"k:{\"name\":\"http\"}": {}}}});
+        assert!(!owns_items(&spec, &["f:conditions", "f:listeners"]));
+    }
 }

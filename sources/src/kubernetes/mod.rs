@@ -17,7 +17,11 @@
 //!   at most a bounded delay after the first (never one logical time per event
 //!   under a burst, never more than the bound of added latency).
 //! - A kind the API server does not serve (a CRD not installed) is reported once and
-//!   skipped; the other kinds work.
+//!   skipped; the other kinds work. It is looked for again every few seconds and
+//!   watched (listed, then followed) once its CRD is installed, without a restart.
+//!   A discovery that fails for another reason (an unreachable server) is retried,
+//!   and the source is not ready meanwhile: it never serves an empty state because
+//!   the server could not be reached.
 //! - A dropped watch, a 410 Gone or an API server restart is retried with backoff and
 //!   relisted; the relist deletes what vanished meanwhile and changes nothing else.
 
@@ -49,6 +53,9 @@ pub type WatchedKind = (&'static str, &'static str, &'static str, bool);
 
 /// A burst has ended when no event arrived for this long.
 const QUIET: Duration = Duration::from_millis(2);
+
+/// How often a kind that is not served (its CRD not installed) is looked for again.
+const REDISCOVER: Duration = Duration::from_secs(5);
 
 /// Every kind the pipeline translates, at the version Sluice reads.
 pub const KINDS: [WatchedKind; 7] = [
@@ -142,35 +149,19 @@ impl KubeSource {
     pub async fn start(client: kube::Client, namespaces: &[String]) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(SourceStats::default());
-        let mut streams = 0;
         let mut scoped = Vec::new();
         for (group, version, kind, namespaced) in KINDS {
             let gvk = GroupVersionKind::gvk(group, version, kind);
-            let resource = match kube::discovery::pinned_kind(&client, &gvk).await {
-                Ok((resource, _)) => Some(resource),
-                Err(e) => {
-                    tracing::warn!(
-                        "{kind} ({}) is not served by the API server, so it is not watched: {e}",
-                        gvk.api_version()
-                    );
-                    None
-                }
-            };
-            for scope in scopes(namespaced, kind, namespaces) {
-                let stream = streams;
-                streams += 1;
-                scoped.push((gvk.api_version(), kind, scope.clone()));
-                let Some(resource) = resource.clone() else {
-                    let _ = tx.send((stream, StreamEvent::Skipped));
-                    continue;
-                };
-                let (client, tx, stats) = (client.clone(), tx.clone(), stats.clone());
-                tokio::spawn(watch(client, resource, scope, stream, tx, stats));
-            }
+            let scopes = scopes(namespaced, kind, namespaces);
+            let first = scoped.len();
+            scoped.extend((scopes.iter().cloned()).map(|scope| (gvk.api_version(), kind, scope)));
+            let streams = (first..).zip(scopes).collect();
+            let (client, tx, stats) = (client.clone(), tx.clone(), stats.clone());
+            tokio::spawn(discover_and_watch(client, gvk, streams, tx, stats));
         }
         Self {
             events: rx,
-            watched: Watched::new(streams),
+            watched: Watched::new(scoped.len()),
             initial_sent: false,
             stats,
             streams: scoped,
@@ -275,6 +266,84 @@ enum Scope {
     Namespace(String),
     /// A cluster-scoped object by name.
     Named(String),
+}
+
+/// What discovery says about a kind.
+enum Discovered {
+    Served(ApiResource),
+    /// The API server answered that it does not serve the kind (no CRD).
+    Missing(String),
+    /// Discovery failed (the server is unreachable or answered an error): try again.
+    Failed(String),
+}
+
+async fn discover(client: &kube::Client, gvk: &GroupVersionKind) -> Discovered {
+    match kube::discovery::pinned_kind(client, gvk).await {
+        Ok((resource, _)) => Discovered::Served(resource),
+        Err(kube::Error::Discovery(e)) => Discovered::Missing(e.to_string()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => {
+            Discovered::Missing(status.to_string())
+        }
+        Err(e) => Discovered::Failed(e.to_string()),
+    }
+}
+
+/// Finds the kind, then starts one watcher per stream. A kind that is not served is
+/// reported once and its streams are skipped (they do not hold up readiness); it is
+/// looked for again every [`REDISCOVER`], and watched once its CRD is installed. A
+/// discovery that fails (an unreachable server) is retried and skips nothing: the
+/// streams are not ready until the kind is found or known to be missing.
+async fn discover_and_watch(
+    client: kube::Client,
+    gvk: GroupVersionKind,
+    streams: Vec<(usize, Scope)>,
+    tx: mpsc::UnboundedSender<(usize, StreamEvent)>,
+    stats: Arc<SourceStats>,
+) {
+    let mut skipped = false;
+    let mut backoff = Duration::from_millis(200);
+    let resource = loop {
+        match discover(&client, &gvk).await {
+            Discovered::Served(resource) => break resource,
+            Discovered::Missing(e) => {
+                if !skipped {
+                    tracing::warn!(
+                        "{} ({}) is not served by the API server (is its CRD installed?), so \
+                         it is not watched until it is: {e}",
+                        gvk.kind,
+                        gvk.api_version()
+                    );
+                    for (stream, _) in &streams {
+                        if tx.send((*stream, StreamEvent::Skipped)).is_err() {
+                            return;
+                        }
+                    }
+                    skipped = true;
+                }
+                tokio::time::sleep(REDISCOVER).await;
+            }
+            Discovered::Failed(e) => {
+                stats.restarts.inc();
+                tracing::warn!(kind = %gvk.kind, ?backoff, "discovery failed, retrying: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    };
+    if skipped {
+        tracing::info!(
+            "{} ({}) is now served: watching it",
+            gvk.kind,
+            gvk.api_version()
+        );
+    }
+    for (stream, scope) in streams {
+        let (client, tx, stats) = (client.clone(), tx.clone(), stats.clone());
+        tokio::spawn(watch(client, resource.clone(), scope, stream, tx, stats));
+    }
 }
 
 /// One stream's watcher, forwarding its events until the receiver is gone.
