@@ -216,10 +216,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         lp.recorder = Some(recorder);
     }
     if let Some(path) = status_file {
-        lp.status = status_file_sink(path, &config)?;
+        lp.status = status_file_sink(path, &config, &hub)?;
     }
     let mut input = if kube.kube {
-        let (mut source, board) = runtime.block_on(start_kube(&kube, &config, &mut registry))?;
+        let (mut source, board) =
+            runtime.block_on(start_kube(&kube, &config, &hub, &mut registry))?;
         lp.status = StatusSink::Kube(board);
         if record.is_some() {
             source.record();
@@ -330,11 +331,16 @@ async fn shutdown_signal() {
 }
 
 /// The status file writer's thread.
-fn status_file_sink(path: PathBuf, config: &ControllerConfig) -> anyhow::Result<StatusSink> {
+fn status_file_sink(
+    path: PathBuf,
+    config: &ControllerConfig,
+    hub: &XdsHub,
+) -> anyhow::Result<StatusSink> {
     let file = StatusFile {
         path,
         encode: config.encode.clone(),
         controller: config.pipeline.controller_name.clone(),
+        verdicts: Some(hub.verdicts()),
     };
     let tx = file.spawn().context("starting the status file writer")?;
     Ok(StatusSink::File(tx))
@@ -344,6 +350,7 @@ fn status_file_sink(path: PathBuf, config: &ControllerConfig) -> anyhow::Result<
 async fn start_kube(
     args: &KubeArgs,
     config: &ControllerConfig,
+    hub: &XdsHub,
     registry: &mut Registry,
 ) -> anyhow::Result<(KubeSource, tokio::sync::watch::Sender<StatusBoard>)> {
     let client = sluice_sources::kubernetes::client(args.kubeconfig.as_deref())
@@ -372,7 +379,7 @@ async fn start_kube(
         min_interval: Duration::from_millis(200),
         namespaces: args.namespaces.clone(),
     };
-    sluice_sinks::kube_status::spawn(client, writer, rx, leader).register(registry);
+    sluice_sinks::kube_status::spawn(client, writer, rx, leader, hub.verdicts()).register(registry);
     Ok((source, board))
 }
 

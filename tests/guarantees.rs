@@ -4,7 +4,9 @@
 //! Envoy rejects nothing (finding 1); paths are normalised before routes match them
 //! (finding 8); a listener whose port plus `--port-offset` is past 65535 is reported
 //! and left out instead of making Envoy reject every listener of the Gateway
-//! (finding 7). A real `sluice serve`, a real Envoy and a real backend on loopback.
+//! (finding 7); a rejection that still happens (NACK) is reported and never served
+//! again, a proxy that starts later gets the last accepted configuration. A real
+//! `sluice serve`, a real Envoy and a real backend on loopback.
 
 #[allow(dead_code)]
 mod common;
@@ -183,4 +185,119 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
         escaped.to_ascii_lowercase().contains("location: /echo/a"),
         "{escaped}"
     );
+}
+
+/// The Gateway's `Programmed` condition in the status file: (status, reason, message).
+fn gateway_programmed(status: &Path) -> Option<(String, String, String)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(status).ok()?).ok()?;
+    let conditions = doc["gateways"][0]["status"]["conditions"]
+        .as_array()?
+        .clone();
+    let c = conditions.into_iter().find(|c| c["type"] == "Programmed")?;
+    let text = |f: &str| c[f].as_str().unwrap_or_default().to_owned();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+/// NACK safety (issue 8): a configuration that slips past the validator (forced by the
+/// test-only hook `SLUICE_TEST_REJECTED_HOSTNAME`) and that Envoy rejects is reported
+/// in the Gateway's status, the running proxy keeps its last accepted configuration,
+/// a proxy that starts afterwards gets that last accepted configuration (not the
+/// rejected one: it rejects nothing and serves the other tenant), and fixing the input
+/// clears the report.
+#[test]
+fn a_rejected_configuration_is_never_served_again() {
+    let dir = scratch("guarantees-nack");
+    let envoy_bin = processes::envoy_binary(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("envoy");
+    let (_backend, backend) = demo_backend("echo-nack", &dir.join("backend.log"));
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    std::fs::write(
+        conf.join("app.yaml"),
+        common::echo_app("nack", "a", "a.example", backend),
+    )
+    .expect("write");
+    let xds = processes::free_port().expect("port");
+    let listen = processes::free_port().expect("port");
+    let status = dir.join("status.json");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command.args(["serve", "--from", s(&conf), "--status-file", s(&status)]);
+    command.args(["--xds", &format!("127.0.0.1:{xds}")]);
+    command.args(["--listen-address", "127.0.0.1"]);
+    command.args(["--port-offset", &(listen - 80).to_string()]);
+    command.env("SLUICE_LOG", "info");
+    command.env(
+        sluice_sinks::encode::route::TEST_REJECTED_HOSTNAME,
+        "poison.example",
+    );
+    let _sluice = processes::ChildGuard::spawn("sluice serve", command, &dir.join("serve.log"))
+        .expect("start");
+    let gateway = processes::GatewayKey {
+        namespace: "nack".into(),
+        name: "gw".into(),
+    };
+    let first = processes::bootstrap(&gateway, "first", xds, processes::Ads::Delta);
+    let envoy = processes::start_envoy(&envoy_bin, &dir, "first", &first).expect("envoy");
+    wait_for("the first Envoy to route a.example", || {
+        get(listen, "a.example", "/").starts_with("HTTP/1.1 200")
+    });
+    wait_for("Programmed=True", || {
+        gateway_programmed(&status).is_some_and(|(s, _, _)| s == "True")
+    });
+
+    // Another tenant's route on the same port: its RouteConfiguration is rejected.
+    let poison = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: poison, namespace: nack}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [poison.example]
+  rules: [{backendRefs: [{name: echo, port: 80}]}]
+";
+    std::fs::write(conf.join("poison.yaml"), poison).expect("write");
+    wait_for("the first Envoy to reject the route table", || {
+        envoy_rejections(envoy.admin) > 0
+    });
+    wait_for("the rejection in the Gateway's status", || {
+        gateway_programmed(&status).is_some_and(|(s, r, m)| {
+            s == "False" && r == "Invalid" && m.contains("RouteConfiguration nack/gw/80")
+        })
+    });
+    let (_, _, message) = gateway_programmed(&status).expect("status");
+    // Envoy's own error (RE2's, for the unclosed group).
+    assert!(
+        message.contains("missing ): /(unclosed"),
+        "Envoy's error is in the message: {message}"
+    );
+    // The running proxy keeps its last accepted configuration.
+    let a = get(listen, "a.example", "/");
+    assert!(a.contains("echo-nack answered GET /"), "{a}");
+
+    // A proxy that starts now gets the last accepted configuration, and rejects nothing.
+    drop(envoy);
+    let second = processes::bootstrap(&gateway, "second", xds, processes::Ads::Sotw);
+    let envoy = processes::start_envoy(&envoy_bin, &dir, "second", &second).expect("envoy");
+    wait_for("the second Envoy to route a.example", || {
+        get(listen, "a.example", "/").starts_with("HTTP/1.1 200")
+    });
+    assert_eq!(
+        envoy_rejections(envoy.admin),
+        0,
+        "the second Envoy rejected something"
+    );
+    let poisoned = get(listen, "poison.example", "/");
+    assert_eq!(
+        status_line(&poisoned),
+        "HTTP/1.1 404 Not Found",
+        "{poisoned}"
+    );
+
+    // Fixed input: a new route table, accepted, and the report is gone.
+    std::fs::remove_file(conf.join("poison.yaml")).expect("remove");
+    wait_for("Programmed=True again", || {
+        gateway_programmed(&status).is_some_and(|(s, r, _)| s == "True" && r == "Programmed")
+    });
+    let a = get(listen, "a.example", "/");
+    assert!(a.contains("echo-nack answered GET /"), "{a}");
+    assert_eq!(envoy_rejections(envoy.admin), 0);
 }

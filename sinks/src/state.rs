@@ -122,11 +122,102 @@ impl GatewayResources {
     }
 }
 
+/// A resource version proxies rejected (NACKed), with the proxy's error message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub ty: ResourceType,
+    pub name: String,
+    pub version: String,
+    pub message: String,
+}
+
+/// Every gateway's current rejections, for status and metrics.
+pub type Verdicts = Arc<BTreeMap<ObjectKey, Vec<Rejection>>>;
+
+/// One gateway in the hub.
+#[derive(Debug)]
+struct Entry {
+    /// What the translator published last.
+    raw: Arc<GatewayResources>,
+    /// What streams serve: `raw` with every rejected resource version replaced by the
+    /// last version a proxy accepted (or left out when none did).
+    vetted: watch::Sender<Arc<GatewayResources>>,
+    /// The last version of each resource a proxy ACKed.
+    good: BTreeMap<(ResourceType, String), Arc<Resource>>,
+    /// Rejected versions that are still the published ones.
+    rejected: BTreeMap<(ResourceType, String), Rejection>,
+}
+
+impl Entry {
+    fn new(raw: Arc<GatewayResources>) -> Self {
+        Self {
+            vetted: watch::channel(raw.clone()).0,
+            raw,
+            good: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+        }
+    }
+
+    /// `raw` with its rejected versions replaced by accepted ones.
+    fn vet(&self) -> Arc<GatewayResources> {
+        if self.rejected.is_empty() {
+            return self.raw.clone();
+        }
+        let mut vetted = (*self.raw).clone();
+        for ((ty, name), rejection) in &self.rejected {
+            let map = &mut vetted.by_type[ty.index()];
+            if map.get(name).is_none_or(|r| r.version != rejection.version) {
+                continue;
+            }
+            match self.good.get(&(*ty, name.clone())) {
+                Some(good) => map.insert(name.clone(), good.clone()),
+                None => map.remove(name),
+            };
+        }
+        Arc::new(vetted)
+    }
+
+    /// Forgets rejections of versions no longer published; whether any was.
+    fn prune(&mut self) -> bool {
+        let before = self.rejected.len();
+        let raw = &self.raw;
+        self.rejected.retain(|(ty, name), r| {
+            raw.get(*ty)
+                .get(name)
+                .is_some_and(|current| current.version == r.version)
+        });
+        before != self.rejected.len()
+    }
+
+    fn send(&self) {
+        self.vetted.send_replace(self.vet());
+    }
+}
+
 /// Where published gateway states meet the streams that serve them. A stream for a
 /// gateway that does not exist (yet) waits on an empty set.
-#[derive(Debug, Default)]
+///
+/// # NACK safety
+/// Streams report what proxies accept ([`XdsHub::accepted`]) and reject
+/// ([`XdsHub::rejected`]). A rejected version is never served again, to any proxy:
+/// streams get the last version some proxy accepted instead (so a proxy that
+/// connects or restarts later gets the last good configuration, not the poisoned
+/// one), and everything else keeps flowing. A rejection lasts until the translator
+/// publishes another version of that resource. [`XdsHub::verdicts`] follows the
+/// current rejections (the status writers report them).
+#[derive(Debug)]
 pub struct XdsHub {
-    gateways: Mutex<BTreeMap<ObjectKey, watch::Sender<Arc<GatewayResources>>>>,
+    gateways: Mutex<BTreeMap<ObjectKey, Entry>>,
+    verdicts: watch::Sender<Verdicts>,
+}
+
+impl Default for XdsHub {
+    fn default() -> Self {
+        Self {
+            gateways: Mutex::default(),
+            verdicts: watch::channel(Verdicts::default()).0,
+        }
+    }
 }
 
 impl XdsHub {
@@ -134,40 +225,127 @@ impl XdsHub {
         Arc::new(Self::default())
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ObjectKey, Entry>> {
+        self.gateways.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Publish a gateway's new state; streams wake and send what changed.
     pub fn publish(&self, gateway: &ObjectKey, state: Arc<GatewayResources>) {
-        let mut map = self.gateways.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(gateway) {
-            Some(tx) => {
-                tx.send_replace(state);
+        let mut map = self.lock();
+        match map.get_mut(gateway) {
+            Some(entry) => {
+                entry.raw = state;
+                let pruned = entry.prune();
+                entry.send();
+                if pruned {
+                    self.update_verdicts(&map);
+                }
             }
             None => {
-                let (tx, _rx) = watch::channel(state);
-                map.insert(gateway.clone(), tx);
+                map.insert(gateway.clone(), Entry::new(state));
             }
         }
     }
 
-    /// Follow a gateway's state, from its current value.
+    /// Follow a gateway's state as streams serve it, from its current value.
     pub fn subscribe(&self, gateway: &ObjectKey) -> watch::Receiver<Arc<GatewayResources>> {
-        let mut map = self.gateways.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.lock();
         map.entry(gateway.clone())
-            .or_insert_with(|| watch::channel(Arc::new(GatewayResources::default())).0)
+            .or_insert_with(|| Entry::new(Arc::new(GatewayResources::default())))
+            .vetted
             .subscribe()
     }
 
-    /// Every gateway's current state that has a resource, by key.
+    /// Every gateway's served state that has a resource, by key.
     pub fn all(&self) -> Vec<(ObjectKey, Arc<GatewayResources>)> {
-        let map = self.gateways.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.lock();
         map.iter()
-            .map(|(k, tx)| (k.clone(), tx.borrow().clone()))
+            .map(|(k, e)| (k.clone(), e.vetted.borrow().clone()))
             .filter(|(_, g)| !g.is_empty())
             .collect()
     }
 
-    /// The current state of a gateway, if any was published.
+    /// The state of a gateway as streams serve it, if any was published.
     pub fn current(&self, gateway: &ObjectKey) -> Option<Arc<GatewayResources>> {
-        let map = self.gateways.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(gateway).map(|tx| tx.borrow().clone())
+        let map = self.lock();
+        map.get(gateway).map(|e| e.vetted.borrow().clone())
+    }
+
+    /// A proxy of `gateway` accepted these resources of type `ty`.
+    pub fn accepted(&self, gateway: &ObjectKey, ty: ResourceType, resources: &[Arc<Resource>]) {
+        if resources.is_empty() {
+            return;
+        }
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(gateway) else {
+            return;
+        };
+        for r in resources {
+            let key = (ty, r.name.clone());
+            if entry.good.get(&key).is_none_or(|g| g.version != r.version) {
+                entry.good.insert(key, r.clone());
+            }
+        }
+    }
+
+    /// A proxy of `gateway` rejected these resources of type `ty` with `message`.
+    /// Versions some proxy accepted before, or no longer published, are not marked.
+    pub fn rejected(
+        &self,
+        gateway: &ObjectKey,
+        ty: ResourceType,
+        resources: &[Arc<Resource>],
+        message: &str,
+    ) {
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(gateway) else {
+            return;
+        };
+        let mut changed = false;
+        for r in resources {
+            let key = (ty, r.name.clone());
+            let accepted = entry.good.get(&key).is_some_and(|g| g.version == r.version);
+            let published =
+                (entry.raw.get(ty).get(&r.name)).is_some_and(|c| c.version == r.version);
+            if accepted || !published || entry.rejected.contains_key(&key) {
+                continue;
+            }
+            tracing::warn!(
+                gateway = %gateway,
+                type_url = ty.type_url(),
+                name = %r.name,
+                version = %r.version,
+                "proxies will not be sent this rejected version again; they get the last \
+                 accepted one until it changes",
+            );
+            entry.rejected.insert(
+                key,
+                Rejection {
+                    ty,
+                    name: r.name.clone(),
+                    version: r.version.clone(),
+                    message: message.to_owned(),
+                },
+            );
+            changed = true;
+        }
+        if changed {
+            entry.send();
+            self.update_verdicts(&map);
+        }
+    }
+
+    /// Follow every gateway's current rejections.
+    pub fn verdicts(&self) -> watch::Receiver<Verdicts> {
+        self.verdicts.subscribe()
+    }
+
+    fn update_verdicts(&self, map: &BTreeMap<ObjectKey, Entry>) {
+        let verdicts: BTreeMap<ObjectKey, Vec<Rejection>> = map
+            .iter()
+            .filter(|(_, e)| !e.rejected.is_empty())
+            .map(|(k, e)| (k.clone(), e.rejected.values().cloned().collect()))
+            .collect();
+        self.verdicts.send_replace(Arc::new(verdicts));
     }
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sluice_pipeline::ir::{
-    Condition, GatewayStatus, KeyedChange, RouteParentStatus, StatusOutput, keyed,
+    Condition, GatewayStatus, KeyedChange, Reason, RouteParentStatus, StatusOutput, keyed,
 };
 use sluice_pipeline::model::{ObjectKey, ParentRef};
+
+use crate::state::{Rejection, ResourceType, Verdicts};
 
 fn condition(c: &Condition, generation: i64) -> Value {
     json!({
@@ -39,6 +41,59 @@ pub fn gateway_status_json(s: &GatewayStatus, addresses: &[String]) -> Value {
         "conditions": s.conditions.iter().map(|c| condition(c, s.generation)).collect::<Vec<_>>(),
         "listeners": listeners,
     })
+}
+
+/// The longest rejection message written into a condition (Envoy's messages can be
+/// long; the CRDs allow 32768 bytes for the whole message).
+const MAX_REJECTION_MESSAGE: usize = 2048;
+
+/// A Gateway's `status` JSON with what its proxies rejected: `Programmed` turns
+/// `False` with reason `Invalid` and a message naming each rejected resource and
+/// Envoy's error. Proxies keep serving the last accepted version meanwhile.
+pub fn with_rejections(mut status: Value, rejections: &[Rejection]) -> Value {
+    if rejections.is_empty() {
+        return status;
+    }
+    let mut message = String::from(
+        "proxies rejected part of this Gateway's configuration and serve its last accepted version:",
+    );
+    for r in rejections {
+        let kind = match r.ty {
+            ResourceType::Cluster => "Cluster",
+            ResourceType::Endpoint => "ClusterLoadAssignment",
+            ResourceType::Listener => "Listener",
+            ResourceType::Route => "RouteConfiguration",
+        };
+        let error: String = r.message.chars().take(MAX_REJECTION_MESSAGE).collect();
+        message.push_str(&format!(" {kind} {}: {};", r.name, error.trim()));
+    }
+    if let Some(conditions) = status["conditions"].as_array_mut() {
+        for c in conditions.iter_mut().filter(|c| c["type"] == "Programmed") {
+            c["status"] = json!("False");
+            c["reason"] = json!(Reason::Invalid.as_str());
+            c["message"] = json!(message);
+        }
+    }
+    status
+}
+
+/// The status file's document (see [`StatusBoard::to_json`]) with every Gateway's
+/// rejections ([`with_rejections`]).
+pub fn document_with_rejections(mut doc: Value, verdicts: &Verdicts) -> Value {
+    if verdicts.is_empty() {
+        return doc;
+    }
+    if let Some(gateways) = doc["gateways"].as_array_mut() {
+        for g in gateways {
+            let (Some(ns), Some(name)) = (g["namespace"].as_str(), g["name"].as_str()) else {
+                continue;
+            };
+            if let Some(rejections) = verdicts.get(&ObjectKey::new(ns, name)) {
+                g["status"] = with_rejections(g["status"].take(), rejections);
+            }
+        }
+    }
+    doc
 }
 
 fn parent_ref_json(p: &ParentRef, route: &ObjectKey) -> Value {
@@ -168,5 +223,74 @@ impl StatusBoard {
             })
             .collect();
         json!({ "time": self.time, "gateways": gateways, "httproutes": routes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn programmed(status: &Value) -> (String, String, String) {
+        let c = (status["conditions"].as_array().into_iter().flatten())
+            .find(|c| c["type"] == "Programmed")
+            .expect("Programmed");
+        let text = |f: &str| c[f].as_str().unwrap_or_default().to_owned();
+        (text("status"), text("reason"), text("message"))
+    }
+
+    #[test]
+    fn rejections_make_the_gateway_not_programmed_with_envoys_message() {
+        let status = json!({"conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok"},
+            {"type": "Programmed", "status": "True", "reason": "Programmed", "message": "ok"},
+        ]});
+        assert_eq!(with_rejections(status.clone(), &[]), status);
+        let rejection = Rejection {
+            ty: ResourceType::Route,
+            name: "ns/gw/80".into(),
+            version: "1".into(),
+            message: "x".repeat(10 * MAX_REJECTION_MESSAGE),
+        };
+        let out = with_rejections(status, &[rejection]);
+        let (s, reason, message) = programmed(&out);
+        assert_eq!((s.as_str(), reason.as_str()), ("False", "Invalid"));
+        assert!(
+            message.contains("RouteConfiguration ns/gw/80: xxx"),
+            "{message}"
+        );
+        assert!(message.len() < 2 * MAX_REJECTION_MESSAGE, "cut to a bound");
+        // Accepted is untouched: the Gateway is valid, its proxies refused a part.
+        assert_eq!(out["conditions"][0]["status"], "True");
+    }
+
+    #[test]
+    fn the_status_document_gets_each_gateways_rejections() {
+        let doc = json!({"gateways": [
+            {"namespace": "a", "name": "gw", "status": {"conditions": [
+                {"type": "Programmed", "status": "True", "reason": "Programmed", "message": ""}]}},
+            {"namespace": "b", "name": "gw", "status": {"conditions": [
+                {"type": "Programmed", "status": "True", "reason": "Programmed", "message": ""}]}},
+        ]});
+        let rejection = Rejection {
+            ty: ResourceType::Listener,
+            name: "b/gw/80".into(),
+            version: "1".into(),
+            message: "cannot bind".into(),
+        };
+        let verdicts: Verdicts = Arc::new(
+            [(ObjectKey::new("b", "gw"), vec![rejection])]
+                .into_iter()
+                .collect(),
+        );
+        let out = document_with_rejections(doc, &verdicts);
+        assert_eq!(programmed(&out["gateways"][0]["status"]).0, "True");
+        let (s, _, message) = programmed(&out["gateways"][1]["status"]);
+        assert_eq!(s, "False");
+        assert!(
+            message.contains("Listener b/gw/80: cannot bind"),
+            "{message}"
+        );
     }
 }

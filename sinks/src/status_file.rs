@@ -11,12 +11,16 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::Duration;
 
 use sluice_pipeline::model::ObjectKey;
 
+use tokio::sync::watch;
+
 use crate::encode::EncodeConfig;
-use crate::status::StatusBoard;
+use crate::state::Verdicts;
+use crate::status::{StatusBoard, document_with_rejections};
 
 /// Where and how the status file is written.
 #[derive(Debug, Clone)]
@@ -26,21 +30,40 @@ pub struct StatusFile {
     pub encode: EncodeConfig,
     /// The `controllerName` written into route parent statuses.
     pub controller: String,
+    /// What proxies rejected ([`crate::state::XdsHub::verdicts`]): a change rewrites
+    /// the file with the last board.
+    pub verdicts: Option<watch::Receiver<Verdicts>>,
 }
+
+/// How often the writer thread looks for changed verdicts.
+const VERDICT_POLL: Duration = Duration::from_millis(100);
 
 impl StatusFile {
     /// Starts the writer thread; send it a board snapshot after each logical time
     /// whose status changed. The thread ends when the sender is dropped.
-    pub fn spawn(self) -> std::io::Result<Sender<StatusBoard>> {
+    pub fn spawn(mut self) -> std::io::Result<Sender<StatusBoard>> {
         let (tx, rx) = mpsc::channel::<StatusBoard>();
         std::thread::Builder::new()
             .name("status-file".into())
             .spawn(move || {
-                while let Ok(mut board) = rx.recv() {
-                    while let Ok(newer) = rx.try_recv() {
-                        board = newer;
+                let mut last = None;
+                loop {
+                    match rx.recv_timeout(VERDICT_POLL) {
+                        Ok(board) => last = Some(board),
+                        Err(RecvTimeoutError::Timeout) => {
+                            let changed = (self.verdicts.as_ref())
+                                .is_some_and(|v| v.has_changed().unwrap_or(false));
+                            if !changed || last.is_none() {
+                                continue;
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    if let Err(e) = self.write(&board) {
+                    while let Ok(newer) = rx.try_recv() {
+                        last = Some(newer);
+                    }
+                    let Some(board) = &last else { continue };
+                    if let Err(e) = self.write(board) {
                         tracing::error!(path = %self.path.display(), "writing the status file: {e}");
                     }
                 }
@@ -49,9 +72,12 @@ impl StatusFile {
     }
 
     /// Renders the board and replaces the file with it.
-    pub fn write(&self, board: &StatusBoard) -> std::io::Result<()> {
+    pub fn write(&mut self, board: &StatusBoard) -> std::io::Result<()> {
         let addresses = |gw: &ObjectKey| vec![self.encode.address_for(gw).to_string()];
-        let doc = board.to_json(&self.controller, &addresses);
+        let mut doc = board.to_json(&self.controller, &addresses);
+        if let Some(verdicts) = &mut self.verdicts {
+            doc = document_with_rejections(doc, &verdicts.borrow_and_update());
+        }
         let bytes = serde_json::to_vec_pretty(&doc)?;
         write_atomically(&self.path, &bytes)
     }

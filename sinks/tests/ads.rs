@@ -352,6 +352,14 @@ fn delta_summary(r: &DeltaDiscoveryResponse) -> (ResourceType, Vec<String>, Vec<
     (ty, upserts, r.removed_resources.clone())
 }
 
+/// The bodies of a delta response's resources.
+fn delta_bodies(r: &DeltaDiscoveryResponse) -> Vec<String> {
+    (r.resources.iter())
+        .filter_map(|res| res.resource.as_ref())
+        .map(|any| String::from_utf8(any.value.clone()).expect("utf8 body"))
+        .collect()
+}
+
 // ---- state of the world ---------------------------------------------------------
 
 #[tokio::test]
@@ -475,26 +483,70 @@ fn nack_state(time: u64, cluster_body: &str) -> Arc<GatewayResources> {
 }
 
 #[tokio::test]
-async fn sotw_nack_is_counted_and_not_resent() {
+async fn sotw_nack_is_counted_and_the_last_accepted_version_served() {
     let h = start().await;
     let gw = key("ns/gw");
     h.hub.publish(&gw, nack_state(1, "c1"));
     let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
     p.send(Cluster, &[], None).await;
-    let cds = p.recv().await;
-    p.nack(&cds, "").await;
+    let cds = p.expect((Cluster, names(&["c1"]))).await;
+    p.send(Cluster, &[], Some(&cds)).await;
+
+    // A new version the proxy rejects: counted, and the stream goes back to the
+    // version the proxy accepted.
+    h.hub.publish(&gw, nack_state(2, "c1 bad"));
+    let bad = p.expect((Cluster, names(&["c1 bad"]))).await;
+    p.nack(&bad, &cds.version_info).await;
     eventually("the NACK is counted", || h.stats.nacks() == 1).await;
+    let back = p.expect((Cluster, names(&["c1"]))).await;
+    p.send(Cluster, &[], Some(&back)).await;
 
-    // A republication of the rejected content does not resend it: the next response
-    // is the one for the RDS request that follows.
-    h.hub.publish(&gw, nack_state(2, "c1"));
-    p.send(Route, &["r1"], None).await;
-    p.expect((Route, names(&["r1"]))).await;
+    // A proxy that connects now gets the accepted version, never the rejected one.
+    let mut q = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    q.send(Cluster, &[], None).await;
+    let first = q.expect((Cluster, names(&["c1"]))).await;
+    q.send(Cluster, &[], Some(&first)).await;
 
-    // The next change of the type is sent as usual.
-    h.hub.publish(&gw, nack_state(3, "c1 fixed"));
+    // The rejected content republished is sent to no one; the next version is.
+    h.hub.publish(&gw, nack_state(3, "c1 bad"));
+    h.hub.publish(&gw, nack_state(4, "c1 fixed"));
     p.expect((Cluster, names(&["c1 fixed"]))).await;
+    q.expect((Cluster, names(&["c1 fixed"]))).await;
     assert_eq!(h.stats.nacks(), 1);
+}
+
+#[tokio::test]
+async fn sotw_a_rejected_new_resource_is_left_out() {
+    let h = start().await;
+    let gw = key("ns/gw");
+    h.hub.publish(&gw, state(1, &[(Cluster, "c1", "c1")]));
+    let mut p = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    p.send(Cluster, &[], None).await;
+    let cds = p.expect((Cluster, names(&["c1"]))).await;
+    p.send(Cluster, &[], Some(&cds)).await;
+    // c2 is new and rejected (Envoy's message names it): no proxy gets it; c1 stays.
+    h.hub.publish(
+        &gw,
+        state(2, &[(Cluster, "c1", "c1"), (Cluster, "c2", "c2")]),
+    );
+    let both = p.expect((Cluster, names(&["c1", "c2"]))).await;
+    let request = DiscoveryRequest {
+        node: Some(node_by_metadata("ns/gw")),
+        type_url: both.type_url.clone(),
+        version_info: cds.version_info.clone(),
+        response_nonce: both.nonce.clone(),
+        error_detail: Some(rpc::Status {
+            code: 3,
+            message: "Error adding/updating cluster(s) c2: bad".into(),
+            details: vec![],
+        }),
+        ..DiscoveryRequest::default()
+    };
+    p.tx.send(request).await.expect("request stream open");
+    p.expect((Cluster, names(&["c1"]))).await;
+    let mut q = SotwProxy::connect(h.addr, Some(node_by_metadata("ns/gw"))).await;
+    q.send(Cluster, &[], None).await;
+    q.expect((Cluster, names(&["c1"]))).await;
 }
 
 #[tokio::test]
@@ -779,16 +831,20 @@ async fn delta_by_name_subscribe_unsubscribe_and_missing_names() {
 }
 
 #[tokio::test]
-async fn delta_nack_is_counted_and_not_resent() {
+async fn delta_nack_is_counted_and_the_last_accepted_version_served() {
     let h = start().await;
     let gw = key("ns/gw");
     h.hub.publish(&gw, state(1, &[(Cluster, "c1", "c1")]));
     let mut p = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
     p.subscribe(Cluster, &[]).await;
-    let cds = p.recv().await;
+    let cds = p.expect((Cluster, names(&["c1"]), vec![])).await;
+    p.ack(&cds).await;
+    h.hub.publish(&gw, state(2, &[(Cluster, "c1", "c1 bad")]));
+    let bad = p.expect((Cluster, names(&["c1"]), vec![])).await;
+    assert_eq!(delta_bodies(&bad), ["c1 bad"]);
     p.send(DeltaDiscoveryRequest {
-        type_url: cds.type_url.clone(),
-        response_nonce: cds.nonce.clone(),
+        type_url: bad.type_url.clone(),
+        response_nonce: bad.nonce.clone(),
         error_detail: Some(rpc::Status {
             code: 3,
             message: "bad cluster c1".into(),
@@ -798,13 +854,23 @@ async fn delta_nack_is_counted_and_not_resent() {
     })
     .await;
     eventually("the NACK is counted", || h.stats.nacks() == 1).await;
+    // Back to the accepted version, for this proxy and for one connecting now.
+    let back = p.expect((Cluster, names(&["c1"]), vec![])).await;
+    assert_eq!(delta_bodies(&back), ["c1"]);
+    p.ack(&back).await;
+    let mut q = DeltaProxy::connect(h.addr, node_by_metadata("ns/gw")).await;
+    q.subscribe(Cluster, &[]).await;
+    let first = q.expect((Cluster, names(&["c1"]), vec![])).await;
+    assert_eq!(delta_bodies(&first), ["c1"]);
+    q.ack(&first).await;
     // The rejected content republished is not resent: the next response is c2's.
-    h.hub.publish(&gw, state(2, &[(Cluster, "c1", "c1")]));
+    h.hub.publish(&gw, state(3, &[(Cluster, "c1", "c1 bad")]));
     h.hub.publish(
         &gw,
-        state(3, &[(Cluster, "c1", "c1"), (Cluster, "c2", "c2")]),
+        state(4, &[(Cluster, "c1", "c1 bad"), (Cluster, "c2", "c2")]),
     );
     p.expect((Cluster, names(&["c2"]), vec![])).await;
+    q.expect((Cluster, names(&["c2"]), vec![])).await;
     assert_eq!(h.stats.nacks(), 1);
 }
 

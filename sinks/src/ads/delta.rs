@@ -25,6 +25,7 @@ use crate::state::{GatewayResources, ResourceType};
 use super::sotw::to_any;
 use super::stream::{Protocol, StreamCtx};
 use super::subscription::Subscription;
+use super::verdict::Inflight;
 use super::warming::{Diff, WARMING_ORDER};
 
 /// One stream's incremental state.
@@ -47,6 +48,8 @@ struct TypeState {
     nonce: Option<String>,
     /// A type's first request is always answered, if only with an empty response.
     must_respond: bool,
+    /// Responses not answered yet, for the hub's verdicts.
+    inflight: Inflight,
 }
 
 impl Protocol for Delta {
@@ -74,6 +77,9 @@ impl Protocol for Delta {
             return Ok(Vec::new());
         };
         let t = &mut self.types[ty.index()];
+        // Every answered response gets its verdict, stale or not.
+        let detail = req.error_detail.as_ref();
+        (self.ctx).verdict(ty, &mut t.inflight, &req.response_nonce, detail);
         let stale = self
             .ctx
             .is_stale(ty, &req.response_nonce, t.nonce.as_deref());
@@ -148,6 +154,7 @@ impl Delta {
 
     /// A response carrying `diff`, recorded as the type's latest.
     fn respond(&mut self, ty: ResourceType, diff: Diff) -> DeltaDiscoveryResponse {
+        let upserts = diff.upserts.iter().map(|(_, r)| r.clone()).collect();
         let resources = diff
             .upserts
             .into_iter()
@@ -160,6 +167,7 @@ impl Delta {
             .collect();
         let nonce = self.ctx.nonce();
         let t = &mut self.types[ty.index()];
+        t.inflight.sent(&nonce, upserts);
         t.nonce = Some(nonce.clone());
         t.must_respond = false;
         DeltaDiscoveryResponse {

@@ -68,6 +68,9 @@
 //!   NACK: logged with Envoy's message, counted in [`AdsStats::nacks`], and the
 //!   rejected version is not resent. A request with a stale nonce is ignored
 //!   (incremental subscription changes excepted: they are applied).
+//! - Every ACK and NACK is reported to the hub with the resources it is about
+//!   ([`verdict`]): a rejected version is then served to no proxy, which get the
+//!   last accepted version instead (see [`XdsHub`]'s NACK safety).
 //! - Each resource is encoded once upstream; a response copies its bytes into an
 //!   `Any` (envoy-types' `Any::value` is a `Vec<u8>`), it never re-encodes.
 //! - A slow proxy holds a bounded buffer and skips intermediate states; requests
@@ -80,6 +83,7 @@ pub mod node;
 mod sotw;
 mod stream;
 mod subscription;
+mod verdict;
 pub mod warming;
 
 use std::future::Future;

@@ -24,6 +24,7 @@ use crate::state::{GatewayResources, Resource, ResourceType, content_version};
 
 use super::stream::{Protocol, StreamCtx};
 use super::subscription::Subscription;
+use super::verdict::Inflight;
 use super::warming::{Diff, WARMING_ORDER};
 
 /// One stream's state-of-the-world state.
@@ -44,6 +45,8 @@ struct TypeState {
     nonce: Option<String>,
     /// A first LDS/CDS request is answered even when the set is empty.
     must_respond: bool,
+    /// Responses not answered yet, for the hub's verdicts.
+    inflight: Inflight,
 }
 
 impl Protocol for Sotw {
@@ -68,6 +71,9 @@ impl Protocol for Sotw {
             return Ok(Vec::new());
         };
         let t = &mut self.types[ty.index()];
+        // Every answered response gets its verdict, stale or not.
+        let detail = req.error_detail.as_ref();
+        (self.ctx).verdict(ty, &mut t.inflight, &req.response_nonce, detail);
         if self
             .ctx
             .is_stale(ty, &req.response_nonce, t.nonce.as_deref())
@@ -125,37 +131,37 @@ impl Sotw {
             for (name, r) in &diff.upserts {
                 t.sent.insert(name.clone(), r.clone());
             }
+            let upserts: Vec<_> = diff.upserts.iter().map(|(_, r)| r.clone()).collect();
             if phase.ty.is_wildcard() {
                 let resources = t.sent.values().map(|r| to_any(phase.ty, r)).collect();
-                out.push(respond(&self.ctx, phase.ty, t, resources));
+                out.push(respond(&self.ctx, phase.ty, t, resources, upserts));
             } else if !diff.upserts.is_empty() {
-                let resources = diff
-                    .upserts
-                    .iter()
-                    .map(|(_, r)| to_any(phase.ty, r))
-                    .collect();
-                out.push(respond(&self.ctx, phase.ty, t, resources));
+                let resources = upserts.iter().map(|r| to_any(phase.ty, r)).collect();
+                out.push(respond(&self.ctx, phase.ty, t, resources, upserts));
             }
         }
         for ty in ResourceType::ALL {
             let t = &mut self.types[ty.index()];
             if t.must_respond {
                 let resources = t.sent.values().map(|r| to_any(ty, r)).collect();
-                out.push(respond(&self.ctx, ty, t, resources));
+                out.push(respond(&self.ctx, ty, t, resources, Vec::new()));
             }
         }
         out
     }
 }
 
-/// A response carrying `resources`, recorded as the type's latest.
+/// A response carrying `resources` (`upserts` new or changed among them), recorded
+/// as the type's latest.
 fn respond(
     ctx: &StreamCtx,
     ty: ResourceType,
     t: &mut TypeState,
     resources: Vec<Any>,
+    upserts: Vec<Arc<Resource>>,
 ) -> DiscoveryResponse {
     let nonce = ctx.nonce();
+    t.inflight.sent(&nonce, upserts);
     t.nonce = Some(nonce.clone());
     t.must_respond = false;
     DiscoveryResponse {

@@ -21,6 +21,7 @@ use crate::state::{GatewayResources, ResourceType, XdsHub};
 
 use super::AdsStats;
 use super::node::gateway_of;
+use super::verdict::{Inflight, culprits};
 
 /// Responses buffered per stream between the state machine and tonic.
 pub const RESPONSE_BUFFER: usize = 8;
@@ -31,6 +32,8 @@ pub struct StreamCtx {
     pub gateway: ObjectKey,
     pub node: String,
     pub stats: Arc<AdsStats>,
+    /// Where verdicts go.
+    pub hub: Arc<XdsHub>,
 }
 
 impl StreamCtx {
@@ -78,6 +81,27 @@ impl StreamCtx {
         );
     }
 
+    /// Reports the proxy's verdict on response `nonce` (`detail`: a NACK) to the hub,
+    /// with the resources it covers.
+    pub fn verdict(
+        &self,
+        ty: ResourceType,
+        inflight: &mut Inflight,
+        nonce: &str,
+        detail: Option<&envoy_types::pb::google::rpc::Status>,
+    ) {
+        let Some(covered) = inflight.answered(nonce) else {
+            return;
+        };
+        match detail {
+            None => self.hub.accepted(&self.gateway, ty, &covered),
+            Some(d) => {
+                let culprits = culprits(covered, &d.message);
+                self.hub.rejected(&self.gateway, ty, &culprits, &d.message);
+            }
+        }
+    }
+
     /// Counts a proxy's acceptance of a response.
     pub fn ack(&self) {
         self.stats.count(&self.gateway, "ack");
@@ -116,7 +140,7 @@ pub fn spawn<P: Protocol>(
     let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
     tokio::spawn(async move {
         stats.stream_opened(true);
-        if let Err(status) = run::<P>(&hub, &stats, requests, &tx).await {
+        if let Err(status) = run::<P>(hub, &stats, requests, &tx).await {
             debug!(protocol = P::NAME, %status, "ADS stream ends with an error");
             let _ = tx.send(Err(status)).await;
         }
@@ -128,7 +152,7 @@ pub fn spawn<P: Protocol>(
 type Tx<R> = mpsc::Sender<Result<R, Status>>;
 
 async fn run<P: Protocol>(
-    hub: &XdsHub,
+    hub: Arc<XdsHub>,
     stats: &Arc<AdsStats>,
     mut requests: Streaming<P::Request>,
     tx: &Tx<P::Response>,
@@ -145,6 +169,7 @@ async fn run<P: Protocol>(
         gateway: gateway.clone(),
         node: node.clone(),
         stats: stats.clone(),
+        hub,
     };
     let mut machine = P::new(ctx, current);
     let mut out = machine.on_request(first)?;

@@ -85,10 +85,41 @@ fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 
 /// The virtual host for one hostname of a `(gateway, port)`.
 pub fn virtual_host(ir: &VirtualHostIr) -> VirtualHost {
+    let mut routes: Vec<Route> = ir.routes.iter().map(|r| route(r, ir.port)).collect();
+    if forced_rejection(&ir.hostname) {
+        routes.insert(0, unacceptable_route());
+    }
     VirtualHost {
         name: ir.hostname.clone(),
         domains: vec![ir.hostname.clone()],
-        routes: ir.routes.iter().map(|r| route(r, ir.port)).collect(),
+        routes,
+        ..Default::default()
+    }
+}
+
+/// The environment variable of the test-only NACK hook: a virtual host of this
+/// hostname gets a route Envoy rejects (a regex RE2 cannot compile), so the tests
+/// can drive an input past the validator to a real Envoy's NACK
+/// (`tests/guarantees.rs`). Unset, as it always is outside those tests, nothing
+/// changes.
+pub const TEST_REJECTED_HOSTNAME: &str = "SLUICE_TEST_REJECTED_HOSTNAME";
+
+fn forced_rejection(hostname: &str) -> bool {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let name = NAME.get_or_init(|| std::env::var(TEST_REJECTED_HOSTNAME).ok());
+    name.as_deref() == Some(hostname)
+}
+
+/// A route whose path regex RE2 rejects (an unclosed group).
+fn unacceptable_route() -> Route {
+    let matcher = envoy_types::pb::envoy::config::route::v3::RouteMatch {
+        path_specifier: Some(PathSpecifier::SafeRegex(regex("/(unclosed"))),
+        ..Default::default()
+    };
+    Route {
+        name: "sluice-test-rejected".to_owned(),
+        r#match: Some(matcher),
+        action: Some(direct(404)),
         ..Default::default()
     }
 }

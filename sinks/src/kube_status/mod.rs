@@ -42,7 +42,8 @@ use sluice_pipeline::model::ObjectKey;
 use tokio::sync::watch;
 
 use crate::encode::EncodeConfig;
-use crate::status::{StatusBoard, gateway_status_json, route_status_json};
+use crate::state::Verdicts;
+use crate::status::{StatusBoard, gateway_status_json, route_status_json, with_rejections};
 
 /// The longest time between two passes while nothing changes (GatewayClasses are
 /// found by listing them on each pass).
@@ -108,14 +109,19 @@ enum Target {
 
 /// What one pass wants on the server: per object, its desired status fragment
 /// (a Gateway's status; a route's list of our parent entries).
-fn desired(board: &StatusBoard, config: &StatusWriterConfig) -> BTreeMap<Target, Value> {
+fn desired(
+    board: &StatusBoard,
+    verdicts: &Verdicts,
+    config: &StatusWriterConfig,
+) -> BTreeMap<Target, Value> {
     let mut out = BTreeMap::new();
     for g in board.gateways() {
         let addresses = vec![config.encode.address_for(&g.gateway).to_string()];
-        out.insert(
-            Target::Gateway(g.gateway.clone()),
-            gateway_status_json(g, &addresses),
-        );
+        let mut status = gateway_status_json(g, &addresses);
+        if let Some(rejections) = verdicts.get(&g.gateway) {
+            status = with_rejections(status, rejections);
+        }
+        out.insert(Target::Gateway(g.gateway.clone()), status);
     }
     for (route, parents) in board.routes() {
         let status = route_status_json(&parents, &config.controller);
@@ -140,12 +146,14 @@ struct Writer {
 }
 
 /// Starts the writer task on the current tokio runtime. It writes while `leader` is
-/// true, from the newest board in `board`, until `board`'s sender is dropped.
+/// true, from the newest board in `board` with what proxies rejected (`verdicts`),
+/// until `board`'s sender is dropped.
 pub fn spawn(
     client: kube::Client,
     config: StatusWriterConfig,
     board: watch::Receiver<StatusBoard>,
     leader: watch::Receiver<bool>,
+    verdicts: watch::Receiver<Verdicts>,
 ) -> Arc<WriterStats> {
     let stats = Arc::new(WriterStats::default());
     let gvk = |kind: &str| GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind);
@@ -159,7 +167,7 @@ pub fn spawn(
         written: BTreeMap::new(),
         retry: BTreeMap::new(),
     };
-    tokio::spawn(writer.run(board, leader));
+    tokio::spawn(writer.run(board, leader, verdicts));
     stats
 }
 
@@ -168,6 +176,7 @@ impl Writer {
         mut self,
         mut board: watch::Receiver<StatusBoard>,
         mut leader: watch::Receiver<bool>,
+        mut verdicts: watch::Receiver<Verdicts>,
     ) {
         let mut sweep = true;
         loop {
@@ -182,7 +191,8 @@ impl Writer {
                 continue;
             }
             let snapshot = board.borrow_and_update().clone();
-            self.pass(&snapshot, std::mem::take(&mut sweep)).await;
+            let rejections = verdicts.borrow_and_update().clone();
+            (self.pass(&snapshot, &rejections, std::mem::take(&mut sweep))).await;
             tokio::time::sleep(self.config.min_interval).await;
             // A failed object is retried when its own backoff is due; the others are
             // not held up by it. GatewayClasses are not on the board: a pass every
@@ -192,14 +202,15 @@ impl Writer {
             tokio::select! {
                 changed = board.changed() => if changed.is_err() { return },
                 _ = leader.changed() => {}
+                Ok(()) = verdicts.changed() => {}
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
     }
 
     /// Writes what differs (skipping failed objects whose backoff is not due yet).
-    async fn pass(&mut self, board: &StatusBoard, sweep: bool) {
-        let mut want = desired(board, &self.config);
+    async fn pass(&mut self, board: &StatusBoard, verdicts: &Verdicts, sweep: bool) {
+        let mut want = desired(board, verdicts, &self.config);
         // Objects we wrote to that left the board: routes lose our entries, and a
         // Gateway that is no longer ours (its class changed, or the class's
         // controller) loses the status we wrote; a deleted one is skipped.
