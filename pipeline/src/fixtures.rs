@@ -18,6 +18,7 @@ pub fn meta(ns: &str, name: &str) -> Meta {
         key: ObjectKey::new(ns, name),
         generation: 1,
         creation: String::new(),
+        problem: None,
     }
 }
 

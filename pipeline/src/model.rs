@@ -83,6 +83,11 @@ pub struct Meta {
     /// RFC 3339 creation timestamp as the API server writes it (`...Z`, so it sorts
     /// as text); empty when unknown (e.g. a manifest file).
     pub creation: String,
+    /// Set by a source when the object's newest version did not convert: this is the
+    /// last good version, kept, and the problem goes into the object's status
+    /// (`generation` is then the newest version's, the one the status is about).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// One input object.
@@ -109,6 +114,23 @@ impl Object {
             Object::Namespace(o) => (Kind::Namespace, ObjectKey::cluster(&o.name)),
         };
         ObjectId { kind, key }
+    }
+
+    /// This object (a last good version) marked with the problem of its newest
+    /// version, `generation` when known: for the kinds that have a status (Gateway,
+    /// HTTPRoute). Other kinds have nowhere to report it: `None`.
+    pub fn with_problem(&self, problem: &str, generation: Option<i64>) -> Option<Object> {
+        let mut object = self.clone();
+        let meta = match &mut object {
+            Object::Gateway(g) => &mut g.meta,
+            Object::HttpRoute(r) => &mut r.meta,
+            _ => return None,
+        };
+        meta.problem = Some(problem.to_owned());
+        if let Some(generation) = generation {
+            meta.generation = generation;
+        }
+        Some(object)
     }
 }
 

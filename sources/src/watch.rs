@@ -259,6 +259,9 @@ impl DirectorySource {
                                 .filter(|id| !new.contains_key(*id))
                                 .and_then(|id| Some((id.clone(), state.objects.get(id)?.clone())));
                             if let Some((id, object)) = kept {
+                                // The problem goes into the object's status.
+                                let problem = warning.to_string();
+                                let object = object.with_problem(&problem, None).unwrap_or(object);
                                 warning.message.push_str("; its last good version is kept");
                                 new.insert(id, object);
                             }
@@ -467,6 +470,47 @@ mod tests {
         settle();
         let s = src.scan();
         assert_eq!(kinds(&s), vec!["apply", "delete"], "a fixed, b removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 8 (2): a Gateway's kept version carries the problem (file, line, why)
+    /// into its status; fixing the file clears it.
+    #[test]
+    fn a_kept_gateway_carries_its_problem() {
+        let gw = |port: u16| {
+            format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+                 metadata: {{name: gw, namespace: ns}}\n\
+                 spec: {{gatewayClassName: c, listeners: [{{name: http, port: {port}, protocol: HTTP}}]}}\n"
+            )
+        };
+        let dir = temp_dir("gateway-typo");
+        let file = dir.join("gw.yaml");
+        std::fs::write(&file, gw(80)).expect("write");
+        let mut src = DirectorySource::new(vec![dir.clone()]);
+        assert_eq!(kinds(&src.scan()), vec!["apply"]);
+        std::fs::write(&file, gw(0)).expect("write");
+        settle();
+        let s = src.scan();
+        let [Change::Apply(Object::Gateway(kept))] = &s.changes[..] else {
+            panic!("{:?}", s.changes)
+        };
+        assert_eq!(kept.listeners[0].port, 80, "the last good version");
+        let problem = kept.meta.problem.clone().unwrap_or_default();
+        assert!(
+            problem.contains("gw.yaml:1") && problem.contains("port"),
+            "{problem}"
+        );
+        std::fs::write(&file, gw(81)).expect("write");
+        settle();
+        let s = src.scan();
+        let [Change::Apply(Object::Gateway(fixed))] = &s.changes[..] else {
+            panic!("{:?}", s.changes)
+        };
+        assert_eq!(
+            (fixed.listeners[0].port, fixed.meta.problem.as_ref()),
+            (81, None)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -129,7 +129,14 @@ pub fn gateway_status(
 fn accepted(gw: &Gateway, views: &[ListenerView]) -> Condition {
     let valid = views.iter().filter(|v| v.is_accepted()).count();
     let all_valid = views.iter().all(|v| v.serves_http);
-    if let Some(p) = &gw.parameters_ref {
+    if let Some(problem) = &gw.meta.problem {
+        Condition::new(
+            Type::Accepted,
+            false,
+            Reason::Invalid,
+            not_converted(problem),
+        )
+    } else if let Some(p) = &gw.parameters_ref {
         Condition::new(
             Type::Accepted,
             false,
@@ -152,6 +159,12 @@ fn accepted(gw: &Gateway, views: &[ListenerView]) -> Condition {
         let msg = format!("No listener is valid: {}", not_valid(views));
         Condition::new(Type::Accepted, false, Reason::ListenersNotValid, msg)
     }
+}
+
+/// The message of an object whose newest version did not convert (`problem`): its
+/// last good version is what is served.
+pub fn not_converted(problem: &str) -> String {
+    format!("This generation does not convert, so the last valid one is still served: {problem}")
 }
 
 /// `name (Reason), ...` of the listeners that serve nothing, each with the first
@@ -223,6 +236,24 @@ mod tests {
             .iter()
             .find(|c| c.type_ == t)
             .expect("condition")
+    }
+
+    /// Issue 8 (2): the newest version did not convert; the last good one (marked by
+    /// the source) is served and its status says so.
+    #[test]
+    fn a_last_good_version_is_served_and_its_problem_reported() {
+        let mut gw = gateway("ns", "gw", vec![http_listener("http", 80)]);
+        gw.meta.problem = Some("gw.yaml:7: Gateway ns/gw: port 0".into());
+        let s = gateway_status(&gw, &[], u16::MAX, "0.0.0.0");
+        let accepted = condition(&s, Type::Accepted);
+        assert_eq!((accepted.status, accepted.reason), (false, Reason::Invalid));
+        assert!(
+            accepted.message.contains("gw.yaml:7"),
+            "{}",
+            accepted.message
+        );
+        assert!(condition(&s, Type::Programmed).status);
+        assert!(listener_views(&gw, u16::MAX).iter().all(|v| v.serves_http));
     }
 
     #[test]

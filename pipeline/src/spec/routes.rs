@@ -353,11 +353,21 @@ pub fn resolve_route(route: &HttpRoute, resolutions: &BTreeMap<Slot, Resolution>
         .collect();
     clusters.sort();
     clusters.dedup();
+    let validity = match &route.meta.problem {
+        // The newest version did not convert: this last good one is served.
+        Some(problem) => Some(Condition::new(
+            Type::Accepted,
+            false,
+            Reason::UnsupportedValue,
+            crate::spec::gateway::not_converted(problem),
+        )),
+        None => validity(route.rules.len(), &problems),
+    };
     ResolvedRoute {
         entries,
         clusters,
         resolved_refs: resolved_refs(route, resolutions),
-        validity: validity(route.rules.len(), &problems),
+        validity,
         generation: route.meta.generation,
     }
 }
@@ -468,6 +478,23 @@ mod tests {
         // Another unsupported filter type is not a reference: refs stay resolved.
         route.rules[0].filters = vec![Filter::Unsupported("CORS".into())];
         assert!(resolve_route(&route, &resolutions).resolved_refs.status);
+    }
+
+    /// Issue 8 (2): the newest version did not convert; the source kept the last good
+    /// one, marked. It is served, and the status says the newest is not.
+    #[test]
+    fn a_last_good_version_is_served_and_its_problem_reported() {
+        let mut route = rule_with(vec![backend("a", 80)]);
+        let served = resolve_route(&route, &BTreeMap::new()).entries;
+        route.meta.problem = Some("r.yaml:3: HTTPRoute ns/r: spec.rules: bad".into());
+        let resolved = resolve_route(&route, &BTreeMap::new());
+        assert_eq!(resolved.entries, served);
+        let v = resolved.validity.expect("a verdict");
+        assert_eq!(
+            (v.type_, v.status, v.reason),
+            (Type::Accepted, false, Reason::UnsupportedValue)
+        );
+        assert!(v.message.contains("r.yaml:3"), "{}", v.message);
     }
 
     #[test]

@@ -44,5 +44,6 @@ pub(crate) fn namespaced_meta(meta: &ObjectMeta) -> Result<Meta> {
         key: namespaced_key(meta)?,
         generation: generation(meta),
         creation: creation(meta),
+        problem: None,
     })
 }

@@ -49,7 +49,8 @@ fn route_defaults() {
         model::Meta {
             key: model::ObjectKey::new("ns", "r"),
             generation: 1,
-            creation: String::new()
+            creation: String::new(),
+            problem: None,
         }
     );
     assert_eq!(route.hostnames, vec!["example.com"]);

@@ -20,6 +20,7 @@ fn meta(namespace: &str, name: &str) -> Meta {
         key: ObjectKey::new(namespace, name),
         generation: 1,
         creation: String::new(),
+        problem: None,
     }
 }
 

@@ -260,6 +260,11 @@ fn convert(
                 "it is not translated"
             };
             warnings.push(format!("{}: {e}; {what}", describe(value)));
+            // The problem goes into the object's status, for the generation it is in.
+            let generation = value
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64);
+            let kept = kept.map(|o| o.with_problem(&e, generation).map_or(o, Arc::new));
             kept.map(|o| (id, o))
         }
         None => None,
@@ -360,6 +365,42 @@ mod tests {
         list(&mut w, 0, &[bad]);
         assert!(w.take().is_empty());
         assert_eq!(w.len(), 1);
+    }
+
+    /// Issue 8 (2): a Gateway's last good version is kept marked with the newest
+    /// version's problem and generation (its status reports it); a good version
+    /// clears it.
+    #[test]
+    fn a_kept_version_carries_the_problem_of_the_newest() {
+        let gateway = |generation: i64, port: u16| {
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "gw", "namespace": "ns", "generation": generation},
+                "spec": {"gatewayClassName": "c", "listeners": [
+                    {"name": "http", "port": port, "protocol": "HTTP"}]},
+            })
+        };
+        let mut w = Watched::new(1);
+        list(&mut w, 0, &[gateway(1, 80)]);
+        w.take();
+        w.on(0, StreamEvent::Applied(gateway(2, 0)));
+        let changes = w.take();
+        let [Change::Apply(Object::Gateway(kept))] = &changes[..] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(kept.listeners[0].port, 80, "the last good version");
+        assert_eq!(kept.meta.generation, 2);
+        let problem = kept.meta.problem.clone().unwrap_or_default();
+        assert!(problem.contains("port"), "{problem}");
+        w.on(0, StreamEvent::Applied(gateway(3, 81)));
+        let changes = w.take();
+        let [Change::Apply(Object::Gateway(fixed))] = &changes[..] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(
+            (fixed.listeners[0].port, fixed.meta.problem.as_ref()),
+            (81, None)
+        );
     }
 
     #[test]
