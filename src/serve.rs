@@ -248,6 +248,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     let server = AdsServer::new(hub.clone()).with_limits(limits);
     server.stats().register(&mut registry);
+    {
+        let _runtime = runtime.enter();
+        sluice_sinks::ads::track_rejections(&hub, &mut registry);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(addr) = admin {
         let (ready, hub) = (ready.clone(), hub.clone());

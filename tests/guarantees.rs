@@ -219,12 +219,14 @@ fn a_rejected_configuration_is_never_served_again() {
     .expect("write");
     let xds = processes::free_port().expect("port");
     let listen = processes::free_port().expect("port");
+    let admin = processes::free_port().expect("port");
     let status = dir.join("status.json");
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command.args(["serve", "--from", s(&conf), "--status-file", s(&status)]);
     command.args(["--xds", &format!("127.0.0.1:{xds}")]);
     command.args(["--listen-address", "127.0.0.1"]);
     command.args(["--port-offset", &(listen - 80).to_string()]);
+    command.args(["--admin", &format!("127.0.0.1:{admin}")]);
     command.env("SLUICE_LOG", "info");
     command.env(
         sluice_sinks::encode::route::TEST_REJECTED_HOSTNAME,
@@ -269,6 +271,27 @@ spec:
         message.contains("missing ): /(unclosed"),
         "Envoy's error is in the message: {message}"
     );
+    // The listener of the rejected port, and each route attached there, say so too.
+    let doc: serde_json::Value = serde_json::from_str(&read(&status)).expect("json");
+    let listener = &doc["gateways"][0]["status"]["listeners"][0];
+    let programmed = (listener["conditions"].as_array().into_iter().flatten())
+        .find(|c| c["type"] == "Programmed")
+        .expect("listener Programmed");
+    assert_eq!(programmed["status"], "False", "{listener}");
+    for route in doc["httproutes"].as_array().expect("routes") {
+        let conditions = &route["status"]["parents"][0]["conditions"];
+        let marked = (conditions.as_array().into_iter().flatten())
+            .any(|c| c["type"] == "sluice.dev/Programmed" && c["status"] == "False");
+        assert!(marked, "{route}");
+    }
+    // And the metrics.
+    let metrics = get(admin, "admin", "/metrics");
+    for want in [
+        "sluice_xds_rejected_resources{gateway=\"nack/gw\"} 1",
+        "sluice_xds_responses_total{gateway=\"nack/gw\",event=\"nack\"}",
+    ] {
+        assert!(metrics.contains(want), "no {want} in:\n{metrics}");
+    }
     // The running proxy keeps its last accepted configuration.
     let a = get(listen, "a.example", "/");
     assert!(a.contains("echo-nack answered GET /"), "{a}");
@@ -300,4 +323,14 @@ spec:
     let a = get(listen, "a.example", "/");
     assert!(a.contains("echo-nack answered GET /"), "{a}");
     assert_eq!(envoy_rejections(envoy.admin), 0);
+    let doc: serde_json::Value = serde_json::from_str(&read(&status)).expect("json");
+    assert!(
+        !doc.to_string().contains("sluice.dev/Programmed"),
+        "the routes' report is gone: {doc}"
+    );
+    let metrics = get(admin, "admin", "/metrics");
+    assert!(
+        !metrics.contains("sluice_xds_rejected_resources{"),
+        "{metrics}"
+    );
 }

@@ -177,6 +177,10 @@ pub struct GatewayStatus {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ListenerStatus {
     pub name: String,
+    /// The listener's port (not part of the Gateway API's listener status: the sinks
+    /// use it to tell which listeners a proxy's rejection of a port is about).
+    #[serde(default)]
+    pub port: u16,
     pub attached_routes: u32,
     pub supported_kinds: Vec<GroupKind>,
     pub conditions: Vec<Condition>,

@@ -76,7 +76,7 @@ impl StatusFile {
         let addresses = |gw: &ObjectKey| vec![self.encode.address_for(gw).to_string()];
         let mut doc = board.to_json(&self.controller, &addresses);
         if let Some(verdicts) = &mut self.verdicts {
-            doc = document_with_rejections(doc, &verdicts.borrow_and_update());
+            doc = document_with_rejections(doc, board, &verdicts.borrow_and_update());
         }
         let bytes = serde_json::to_vec_pretty(&doc)?;
         write_atomically(&self.path, &bytes)

@@ -110,6 +110,7 @@ pub fn gateway_status(
                 .map_or(0, |(_, c)| *c);
             ListenerStatus {
                 name: v.name,
+                port: v.port,
                 attached_routes,
                 supported_kinds: v.supported_kinds,
                 conditions: v.conditions,

@@ -158,6 +158,42 @@ pub struct XdsLabels {
     pub event: &'static str,
 }
 
+/// Labels of the per-Gateway rejection gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayLabel {
+    pub gateway: String,
+}
+
+/// Registers `xds_rejected_resources{gateway}` (resource versions proxies rejected
+/// that are still the published ones) and keeps it current from `hub`'s verdicts,
+/// in a task on the current tokio runtime.
+pub fn track_rejections(hub: &XdsHub, registry: &mut Registry) {
+    let gauge = Family::<GatewayLabel, Gauge>::default();
+    registry.register(
+        "xds_rejected_resources",
+        "Resource versions proxies rejected (NACK) that are still the published ones; \
+         proxies get the last accepted version instead. Per Gateway",
+        gauge.clone(),
+    );
+    let mut verdicts = hub.verdicts();
+    tokio::spawn(async move {
+        loop {
+            let current = verdicts.borrow_and_update().clone();
+            gauge.clear();
+            for (gateway, rejections) in current.iter() {
+                let label = GatewayLabel {
+                    gateway: gateway.to_string(),
+                };
+                let count = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
+                gauge.get_or_create(&label).set(count);
+            }
+            if verdicts.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// Counters shared by all streams of one server.
 #[derive(Debug, Default)]
 pub struct AdsStats {

@@ -43,7 +43,9 @@ use tokio::sync::watch;
 
 use crate::encode::EncodeConfig;
 use crate::state::Verdicts;
-use crate::status::{StatusBoard, gateway_status_json, route_status_json, with_rejections};
+use crate::status::{
+    StatusBoard, gateway_status_json, route_rejection, route_status_json, with_rejections,
+};
 
 /// The longest time between two passes while nothing changes (GatewayClasses are
 /// found by listing them on each pass).
@@ -119,12 +121,19 @@ fn desired(
         let addresses = vec![config.encode.address_for(&g.gateway).to_string()];
         let mut status = gateway_status_json(g, &addresses);
         if let Some(rejections) = verdicts.get(&g.gateway) {
-            status = with_rejections(status, rejections);
+            status = with_rejections(status, g, rejections);
         }
         out.insert(Target::Gateway(g.gateway.clone()), status);
     }
     for (route, parents) in board.routes() {
-        let status = route_status_json(&parents, &config.controller);
+        let mut status = route_status_json(&parents, &config.controller);
+        for (i, parent) in parents.iter().enumerate() {
+            if let Some(c) = route_rejection(parent, board, verdicts)
+                && let Some(conditions) = status["parents"][i]["conditions"].as_array_mut()
+            {
+                conditions.push(c);
+            }
+        }
         out.insert(Target::Route(route.clone()), status["parents"].clone());
     }
     out
