@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use tonic::Status;
 
-use crate::state::{GatewayResources, ResourceType};
+use crate::state::{GatewayResources, ResourceMap, ResourceType};
 
 use super::sotw::to_any;
 use super::stream::{Protocol, StreamCtx};
@@ -50,6 +50,9 @@ struct TypeState {
     must_respond: bool,
     /// Responses not answered yet, for the hub's verdicts.
     inflight: Inflight,
+    /// The offered set `known` was last brought up to; `None` after a subscription
+    /// change (the next sync diffs everything).
+    base: Option<ResourceMap>,
 }
 
 impl Protocol for Delta {
@@ -91,6 +94,12 @@ impl Protocol for Delta {
             None => {}
         }
         let first = t.sub.is_none();
+        if first
+            || !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty()
+        {
+            t.base = None;
+        }
         let mut sub = t.sub.take().unwrap_or_default();
         let added = sub.apply_delta(
             ty,
@@ -118,20 +127,32 @@ impl Delta {
     /// Brings every requested type up to `current`, in warming order.
     fn sync(&mut self) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
+        let mut diffs: [Option<Diff>; 4] = Default::default();
+        for ty in ResourceType::ALL {
+            let t = &mut self.types[ty.index()];
+            let Some(sub) = &t.sub else { continue };
+            let offered = sub.offered(ty, &self.current);
+            let diff = match &t.base {
+                Some(base) => Diff::since(sub, base, &offered, &t.known),
+                None => Diff::new(sub, &offered, &t.known),
+            };
+            t.base = Some(offered.into_owned());
+            diffs[ty.index()] = Some(diff);
+        }
         for phase in WARMING_ORDER {
             let t = &mut self.types[phase.ty.index()];
-            let Some(sub) = &t.sub else { continue };
-            let current = sub.offered(phase.ty, &self.current);
-            let mut diff = Diff::new(sub, &current, &t.known).for_phase(phase);
+            let Some(diff) = diffs[phase.ty.index()].as_mut() else {
+                continue;
+            };
+            let mut diff = diff.take(phase);
             // Names never held have no place in the warming order: report them
             // with the type's first message.
-            if phase.upserts {
+            if phase.upserts && !t.absent.is_empty() {
                 let absent = std::mem::take(&mut t.absent);
-                diff.removals.extend(
-                    absent
-                        .into_iter()
-                        .filter(|n| !current.contains_key(n) && !t.known.contains_key(n)),
-                );
+                let offered = t.base.as_ref();
+                diff.removals.extend(absent.into_iter().filter(|n| {
+                    !offered.is_some_and(|o| o.contains_key(n)) && !t.known.contains_key(n)
+                }));
             }
             if diff.is_empty() {
                 continue;

@@ -20,7 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use envoy_types::pb::google::protobuf::Any;
 use tonic::Status;
 
-use crate::state::{GatewayResources, Resource, ResourceType, content_version};
+use crate::state::{GatewayResources, Resource, ResourceMap, ResourceType, content_version};
 
 use super::stream::{Protocol, StreamCtx};
 use super::subscription::Subscription;
@@ -47,6 +47,9 @@ struct TypeState {
     must_respond: bool,
     /// Responses not answered yet, for the hub's verdicts.
     inflight: Inflight,
+    /// The offered set `sent` was last brought up to; `None` after a subscription
+    /// change (the next sync diffs everything).
+    base: Option<ResourceMap>,
 }
 
 impl Protocol for Sotw {
@@ -89,6 +92,9 @@ impl Protocol for Sotw {
         }
         let first = t.sub.is_none();
         let sub = Subscription::from_sotw(ty, &req.resource_names, t.sub.as_ref());
+        if t.sub.as_ref() != Some(&sub) {
+            t.base = None;
+        }
         t.sent.retain(|name, _| sub.wants(name));
         if first {
             t.must_respond = ty.is_wildcard();
@@ -117,11 +123,24 @@ impl Sotw {
     /// Brings every requested type up to `current`, in warming order.
     fn sync(&mut self) -> Vec<DiscoveryResponse> {
         let mut out = Vec::new();
+        let mut diffs: [Option<Diff>; 4] = Default::default();
+        for ty in ResourceType::ALL {
+            let t = &mut self.types[ty.index()];
+            let Some(sub) = &t.sub else { continue };
+            let offered = sub.offered(ty, &self.current);
+            let diff = match &t.base {
+                Some(base) => Diff::since(sub, base, &offered, &t.sent),
+                None => Diff::new(sub, &offered, &t.sent),
+            };
+            t.base = Some(offered.into_owned());
+            diffs[ty.index()] = Some(diff);
+        }
         for phase in WARMING_ORDER {
             let t = &mut self.types[phase.ty.index()];
-            let Some(sub) = &t.sub else { continue };
-            let offered = sub.offered(phase.ty, &self.current);
-            let diff = Diff::new(sub, &offered, &t.sent).for_phase(phase);
+            let Some(diff) = diffs[phase.ty.index()].as_mut() else {
+                continue;
+            };
+            let diff = diff.take(phase);
             if diff.is_empty() {
                 continue;
             }

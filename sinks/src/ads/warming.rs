@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use imbl::ordmap::DiffItem;
+
 use crate::state::{Resource, ResourceMap, ResourceType};
 
 use super::subscription::Subscription;
@@ -102,15 +104,49 @@ impl Diff {
         Self { upserts, removals }
     }
 
-    /// Keeps only the parts `phase` sends.
-    pub fn for_phase(mut self, phase: Phase) -> Self {
-        if !phase.upserts {
-            self.upserts.clear();
+    /// [`Diff::new`] for a proxy whose `held` resources were brought up to `base`
+    /// (the offered set at its last sync, `held` limited to what `sub` wants):
+    /// only the names that differ between `base` and `current` are looked at, and
+    /// the maps' shared structure is skipped, so the work is O(changes), not
+    /// O(resources).
+    pub fn since<H: Held>(
+        sub: &Subscription,
+        base: &ResourceMap,
+        current: &ResourceMap,
+        held: &BTreeMap<String, H>,
+    ) -> Self {
+        let mut diff = Self::default();
+        for item in base.diff(current) {
+            match item {
+                DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
+                    if sub.wants(name) && !held.get(name).is_some_and(|h| h.is(r)) {
+                        diff.upserts.push((name.clone(), r.clone()));
+                    }
+                }
+                DiffItem::Remove(name, _) => {
+                    if held.contains_key(name) {
+                        diff.removals.push(name.clone());
+                    }
+                }
+            }
         }
-        if !phase.removals {
-            self.removals.clear();
+        diff
+    }
+
+    /// Takes out the parts `phase` sends (each part is sent in one phase only).
+    pub fn take(&mut self, phase: Phase) -> Self {
+        Self {
+            upserts: if phase.upserts {
+                std::mem::take(&mut self.upserts)
+            } else {
+                Vec::new()
+            },
+            removals: if phase.removals {
+                std::mem::take(&mut self.removals)
+            } else {
+                Vec::new()
+            },
         }
-        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -176,5 +212,47 @@ mod tests {
         let up: Vec<_> = d.upserts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(up, ["b", "c"]);
         assert_eq!(d.removals, ["gone"]);
+    }
+
+    /// `since` gives what `new` gives for a proxy that was synced to `base`, for
+    /// wildcard and named subscriptions, additions, changes and removals.
+    #[test]
+    fn since_a_synced_base_equals_the_full_diff() {
+        let res = |name: &str, body: &str| {
+            let r = Resource::new(name.into(), body.to_owned().into_bytes().into());
+            (name.to_string(), Arc::new(r))
+        };
+        let base: ResourceMap = (0..200).map(|i| res(&format!("r{i:03}"), "v1")).collect();
+        let mut current = base.clone();
+        current.insert(res("r005", "v2").0, res("r005", "v2").1);
+        current.insert(res("r150", "v2").0, res("r150", "v2").1);
+        current.remove("r010");
+        current.remove("r151");
+        current.insert(res("new", "v1").0, res("new", "v1").1);
+        let subs = [
+            Subscription {
+                wildcard: true,
+                ..Subscription::default()
+            },
+            Subscription {
+                wildcard: false,
+                names: ["r005", "r010", "r020", "new"].map(String::from).into(),
+            },
+        ];
+        for sub in subs {
+            // Held: what a sync to `base` leaves.
+            let held: BTreeMap<String, Arc<Resource>> = sub
+                .select(&base)
+                .map(|(n, r)| (n.clone(), r.clone()))
+                .collect();
+            let full = Diff::new(&sub, &current, &held);
+            let fast = Diff::since(&sub, &base, &current, &held);
+            let names = |d: &Diff| {
+                let up: Vec<String> = d.upserts.iter().map(|(n, _)| n.clone()).collect();
+                (up, d.removals.clone())
+            };
+            assert_eq!(names(&fast), names(&full), "{sub:?}");
+            assert!(!fast.is_empty());
+        }
     }
 }
