@@ -209,8 +209,8 @@ impl Filters {
     /// Filters Envoy can only apply per route (redirect, rewrite, or an unsupported
     /// one). With a single backend, its filters act on every request of the rule, so
     /// these are hoisted to the rule; with several backends, per-backend redirects
-    /// and path rewrites cannot be expressed in Envoy's weighted clusters and are
-    /// not applied.
+    /// and path rewrites cannot be expressed in Envoy's weighted clusters: such a
+    /// rule is reported and dropped ([`crate::spec::validate::rule_problem`]).
     fn hoisted(rule: &Rule) -> Self {
         let mut filters = Filters::default();
         if let [only] = rule.backends.as_slice() {

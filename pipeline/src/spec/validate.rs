@@ -100,6 +100,32 @@ pub fn rule_problem(index: usize, rule: &Rule) -> Option<String> {
             }
         }
     }
+    // Envoy redirects, rewrites paths and mirrors per route, not per weighted
+    // cluster: with one backend its filters act on the whole rule and are hoisted
+    // there (redirect, rewrite); otherwise they cannot be applied, and a rule that
+    // silently skipped them would send requests to the wrong path while its status
+    // says all is well.
+    let several = rule.backends.len() > 1;
+    for (b, backend) in rule.backends.iter().enumerate() {
+        for (f, filter) in backend.filters.iter().enumerate() {
+            let kind = match filter {
+                Filter::Redirect(_) if several => "RequestRedirect",
+                Filter::UrlRewrite(_) if several => "URLRewrite",
+                Filter::Mirror(_) => "RequestMirror",
+                _ => continue,
+            };
+            let why = if several {
+                format!(
+                    "a {kind} filter on one of several backends is not supported (Envoy \
+                     applies it to the whole rule): put it on the rule, or give the \
+                     backends rules of their own"
+                )
+            } else {
+                format!("a {kind} filter on a backend is not supported: put it on the rule")
+            };
+            return at(format!("backendRefs[{b}].filters[{f}]"), why);
+        }
+    }
     let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
     if total > u64::from(u32::MAX) {
         return at(
@@ -264,6 +290,62 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// Issue 10: a per-backend redirect or path rewrite on one of several backends,
+    /// or a per-backend mirror, cannot be given to Envoy: the rule is reported and
+    /// dropped instead of silently routing to the unrewritten path. With one backend,
+    /// redirect and rewrite act on the whole rule (hoisted) and header modifiers are
+    /// per weighted cluster: no problem.
+    #[test]
+    fn per_backend_filters_envoy_cannot_apply_are_problems() {
+        let rewrite = Filter::UrlRewrite(crate::model::UrlRewrite {
+            hostname: Some("h.example".into()),
+            path: None,
+        });
+        let redirect = Filter::Redirect(crate::model::Redirect {
+            scheme: None,
+            hostname: Some("h.example".into()),
+            path: None,
+            port: None,
+            status_code: 302,
+        });
+        let mirror = Filter::Mirror(crate::model::Mirror {
+            backend: crate::fixtures::backend("m", 80),
+            fraction: None,
+        });
+        let headers = Filter::RequestHeaders(HeaderModifier {
+            set: vec![("x-a".into(), "1".into())],
+            ..Default::default()
+        });
+        let with = |filter: &Filter, backends: usize| {
+            let mut r = rule(vec![], vec![], &vec![1; backends]);
+            r.backends[backends - 1].filters = vec![headers.clone(), filter.clone()];
+            r
+        };
+        for f in [&rewrite, &redirect] {
+            assert_eq!(
+                rule_problem(0, &with(f, 1)),
+                None,
+                "{f:?} on the only backend"
+            );
+            let why = rule_problem(0, &with(f, 2)).expect("a problem");
+            assert!(
+                why.starts_with("rules[0].backendRefs[1].filters[1]:"),
+                "{why}"
+            );
+        }
+        for backends in [1, 2] {
+            let why = rule_problem(0, &with(&mirror, backends)).expect("a problem");
+            assert!(why.contains("RequestMirror"), "{why}");
+        }
+        let mut two = rule(vec![], vec![], &[1, 1]);
+        two.backends[0].filters = vec![headers];
+        assert_eq!(
+            rule_problem(0, &two),
+            None,
+            "header modifiers are per backend"
+        );
     }
 
     fn path(re: &str) -> Rule {
