@@ -56,6 +56,22 @@ spec:
     backendRefs: [{name: echo, port: 80}]
 ";
 
+/// Redirects to the scheme's default port (issue 13: the spec says `Location` SHOULD
+/// NOT carry it): to https (443), and to http on the listener's own port 80.
+const REDIRECTS: &str = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: redirects, namespace: guard}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [redirect.example]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /secure}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+  - matches: [{path: {type: PathPrefix, value: /moved}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /here}}}]
+";
+
 /// The sum of every `update_rejected` counter of Envoy (LDS, CDS, RDS, EDS): the
 /// configuration updates it refused.
 fn envoy_rejections(admin: std::net::SocketAddr) -> u64 {
@@ -81,7 +97,7 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
     let offset = processes::free_port().expect("port") - 80;
     // 65000 + offset (an ephemeral port less 80, above 30000) is past 65535.
     assert!(65_000 + u32::from(offset) > 65_535);
-    let text = format!("{}{BAD_TENANT}", manifests(backend, 65_000));
+    let text = format!("{}{BAD_TENANT}{REDIRECTS}", manifests(backend, 65_000));
     std::fs::write(conf.join("app.yaml"), text).expect("write");
     let status = dir.join("status.json");
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
@@ -165,6 +181,19 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
         condition(&partial, "PartiallyInvalid"),
         ("True".into(), "UnsupportedValue".into())
     );
+
+    // Issue 13: no default port in `Location` (the client's own request named none).
+    let location = |path: &str| {
+        let response = get(listen, "redirect.example", path);
+        (response.lines())
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("location").then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no Location: {response}"))
+    };
+    assert_eq!(location("/secure/a"), "https://redirect.example/secure/a");
+    assert_eq!(location("/moved"), "http://redirect.example/here");
 
     // Finding 8: the route matches the path the backend will act on.
     let dots = get(listen, "a.example", "/echo/../private");

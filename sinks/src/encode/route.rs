@@ -85,7 +85,9 @@ fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 
 /// The virtual host for one hostname of a `(gateway, port)`.
 pub fn virtual_host(ir: &VirtualHostIr) -> VirtualHost {
-    let mut routes: Vec<Route> = ir.routes.iter().map(|r| route(r, ir.port)).collect();
+    let mut routes: Vec<Route> = (ir.routes.iter())
+        .map(|r| route(r, ir.port, &ir.hostname))
+        .collect();
     if forced_rejection(&ir.hostname) {
         routes.insert(0, unacceptable_route());
     }
@@ -124,13 +126,14 @@ fn unacceptable_route() -> Route {
     }
 }
 
-/// One route entry. `listener_port` is the Gateway's port, the redirect port when
-/// a redirect sets neither port nor scheme.
-pub fn route(ir: &RouteIr, listener_port: u16) -> Route {
+/// One route entry of the virtual host `vhost` (a hostname, `*.suffix` or `*`).
+/// `listener_port` is the Gateway's port, the redirect port when a redirect sets
+/// neither port nor scheme.
+pub fn route(ir: &RouteIr, listener_port: u16, vhost: &str) -> Route {
     let action = match &ir.action {
         Action::Forward { backends, rewrite } => forward(ir, backends, rewrite.as_ref()),
         Action::Redirect(r) => {
-            route::Action::Redirect(redirect(r, &ir.matcher.path, listener_port))
+            route::Action::Redirect(redirect(r, &ir.matcher.path, listener_port, vhost))
         }
         Action::Direct(status) => direct(*status),
     };
@@ -352,7 +355,7 @@ fn mirror_policy(m: &MirrorIr) -> Option<route_action::RequestMirrorPolicy> {
     })
 }
 
-fn redirect(r: &Redirect, matched: &PathMatch, listener_port: u16) -> RedirectAction {
+fn redirect(r: &Redirect, matched: &PathMatch, listener_port: u16, vhost: &str) -> RedirectAction {
     use redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier};
     let response_code = match r.status_code {
         301 => RedirectResponseCode::MovedPermanently,
@@ -379,9 +382,23 @@ fn redirect(r: &Redirect, matched: &PathMatch, listener_port: u16) -> RedirectAc
             })
         }
     };
+    // The spec: no port in `Location` for http on 80 or https on 443. Envoy leaves
+    // the port out only when it sets the host itself and `port_redirect` is unset;
+    // the host is known when the filter names one or the virtual host is an exact
+    // hostname (a request it matched has that host). Under a wildcard the request's
+    // host is needed, so the port stays explicit (equivalent, if not as clean).
+    // Sluice serves HTTP listeners only: without a scheme the redirect is http.
+    let port = redirect_port(r, listener_port);
+    let scheme = r.scheme.as_deref().unwrap_or("http");
+    let default_port = matches!((scheme, port), ("http", 80) | ("https", 443));
+    let known_host = (r.hostname.as_deref()).or((!vhost.contains('*')).then_some(vhost));
+    let (host_redirect, port_redirect) = match known_host {
+        Some(host) if default_port => (host.to_owned(), 0),
+        _ => (r.hostname.clone().unwrap_or_default(), u32::from(port)),
+    };
     RedirectAction {
-        host_redirect: r.hostname.clone().unwrap_or_default(),
-        port_redirect: u32::from(redirect_port(r, listener_port)),
+        host_redirect,
+        port_redirect,
         response_code: response_code as i32,
         scheme_rewrite_specifier: r.scheme.clone().map(SchemeRewriteSpecifier::SchemeRedirect),
         path_rewrite_specifier: path,
@@ -390,11 +407,10 @@ fn redirect(r: &Redirect, matched: &PathMatch, listener_port: u16) -> RedirectAc
 }
 
 /// The Gateway API's redirect port: the filter's port; else the well-known port of
-/// the filter's scheme; else the Gateway listener's port. Always set explicitly:
-/// without `port_redirect` Envoy drops the port when the host changes (and keeps
-/// the request's when it does not), neither of which is the spec's rule. A
-/// well-known port may then appear in `Location` (`https://h:443/`), which is
-/// equivalent and which conformance accepts.
+/// the filter's scheme; else the Gateway listener's port. Set explicitly unless it is
+/// the scheme's default and the host is known (see [`redirect`]): without
+/// `port_redirect` Envoy drops the port when it sets the host (and keeps the
+/// request's when it does not).
 fn redirect_port(r: &Redirect, listener_port: u16) -> u16 {
     let scheme_port = match r.scheme.as_deref() {
         Some("http") => Some(80),

@@ -294,7 +294,7 @@ fn listener_binds_gateway_address_with_offset_and_reads_routes_over_ads() {
 
 #[test]
 fn path_matches_are_segment_wise() {
-    let r = |p: PathMatch| route::route(&mk_route("r", p, Action::Direct(200)), 80);
+    let r = |p: PathMatch| route::route(&mk_route("r", p, Action::Direct(200)), 80, "*");
     let spec = |r: Route| r.r#match.and_then(|m| m.path_specifier);
     assert_eq!(
         spec(r(PathMatch::Prefix("/".into()))),
@@ -316,17 +316,47 @@ fn redirect_port_follows_the_gateway_api_rules() {
         let r = route::route(
             &mk_route("r", PathMatch::Prefix("/".into()), action),
             listener_port,
+            "*",
         );
         redirect_action(&r).port_redirect
     };
     // No scheme, no port: the listener's port (Envoy would drop it on a host change).
     assert_eq!(port(redirect(None, Some("example.org"), None), 8080), 8080);
-    // A scheme without a port: its well-known port.
+    // A scheme without a port: its well-known port, explicit where the host is not
+    // known (a wildcard virtual host)...
+    assert_eq!(port(redirect(Some("http"), None, None), 8443), 80);
+    // ...and left out of `Location` where it is (Envoy then sets no port): the
+    // filter's hostname, or the virtual host's exact hostname.
     assert_eq!(
         port(redirect(Some("https"), Some("example.org"), None), 8080),
-        443
+        0
     );
-    assert_eq!(port(redirect(Some("http"), None, None), 8443), 80);
+    let exact = |action: Action, listener_port: u16| {
+        let r = route::route(
+            &mk_route("r", PathMatch::Prefix("/".into()), action),
+            listener_port,
+            "a.example",
+        );
+        let a = redirect_action(&r);
+        (a.host_redirect.clone(), a.port_redirect)
+    };
+    assert_eq!(
+        exact(redirect(None, None, None), 80),
+        ("a.example".into(), 0)
+    );
+    assert_eq!(
+        exact(redirect(Some("https"), None, None), 80),
+        ("a.example".into(), 0)
+    );
+    // Not the default port: explicit, and the host is left to the request.
+    assert_eq!(
+        exact(redirect(None, None, None), 8080),
+        (String::new(), 8080)
+    );
+    assert_eq!(
+        exact(redirect(Some("https"), None, Some(8443)), 80),
+        (String::new(), 8443)
+    );
     // An explicit port wins.
     assert_eq!(port(redirect(Some("https"), None, Some(8443)), 80), 8443);
 
@@ -335,7 +365,7 @@ fn redirect_port_follows_the_gateway_api_rules() {
         r.status_code = 301;
         r.path = Some(PathModifier::ReplaceFullPath("/full".into()));
     }
-    let route = route::route(&mk_route("r", PathMatch::Prefix("/x".into()), r), 80);
+    let route = route::route(&mk_route("r", PathMatch::Prefix("/x".into()), r), 80, "*");
     let a = redirect_action(&route);
     assert_eq!(
         a.response_code,
@@ -365,6 +395,7 @@ fn backends_single_weighted_and_invalid() {
         let r = route::route(
             &mk_route("r", PathMatch::Prefix("/".into()), forward(backends)),
             80,
+            "*",
         );
         r.action.expect("an action")
     };
@@ -408,6 +439,7 @@ fn backend_header_filters_go_on_the_weighted_entry() {
     let r = route::route(
         &mk_route("r", PathMatch::Prefix("/".into()), forward(vec![b])),
         80,
+        "*",
     );
     let Some(route_action::ClusterSpecifier::WeightedClusters(w)) =
         &route_action(&r).cluster_specifier
@@ -457,7 +489,7 @@ fn mirrors_timeouts_and_rewrites() {
             path: Some(PathModifier::ReplacePrefixMatch("/".into())),
         });
     }
-    let r = route::route(&ir, 80);
+    let r = route::route(&ir, 80, "*");
     let a = route_action(&r);
     assert_eq!(
         a.request_mirror_policies.len(),
@@ -488,7 +520,7 @@ fn mirrors_timeouts_and_rewrites() {
         request_ms: None,
         backend_request_ms: Some(20_000),
     };
-    let r = route::route(&ir, 80);
+    let r = route::route(&ir, 80, "*");
     assert_eq!(route_action(&r).timeout, Some(duration_ms(20_000)));
     assert_eq!(route_action(&r).retry_policy, None);
 }
