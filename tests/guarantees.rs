@@ -188,7 +188,8 @@ fn paths_are_normalised_and_an_unbindable_listener_harms_no_sibling() {
         (response.lines())
             .find_map(|l| {
                 let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("location").then(|| value.trim().to_owned())
+                name.eq_ignore_ascii_case("location")
+                    .then(|| value.trim().to_owned())
             })
             .unwrap_or_else(|| panic!("no Location: {response}"))
     };

@@ -131,12 +131,7 @@ impl Delta {
         for ty in ResourceType::ALL {
             let t = &mut self.types[ty.index()];
             let Some(sub) = &t.sub else { continue };
-            let offered = sub.offered(ty, &self.current);
-            let diff = match &t.base {
-                Some(base) => Diff::since(sub, base, &offered, &t.known),
-                None => Diff::new(sub, &offered, &t.known),
-            };
-            t.base = Some(offered.into_owned());
+            let diff = Diff::sync(ty, sub, &mut t.base, &self.current, &t.known);
             diffs[ty.index()] = Some(diff);
         }
         for phase in WARMING_ORDER {

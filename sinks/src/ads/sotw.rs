@@ -127,12 +127,7 @@ impl Sotw {
         for ty in ResourceType::ALL {
             let t = &mut self.types[ty.index()];
             let Some(sub) = &t.sub else { continue };
-            let offered = sub.offered(ty, &self.current);
-            let diff = match &t.base {
-                Some(base) => Diff::since(sub, base, &offered, &t.sent),
-                None => Diff::new(sub, &offered, &t.sent),
-            };
-            t.base = Some(offered.into_owned());
+            let diff = Diff::sync(ty, sub, &mut t.base, &self.current, &t.sent);
             diffs[ty.index()] = Some(diff);
         }
         for phase in WARMING_ORDER {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use imbl::ordmap::DiffItem;
 
-use crate::state::{Resource, ResourceMap, ResourceType};
+use crate::state::{GatewayResources, Resource, ResourceMap, ResourceType};
 
 use super::subscription::Subscription;
 
@@ -130,6 +130,26 @@ impl Diff {
                 }
             }
         }
+        diff
+    }
+
+    /// What a stream sends of type `ty` to bring a proxy that holds `held` (limited
+    /// to what `sub` wants) up to `state`: [`Diff::since`] the offered set it last
+    /// synced to (`base`), or [`Diff::new`] when there is none (after a subscription
+    /// change). `base` becomes the offered set of `state`.
+    pub fn sync<H: Held>(
+        ty: ResourceType,
+        sub: &Subscription,
+        base: &mut Option<ResourceMap>,
+        state: &GatewayResources,
+        held: &BTreeMap<String, H>,
+    ) -> Self {
+        let offered = sub.offered(ty, state);
+        let diff = match base.as_ref() {
+            Some(base) => Diff::since(sub, base, &offered, held),
+            None => Diff::new(sub, &offered, held),
+        };
+        *base = Some(offered.into_owned());
         diff
     }
 
