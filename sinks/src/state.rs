@@ -142,8 +142,9 @@ struct Entry {
     /// What streams serve: `raw` with every rejected resource version replaced by the
     /// last version a proxy accepted (or left out when none did).
     vetted: watch::Sender<Arc<GatewayResources>>,
-    /// The last version of each resource a proxy ACKed.
-    good: BTreeMap<(ResourceType, String), Arc<Resource>>,
+    /// The last version of each resource a proxy ACKed, by type (indexed by
+    /// [`ResourceType::index`], so an ACK looks names up without building keys).
+    good: [BTreeMap<String, Arc<Resource>>; 4],
     /// Rejected versions that are still the published ones.
     rejected: BTreeMap<(ResourceType, String), Rejection>,
 }
@@ -153,7 +154,7 @@ impl Entry {
         Self {
             vetted: watch::channel(raw.clone()).0,
             raw,
-            good: BTreeMap::new(),
+            good: Default::default(),
             rejected: BTreeMap::new(),
         }
     }
@@ -169,7 +170,7 @@ impl Entry {
             if map.get(name).is_none_or(|r| r.version != rejection.version) {
                 continue;
             }
-            match self.good.get(&(*ty, name.clone())) {
+            match self.good[ty.index()].get(name) {
                 Some(good) => map.insert(name.clone(), good.clone()),
                 None => map.remove(name),
             };
@@ -280,21 +281,22 @@ impl XdsHub {
         let Some(entry) = map.get_mut(gateway) else {
             return;
         };
+        let good = &mut entry.good[ty.index()];
         for r in resources {
-            let key = (ty, r.name.clone());
-            if entry.good.get(&key).is_none_or(|g| g.version != r.version) {
-                entry.good.insert(key, r.clone());
+            match good.get_mut(r.name.as_str()) {
+                Some(g) if Arc::ptr_eq(g, r) || g.version == r.version => {}
+                Some(g) => *g = r.clone(),
+                None => {
+                    good.insert(r.name.clone(), r.clone());
+                }
             }
         }
         // Resources the translator no longer publishes leave `good` once it has
         // grown to twice what is published: memory stays proportional to the
         // configuration under churn, at amortised O(1) per accepted resource.
-        let published: usize = entry.raw.by_type.iter().map(ResourceMap::len).sum();
-        if entry.good.len() > 2 * published + 64 {
-            let raw = &entry.raw;
-            entry
-                .good
-                .retain(|(ty, name), _| raw.get(*ty).contains_key(name));
+        let published = entry.raw.get(ty);
+        if good.len() > 2 * published.len() + 64 {
+            good.retain(|name, _| published.contains_key(name));
         }
     }
 
@@ -314,7 +316,8 @@ impl XdsHub {
         let mut changed = false;
         for r in resources {
             let key = (ty, r.name.clone());
-            let accepted = entry.good.get(&key).is_some_and(|g| g.version == r.version);
+            let accepted = (entry.good[ty.index()].get(r.name.as_str()))
+                .is_some_and(|g| g.version == r.version);
             let published =
                 (entry.raw.get(ty).get(&r.name)).is_some_and(|c| c.version == r.version);
             if accepted || !published || entry.rejected.contains_key(&key) {
@@ -431,7 +434,9 @@ mod tests {
             hub.accepted(&gw, ResourceType::Cluster, &[r]);
         }
         let map = hub.lock();
-        let good = map.get(&gw).map_or(0, |e| e.good.len());
+        let good = map
+            .get(&gw)
+            .map_or(0, |e| e.good[ResourceType::Cluster.index()].len());
         assert!(
             good <= 2 + 64,
             "{good} accepted versions kept for 1 published"
