@@ -246,7 +246,11 @@ enum Outcome {
 
 /// What proxies and status readers see: every Gateway's resources and every status.
 type Seen = (
-    Vec<(ObjectKey, [ResourceMap; 4], ResourceMap)>,
+    Vec<(
+        ObjectKey,
+        [ResourceMap; sluice_sinks::state::TYPES],
+        ResourceMap,
+    )>,
     Vec<GatewayStatus>,
     Vec<(ObjectKey, Vec<RouteParentStatus>)>,
 );

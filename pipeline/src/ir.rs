@@ -16,11 +16,46 @@ use crate::model::{
     UrlRewrite,
 };
 
-/// One Envoy listener: all the Gateway's HTTP listeners that share a port.
+/// One Envoy listener: all the Gateway's HTTP (or all its HTTPS) listeners that
+/// share a port.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ListenerIr {
     pub gateway: ObjectKey,
     pub port: u16,
+    /// Empty: plain HTTP. Otherwise one TLS filter chain per HTTPS listener of the
+    /// port that has a valid certificate, sorted by hostname (`None`, the listener
+    /// without hostname, first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<TlsChain>,
+}
+
+/// The TLS termination of one HTTPS listener: the SNI it answers (its hostname;
+/// `None`: any) and the Secrets (by name, served over SDS) it presents.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TlsChain {
+    pub hostname: Option<String>,
+    pub secrets: Vec<String>,
+}
+
+/// A certificate and its private key for Envoy (an SDS `Secret`), named
+/// `namespace/name` after the Kubernetes Secret.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SecretIr {
+    pub name: String,
+    /// PEM, leaf first.
+    pub cert_chain: String,
+    /// PEM.
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for SecretIr {
+    /// Never prints the key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretIr")
+            .field("name", &self.name)
+            .field("cert_chain_bytes", &self.cert_chain.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ListenerIr {
@@ -210,6 +245,11 @@ pub enum XdsOutput {
     },
     Cluster(ClusterIr),
     Endpoints(EndpointsIr),
+    /// A certificate the gateway's HTTPS listeners present (SDS).
+    Secret {
+        gateway: ObjectKey,
+        secret: SecretIr,
+    },
 }
 
 /// The identity of an xDS record: at most one record per key at any time.
@@ -220,6 +260,7 @@ pub enum XdsKey {
     GatewayCluster(ObjectKey, String),
     Cluster(String),
     Endpoints(String),
+    Secret(ObjectKey, String),
 }
 
 /// A status record: what the status board renders as Gateway API `status`.
@@ -256,6 +297,9 @@ impl Keyed for XdsOutput {
             }
             XdsOutput::Cluster(c) => XdsKey::Cluster(c.name.clone()),
             XdsOutput::Endpoints(e) => XdsKey::Endpoints(e.cluster.clone()),
+            XdsOutput::Secret { gateway, secret } => {
+                XdsKey::Secret(gateway.clone(), secret.name.clone())
+            }
         }
     }
 }

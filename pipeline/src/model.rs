@@ -51,6 +51,7 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Namespace,
+    Secret,
 }
 
 impl Kind {
@@ -64,6 +65,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Namespace => "Namespace",
+            Kind::Secret => "Secret",
         }
     }
 }
@@ -100,6 +102,7 @@ pub enum Object {
     Service(Service),
     EndpointSlice(EndpointSlice),
     Namespace(Namespace),
+    Secret(Secret),
 }
 
 impl Object {
@@ -112,6 +115,7 @@ impl Object {
             Object::Service(o) => (Kind::Service, o.key.clone()),
             Object::EndpointSlice(o) => (Kind::EndpointSlice, o.key.clone()),
             Object::Namespace(o) => (Kind::Namespace, ObjectKey::cluster(&o.name)),
+            Object::Secret(o) => (Kind::Secret, o.key.clone()),
         };
         ObjectId { kind, key }
     }
@@ -276,6 +280,7 @@ pub mod kinds {
     pub const GATEWAY: &str = "Gateway";
     pub const HTTP_ROUTE: &str = "HTTPRoute";
     pub const SERVICE: &str = "Service";
+    pub const SECRET: &str = "Secret";
 }
 
 /// `group`/`kind` names the core group's Service (the core group is empty).
@@ -301,6 +306,28 @@ impl GroupKind {
     /// as the Gateway API's).
     pub fn is_http_route(&self) -> bool {
         self.kind == kinds::HTTP_ROUTE && (self.group.is_empty() || self.group == GATEWAY_GROUP)
+    }
+}
+
+impl SecretRef {
+    /// Whether this refers to a core Secret (the defaults), the only certificate
+    /// kind Sluice resolves.
+    pub fn is_secret(&self) -> bool {
+        self.group.is_empty() && self.kind == kinds::SECRET
+    }
+}
+
+impl GrantFrom {
+    /// Whether this admits Gateways (their certificate references).
+    pub fn is_gateway(&self) -> bool {
+        self.group == GATEWAY_GROUP && self.kind == kinds::GATEWAY
+    }
+}
+
+impl GrantTo {
+    /// Whether this admits references to Secrets.
+    pub fn is_secret(&self) -> bool {
+        self.group.is_empty() && self.kind == kinds::SECRET
     }
 }
 
@@ -525,6 +552,36 @@ pub struct Namespace {
     pub name: String,
     /// Sorted by key.
     pub labels: Vec<(String, String)>,
+}
+
+/// A `kubernetes.io/tls` Secret that a listener may use: its certificate chain and
+/// private key as PEM, checked by the source (that the PEM parses, the certificate
+/// is well-formed X.509 and the key belongs to it). A Secret that fails the check
+/// is kept as data with its `problem`, so a listener that refers to it is reported
+/// (`InvalidCertificateRef`) instead of sending Envoy something it rejects.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Secret {
+    pub key: ObjectKey,
+    /// `tls.crt`: the certificate chain, PEM, leaf first.
+    pub cert_chain: String,
+    /// `tls.key`: the private key, PEM.
+    pub private_key: String,
+    /// Why the Secret cannot serve as a listener certificate (wrong type, missing
+    /// keys, malformed PEM or X.509, a key that does not match the certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl std::fmt::Debug for Secret {
+    /// Never prints the key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("key", &self.key)
+            .field("cert_chain_bytes", &self.cert_chain.len())
+            .field("private_key_bytes", &self.private_key.len())
+            .field("problem", &self.problem)
+            .finish()
+    }
 }
 
 /// The label the API server sets on every Namespace to its own name.

@@ -48,10 +48,31 @@ pub fn resource_to_json(ty: ResourceType, body: &[u8]) -> Result<serde_json::Val
     Ok(serde_json::Value::Object(out))
 }
 
+/// What printed Secrets show instead of a private key (as Envoy's own config_dump).
+pub const REDACTED: &str = "[redacted]";
+
 /// A Gateway's resources as JSON: `listeners`, `routes`, `clusters`, `endpoints`, each
-/// resource in proto3 JSON (what `sluice translate` prints and the admin port dumps).
+/// resource in proto3 JSON (what `sluice translate` prints and the admin port dumps),
+/// and `secrets` when it has any, their private keys [`REDACTED`].
 pub fn resources_json(res: &crate::state::GatewayResources) -> Result<serde_json::Value> {
     let mut out = serde_json::Map::new();
+    let secrets = res.get(ResourceType::Secret);
+    if !secrets.is_empty() {
+        let items = secrets
+            .values()
+            .map(|r| {
+                let mut json = resource_to_json(ResourceType::Secret, &r.body)?;
+                if let Some(key) = json
+                    .get_mut("tls_certificate")
+                    .and_then(|c| c.get_mut("private_key"))
+                {
+                    *key = serde_json::json!({ "inline_string": REDACTED });
+                }
+                Ok(json)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.insert("secrets".to_string(), serde_json::Value::Array(items));
+    }
     for (ty, key) in [
         (ResourceType::Listener, "listeners"),
         (ResourceType::Route, "routes"),
@@ -86,6 +107,7 @@ mod tests {
         let ir = ListenerIr {
             gateway: ObjectKey::new("infra", "gw"),
             port: 80,
+            tls: vec![],
         };
         let body = listener::listener(&EncodeConfig::default(), &ir).encode_to_vec();
         let json = resource_to_json(ResourceType::Listener, &body).expect("prints");

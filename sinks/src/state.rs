@@ -22,21 +22,29 @@ use prost::bytes::Bytes;
 use sluice_pipeline::model::ObjectKey;
 use tokio::sync::watch;
 
-/// The four resource types Sluice serves, in warming order.
+/// The five resource types Sluice serves. [`ResourceType::index`] is a stable
+/// position (snapshots store types by it; `Secret`, added last, is 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
     Cluster,
     Endpoint,
     Listener,
     Route,
+    /// SDS: the certificates and keys HTTPS listeners present.
+    Secret,
 }
 
+/// How many resource types there are.
+pub const TYPES: usize = 5;
+
 impl ResourceType {
-    pub const ALL: [ResourceType; 4] = [
+    /// Every type, by index.
+    pub const ALL: [ResourceType; TYPES] = [
         ResourceType::Cluster,
         ResourceType::Endpoint,
         ResourceType::Listener,
         ResourceType::Route,
+        ResourceType::Secret,
     ];
 
     pub fn type_url(self) -> &'static str {
@@ -47,6 +55,9 @@ impl ResourceType {
             }
             ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
             ResourceType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            ResourceType::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+            }
         }
     }
 
@@ -54,7 +65,7 @@ impl ResourceType {
         Self::ALL.into_iter().find(|t| t.type_url() == url)
     }
 
-    /// LDS and CDS are wildcard subscriptions; RDS and EDS are by name.
+    /// LDS and CDS are wildcard subscriptions; RDS, EDS and SDS are by name.
     pub fn is_wildcard(self) -> bool {
         matches!(self, ResourceType::Cluster | ResourceType::Listener)
     }
@@ -106,7 +117,7 @@ pub struct GatewayResources {
     /// The pipeline time this set reflects.
     pub time: u64,
     /// Indexed by [`ResourceType::index`].
-    pub by_type: [ResourceMap; 4],
+    pub by_type: [ResourceMap; TYPES],
     /// API listeners by hostname, served only to LDS requests that name them.
     pub api_listeners: ResourceMap,
 }
@@ -144,7 +155,7 @@ struct Entry {
     vetted: watch::Sender<Arc<GatewayResources>>,
     /// The last version of each resource a proxy ACKed, by type (indexed by
     /// [`ResourceType::index`], so an ACK looks names up without building keys).
-    good: [BTreeMap<String, Arc<Resource>>; 4],
+    good: [BTreeMap<String, Arc<Resource>>; TYPES],
     /// Rejected versions that are still the published ones.
     rejected: BTreeMap<(ResourceType, String), Rejection>,
 }

@@ -72,6 +72,7 @@ fn rejection_message(rejections: &[Rejection]) -> String {
             ResourceType::Endpoint => "ClusterLoadAssignment",
             ResourceType::Listener => "Listener",
             ResourceType::Route => "RouteConfiguration",
+            ResourceType::Secret => "Secret",
         };
         let error: String = r.message.chars().take(MAX_REJECTION_MESSAGE).collect();
         message.push_str(&format!(" {kind} {}: {};", r.name, error.trim()));

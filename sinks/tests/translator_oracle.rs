@@ -64,6 +64,7 @@ fn type_label(ty: ResourceType) -> &'static str {
         ResourceType::Endpoint => "endpoint",
         ResourceType::Listener => "listener",
         ResourceType::Route => "route",
+        ResourceType::Secret => "secret",
     }
 }
 
@@ -662,7 +663,11 @@ fn random_output(rng: &mut Rng) -> XdsOutput {
     let port = [80, 8080][rng.below(2)];
     let cluster = format!("c{}", rng.below(CLUSTERS));
     match rng.below(5) {
-        0 => XdsOutput::Listener(ListenerIr { gateway, port }),
+        0 => XdsOutput::Listener(ListenerIr {
+            gateway,
+            port,
+            tls: vec![],
+        }),
         1 => {
             let routes = (0..rng.below(3))
                 .map(|i| route_ir(i, &[rng.below(CLUSTERS)]))

@@ -15,6 +15,7 @@
 
 mod attach;
 mod backends;
+mod certificates;
 mod col;
 mod endpoints;
 mod gateways;
@@ -25,12 +26,14 @@ mod vhosts;
 
 pub use col::Col;
 
-use crate::ir::{ListenerIr, StatusOutput, XdsOutput};
+pub use certificates::secret_name;
+
+use crate::ir::{ListenerIr, StatusOutput, TlsChain, XdsOutput};
 use crate::model::{EndpointSlice, Object, ObjectKey, Service};
-use crate::spec::listener::ListenerView;
+use crate::spec::listener::{CertificateVerdict, ListenerView};
 use crate::spec::routes::ResolvedRoute;
 
-use col::{ByKey, distinct_named};
+use col::{ByKey, distinct_named, join_named};
 
 /// The dataflow's two output streams.
 pub struct Translation<'s> {
@@ -81,6 +84,16 @@ pub fn translate<'s>(
         .leave_region(outer)
     });
     let listeners = admitted.listeners;
+    let certs = outer.region_named("certificates", |r| {
+        let grants = kind!(objects, ReferenceGrant).enter_region(r);
+        let secrets = kind!(objects, Secret).enter_region(r);
+        let c = certificates::certificates(listeners.clone().enter_region(r), grants, secrets);
+        (
+            c.verdicts.leave_region(outer),
+            c.secrets.leave_region(outer),
+        )
+    });
+    let (verdicts, secrets) = certs;
     let matched = outer.region_named("select", |r| {
         let namespaces = kind!(objects, Namespace).enter_region(r);
         select::select_namespaces(listeners.clone().enter_region(r), namespaces).leave_region(outer)
@@ -107,6 +120,7 @@ pub fn translate<'s>(
         let gateways = status::gateways_status(
             admitted.gateways.enter_region(r),
             attached.counts.enter_region(r),
+            verdicts.clone().enter_region(r),
             max_port,
             bind,
         );
@@ -122,8 +136,10 @@ pub fn translate<'s>(
         let (serving, resolved) = (attached.serving.enter_region(r), resolved.enter_region(r));
         let listeners = listeners.enter_region(r);
         let slices = kind!(objects, EndpointSlice).enter_region(r);
+        let tls = (verdicts.enter_region(r), secrets.enter_region(r));
         xds(
             listeners,
+            tls,
             serving,
             resolved,
             slices,
@@ -136,8 +152,13 @@ pub fn translate<'s>(
 
 /// The xDS stream: listeners, virtual hosts, gateway-cluster membership, clusters
 /// and their endpoints.
+#[allow(clippy::type_complexity)]
 fn xds<'s>(
     listeners: Col<'s, (ObjectKey, ListenerView)>,
+    (verdicts, secrets): (
+        Col<'s, ((ObjectKey, String), CertificateVerdict)>,
+        Col<'s, (ObjectKey, crate::ir::SecretIr)>,
+    ),
     serving: Col<'s, (ObjectKey, attach::Attachment)>,
     resolved: Col<'s, (ObjectKey, ResolvedRoute)>,
     slices: Col<'s, EndpointSlice>,
@@ -154,7 +175,7 @@ fn xds<'s>(
         gateway_clusters.clone().map(|(_, c)| c),
     );
     let endpoints = endpoints::endpoints(slices, services_arranged, referenced);
-    distinct_named("listeners", envoy_listeners(listeners))
+    envoy_listeners(listeners, verdicts)
         .map(XdsOutput::Listener)
         .concat(vhosts.map(XdsOutput::VirtualHost))
         .concat(
@@ -163,14 +184,54 @@ fn xds<'s>(
         )
         .concat(clusters.map(XdsOutput::Cluster))
         .concat(endpoints.map(XdsOutput::Endpoints))
+        .concat(secrets.map(|(gateway, secret)| XdsOutput::Secret { gateway, secret }))
 }
 
-/// One Envoy listener per (gateway, port) of the serving listeners (not distinct).
-fn envoy_listeners<'s>(listeners: Col<'s, (ObjectKey, ListenerView)>) -> Col<'s, ListenerIr> {
-    listeners
-        .filter(|(_, v)| v.serves_http)
+/// One Envoy listener per (gateway, port) of the serving listeners: plain HTTP
+/// ports as they are; an HTTPS port with a TLS chain per listener that has a valid
+/// certificate (a port none of whose listeners has one is not served). The group of
+/// the reduce is one port's HTTPS listeners.
+fn envoy_listeners<'s>(
+    listeners: Col<'s, (ObjectKey, ListenerView)>,
+    verdicts: Col<'s, ((ObjectKey, String), CertificateVerdict)>,
+) -> Col<'s, ListenerIr> {
+    let serving = listeners.filter(|(_, v)| v.serves_http);
+    let http = serving
+        .clone()
+        .filter(|(_, v)| v.certificate_refs.is_empty())
         .map(|(gateway, v)| ListenerIr {
             gateway,
             port: v.port,
-        })
+            tls: vec![],
+        });
+    let https = serving
+        .filter(|(_, v)| !v.certificate_refs.is_empty())
+        .map(|(gw, v)| ((gw, v.name), (v.port, v.hostname)));
+    let chains = join_named("tls chains", https, verdicts).flat_map(
+        |((gw, _), ((port, hostname), verdict))| {
+            (!verdict.secrets.is_empty()).then(|| {
+                let chain = TlsChain {
+                    hostname,
+                    secrets: verdict.secrets,
+                };
+                ((gw, port), chain)
+            })
+        },
+    );
+    let https = chains.reduce_named("tls listener", |(gw, port), chains, out| {
+        let tls: Vec<TlsChain> = chains
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, _)| (*c).clone())
+            .collect();
+        out.push((
+            ListenerIr {
+                gateway: gw.clone(),
+                port: *port,
+                tls,
+            },
+            1,
+        ));
+    });
+    distinct_named("listeners", http).concat(https.map(|(_, l)| l))
 }

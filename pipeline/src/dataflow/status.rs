@@ -5,7 +5,8 @@
 use crate::ir::{Condition, GatewayStatus, RouteParentStatus};
 use crate::model::{Gateway, ObjectKey};
 use crate::spec::conditions::ConditionType;
-use crate::spec::gateway::{BindAddresses, gateway_status};
+use crate::spec::gateway::{BindAddresses, ListenerFact, gateway_status};
+use crate::spec::listener::CertificateVerdict;
 use crate::spec::routes::parent_conditions;
 
 use super::col::{Col, join_named};
@@ -33,16 +34,24 @@ pub fn route_status<'s>(
     )
 }
 
-/// Gateway status: the gateway object with the attached-route count per listener.
+/// Gateway status: the gateway object with the attached-route count and the
+/// certificate verdict per listener.
 pub fn gateways_status<'s>(
     gateways: Col<'s, Gateway>,
     counts: Col<'s, ((ObjectKey, String), isize)>,
+    certificates: Col<'s, ((ObjectKey, String), CertificateVerdict)>,
     max_port: u16,
     bind: BindAddresses,
 ) -> Col<'s, GatewayStatus> {
     let gateways = gateways.map(|g| (g.meta.key.clone(), g));
-    let counts = counts.map(|((gw, listener), n)| (gw, (listener, u32::try_from(n).unwrap_or(0))));
-    left_join_named("gateway status", gateways, counts, move |_, g, counts| {
+    let counts = counts.map(|((gw, listener), n)| {
+        let n = u32::try_from(n).unwrap_or(0);
+        (gw, ListenerFact::Attached(listener, n))
+    });
+    let certificates = certificates
+        .map(|((gw, listener), verdict)| (gw, ListenerFact::Certificates(listener, verdict)));
+    let facts = counts.concat(certificates);
+    left_join_named("gateway status", gateways, facts, move |_, g, counts| {
         Some(gateway_status(
             g,
             counts,

@@ -23,7 +23,16 @@ use serde::{Deserialize, Serialize};
 use crate::ir::{Condition, GatewayStatus, ListenerStatus};
 use crate::model::{Gateway, ObjectKey};
 use crate::spec::conditions::{ConditionType as Type, Reason};
-use crate::spec::listener::{ListenerView, listener_views};
+use crate::spec::listener::{CertificateVerdict, ListenerView, listener_views};
+
+/// What the dataflow knows about one listener besides the Gateway object itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ListenerFact {
+    /// (listener name, number of routes attached).
+    Attached(String, u32),
+    /// (listener name, the outcome of its certificate references).
+    Certificates(String, CertificateVerdict),
+}
 
 /// Where the proxies of each Gateway bind their listeners (the encoder's setting,
 /// shared so that status says what is served).
@@ -85,15 +94,23 @@ fn unusable_addresses(gw: &Gateway, bound: &str) -> Option<String> {
 }
 
 /// The Gateway's status, given the number of routes attached to each listener
-/// (by listener name; a listener not listed has none).
+/// and the certificates of its HTTPS listeners (by listener name; a listener not
+/// listed has no attached route, and no resolved certificate).
 /// `max_port` as for [`listener_views`]; `bound`: the address its proxies bind.
 pub fn gateway_status(
     gw: &Gateway,
-    attached: &[&(String, u32)],
+    facts: &[&ListenerFact],
     max_port: u16,
     bound: &str,
 ) -> GatewayStatus {
-    let views = listener_views(gw, max_port);
+    let mut views = listener_views(gw, max_port);
+    for v in &mut views {
+        let verdict = facts.iter().find_map(|f| match f {
+            ListenerFact::Certificates(name, verdict) if *name == v.name => Some(verdict),
+            _ => None,
+        });
+        CertificateVerdict::apply(verdict, v);
+    }
     let programmed = match unusable_addresses(gw, bound) {
         Some(msg) if unsupported_address(gw).is_none() => {
             Condition::new(Type::Programmed, false, Reason::AddressNotUsable, msg)
@@ -104,10 +121,13 @@ pub fn gateway_status(
     let listeners = views
         .into_iter()
         .map(|v| {
-            let attached_routes = attached
+            let attached_routes = facts
                 .iter()
-                .find(|(n, _)| *n == v.name)
-                .map_or(0, |(_, c)| *c);
+                .find_map(|f| match f {
+                    ListenerFact::Attached(name, n) if *name == v.name => Some(*n),
+                    _ => None,
+                })
+                .unwrap_or(0);
             ListenerStatus {
                 name: v.name,
                 port: v.port,

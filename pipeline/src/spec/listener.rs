@@ -9,19 +9,25 @@
 //! conformance suite expects of conflicted listeners). Only valid listeners of a
 //! supported protocol take part in conflicts: an unsupported TCP or UDP listener,
 //! or an invalid one (a hostname the spec forbids, a malformed `allowedRoutes`
-//! selector: `Accepted=False` / `UnsupportedValue`), is not accepted on its own and
+//! selector, an HTTPS listener without `tls` in `Terminate` mode:
+//! `Accepted=False` / `UnsupportedValue`), is not accepted on its own and
 //! leaves its siblings alone; route kinds other than
-//! `HTTPRoute` are `InvalidRouteKinds` (`ResolvedRefs=False`). HTTPS is accepted and
-//! routes attach to it, but TLS termination is not implemented yet, so an HTTPS
-//! listener reports `ResolvedRefs=False` (`InvalidCertificateRef`) /
-//! `Programmed=False` and serves nothing.
+//! `HTTPRoute` are `InvalidRouteKinds` (`ResolvedRefs=False`).
+//!
+//! HTTPS listeners terminate TLS at Envoy with the certificates of their
+//! `tls.certificateRefs`. Whether those resolve depends on other objects (Secrets,
+//! ReferenceGrants): the dataflow resolves them (`dataflow::certificates`) and
+//! [`CertificateVerdict::apply`] folds the outcome into the listener's
+//! `ResolvedRefs` and `Programmed` conditions. Routes attach to an HTTPS listener
+//! whatever its certificates (the spec counts them in `attachedRoutes`); it is
+//! programmed only with at least one valid certificate.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ir::Condition;
-use crate::model::{FromNamespaces, Gateway, GroupKind, Listener, ObjectKey, Protocol};
+use crate::model::{FromNamespaces, Gateway, GroupKind, Listener, ObjectKey, Protocol, SecretRef};
 use crate::spec::conditions::{ConditionType as Type, Reason};
 use crate::spec::hostname;
 
@@ -35,8 +41,13 @@ pub struct ListenerView {
     pub allowed_namespaces: FromNamespaces,
     /// HTTPRoutes may attach (the listener is accepted and lists the kind).
     pub accepts_http_routes: bool,
-    /// The listener is translated into an Envoy listener (plain HTTP, valid).
+    /// The listener is translated into an Envoy listener (HTTP, or HTTPS
+    /// terminated at Envoy; valid and accepted). An HTTPS listener also needs a
+    /// valid certificate ([`CertificateVerdict`]) to be programmed.
     pub serves_http: bool,
+    /// `tls.certificateRefs` of an HTTPS listener (empty for HTTP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_refs: Vec<SecretRef>,
     pub supported_kinds: Vec<GroupKind>,
     /// Conditions other than those that depend on attached routes.
     pub conditions: Vec<Condition>,
@@ -101,10 +112,25 @@ fn supported_protocol(l: &Listener) -> bool {
 }
 
 /// Why the listener is invalid as written: a conversion problem (its
-/// `allowedRoutes` selector), or a hostname the spec does not allow.
+/// `allowedRoutes` selector), a hostname the spec does not allow, or an HTTPS
+/// listener without certificates to terminate TLS with.
 fn invalidity(l: &Listener) -> Option<String> {
     if let Some(problem) = &l.problem {
         return Some(problem.clone());
+    }
+    if l.protocol == Protocol::Https {
+        match &l.tls {
+            None => return Some("tls: required for protocol HTTPS".into()),
+            Some(tls) if !tls.mode_terminate => {
+                return Some("tls.mode: HTTPS listeners terminate TLS (mode Terminate)".into());
+            }
+            Some(tls) if tls.certificate_refs.is_empty() => {
+                return Some(
+                    "tls.certificateRefs: at least one is required in mode Terminate".into(),
+                );
+            }
+            Some(_) => {}
+        }
     }
     let h = l.hostname.as_deref()?;
     crate::spec::validate::hostname_problem(h).map(|why| format!("hostname: {why}"))
@@ -179,7 +205,7 @@ fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
     let bindable = l.port <= max_port;
     let invalid = invalidity(l);
     let ok = supported_protocol && conflicted.is_none() && bindable && invalid.is_none();
-    let serves_http = ok && l.protocol == Protocol::Http && !kinds.is_empty();
+    let serves_http = ok && !kinds.is_empty();
     let mut conditions = vec![
         accepted(
             l,
@@ -189,7 +215,7 @@ fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
             invalid.as_deref(),
         ),
         conflicted_condition(conflicted),
-        resolved_refs(l, invalid_kinds),
+        resolved_refs(invalid_kinds),
         programmed(serves_http, conflicted),
     ];
     conditions.sort();
@@ -201,6 +227,10 @@ fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
         allowed_namespaces: l.allowed_namespaces.clone(),
         accepts_http_routes: ok && !kinds.is_empty(),
         serves_http,
+        certificate_refs: match (&l.protocol, &l.tls) {
+            (Protocol::Https, Some(tls)) => tls.certificate_refs.clone(),
+            _ => vec![],
+        },
         supported_kinds: kinds,
         conditions,
         port_hostnames: vec![],
@@ -252,20 +282,13 @@ fn conflicted_condition(conflict: Option<Reason>) -> Condition {
     }
 }
 
-fn resolved_refs(l: &Listener, invalid_kinds: bool) -> Condition {
+fn resolved_refs(invalid_kinds: bool) -> Condition {
     if invalid_kinds {
         Condition::new(
             Type::ResolvedRefs,
             false,
             Reason::InvalidRouteKinds,
             "Only HTTPRoute is supported",
-        )
-    } else if l.protocol == Protocol::Https {
-        Condition::new(
-            Type::ResolvedRefs,
-            false,
-            Reason::InvalidCertificateRef,
-            "TLS certificates are not supported yet",
         )
     } else {
         Condition::new(
@@ -295,6 +318,68 @@ fn programmed(serves_http: bool, conflict: Option<Reason>) -> Condition {
             Reason::Invalid,
             "Listener is not programmed",
         )
+    }
+}
+
+/// The outcome of an HTTPS listener's `tls.certificateRefs`
+/// (`dataflow::certificates`): the Secrets Envoy may use, by name, and why the
+/// first reference that failed did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CertificateVerdict {
+    /// Names (`namespace/name`) of the valid Secrets, in reference order.
+    pub secrets: Vec<String>,
+    /// The first failing reference: `InvalidCertificateRef` or `RefNotPermitted`,
+    /// with a message naming every failing reference.
+    pub problem: Option<(Reason, String)>,
+}
+
+impl CertificateVerdict {
+    /// Folds the verdict into an HTTPS listener's view: `ResolvedRefs=False` with
+    /// the first failing reference's reason, and, without any valid certificate,
+    /// `Programmed=False` / `Invalid` (it serves nothing). `None`: a serving HTTPS
+    /// listener whose references have not resolved to anything yet.
+    pub fn apply(verdict: Option<&CertificateVerdict>, view: &mut ListenerView) {
+        if view.certificate_refs.is_empty() || !view.serves_http {
+            return;
+        }
+        let fallback = CertificateVerdict {
+            secrets: vec![],
+            problem: Some((
+                Reason::InvalidCertificateRef,
+                "No certificate reference resolved".into(),
+            )),
+        };
+        let verdict = verdict.unwrap_or(&fallback);
+        let already_false = |t: Type, conditions: &[Condition]| {
+            conditions.iter().any(|c| c.type_ == t && !c.status)
+        };
+        if let Some((reason, message)) = &verdict.problem
+            && !already_false(Type::ResolvedRefs, &view.conditions)
+        {
+            for c in view
+                .conditions
+                .iter_mut()
+                .filter(|c| c.type_ == Type::ResolvedRefs)
+            {
+                *c = Condition::new(Type::ResolvedRefs, false, *reason, message.clone());
+            }
+        }
+        if verdict.secrets.is_empty() {
+            view.serves_http = false;
+            for c in view
+                .conditions
+                .iter_mut()
+                .filter(|c| c.type_ == Type::Programmed)
+            {
+                *c = Condition::new(
+                    Type::Programmed,
+                    false,
+                    Reason::Invalid,
+                    "Listener has no valid certificate: not programmed",
+                );
+            }
+        }
+        view.conditions.sort();
     }
 }
 

@@ -24,6 +24,21 @@ pub fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>
     out
 }
 
+/// `((target namespace, source namespace), allowed Secret name or any)` for every
+/// entry of a grant that lets Gateways reference Secrets (listener certificates).
+pub fn secret_grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
+    let mut out = vec![];
+    for f in g.from.iter().filter(|f| f.is_gateway()) {
+        for t in g.to.iter().filter(|t| t.is_secret()) {
+            out.push((
+                (g.key.namespace.clone(), f.namespace.clone()),
+                t.name.clone(),
+            ));
+        }
+    }
+    out
+}
+
 /// A reference to `port` of the Service `svc` (which exists and may be referenced).
 pub fn resolve_port(port: Option<u16>, svc: &Service) -> Resolution {
     let port = port.ok_or(Unresolved::BackendNotFound)?;

@@ -22,6 +22,12 @@
 //! * a backendRef resolves when it is a core `Service` (else `InvalidKind`), in the
 //!   route's namespace or allowed by a ReferenceGrant in the target namespace (else
 //!   `RefNotPermitted`), and the Service and port exist (else `BackendNotFound`).
+//! * an HTTPS listener's certificateRef resolves when it is a core `Secret` (else
+//!   `InvalidCertificateRef`), in the Gateway's namespace or allowed by a
+//!   ReferenceGrant from Gateways of that namespace to Secrets (else
+//!   `RefNotPermitted`), and the Secret exists with usable data (else
+//!   `InvalidCertificateRef`). A listener with at least one valid Secret is a TLS
+//!   chain of its port's Envoy listener, and the gateway serves those Secrets.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,17 +35,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use sluice_pipeline::{
     ir::{
         ClusterIr, ClusterKey, Condition, ConditionType, EndpointsIr, GatewayStatus, ListenerIr,
-        Outputs, Reason, RouteIr, RouteParentStatus, StatusOutput, VirtualHostIr, XdsOutput,
+        Outputs, Reason, RouteIr, RouteParentStatus, SecretIr, StatusOutput, TlsChain,
+        VirtualHostIr, XdsOutput,
     },
     model::{
         BackendRef, EndpointSlice, FromNamespaces, GATEWAY_GROUP, Gateway, HttpRoute,
         LabelSelector, Namespace, Object, ObjectKey, ParentRef, ReferenceGrant, Requirement,
-        SelectorOp, Service,
+        Secret, SelectorOp, Service,
     },
     spec::{
-        gateway::gateway_status,
+        gateway::{ListenerFact, gateway_status},
         hostname::effective,
-        listener::{ListenerView, listener_views},
+        listener::{CertificateVerdict, ListenerView, listener_views},
         precedence::Precedence,
         routes::{Resolution, ResolvedRoute, Slot, Unresolved, parent_conditions, resolve_route},
     },
@@ -57,6 +64,8 @@ pub struct Reference {
     pub gateway_clusters: BTreeSet<(ObjectKey, String)>,
     pub clusters: BTreeSet<ClusterIr>,
     pub endpoints: BTreeSet<EndpointsIr>,
+    /// (gateway, Secret) for every Secret a gateway's TLS chains present.
+    pub secrets: BTreeSet<(ObjectKey, SecretIr)>,
     pub gateway_status: BTreeSet<GatewayStatus>,
     pub route_status: BTreeSet<RouteParentStatus>,
     /// (route, gateway, listener name) for every listener a route is attached to.
@@ -88,6 +97,14 @@ impl Reference {
         }));
         xds.extend(self.clusters.iter().cloned().map(XdsOutput::Cluster));
         xds.extend(self.endpoints.iter().cloned().map(XdsOutput::Endpoints));
+        xds.extend(
+            self.secrets
+                .iter()
+                .map(|(gateway, secret)| XdsOutput::Secret {
+                    gateway: gateway.clone(),
+                    secret: secret.clone(),
+                }),
+        );
         let mut status: Vec<StatusOutput> = self
             .gateway_status
             .iter()
@@ -110,6 +127,7 @@ struct World<'a> {
     services: Vec<&'a Service>,
     slices: Vec<&'a EndpointSlice>,
     namespaces: Vec<&'a Namespace>,
+    secrets: Vec<&'a Secret>,
 }
 
 /// Gateways of a GatewayClass whose `controllerName` is ours, and everything else.
@@ -130,6 +148,7 @@ fn world<'a>(objects: &'a [Object], controller: &str) -> World<'a> {
             Object::Service(s) => w.services.push(s),
             Object::EndpointSlice(s) => w.slices.push(s),
             Object::Namespace(n) => w.namespaces.push(n),
+            Object::Secret(s) => w.secrets.push(s),
             _ => {}
         }
     }
@@ -329,13 +348,48 @@ fn attach_to_gateway(
 ) {
     let key = &gw.meta.key;
     let views = listener_views(gw, u16::MAX);
+    let mut chains: BTreeMap<u16, Vec<TlsChain>> = BTreeMap::new();
+    let mut verdicts = vec![];
     for v in views.iter().filter(|v| v.serves_http) {
-        out.listeners.insert(ListenerIr {
-            gateway: key.clone(),
-            port: v.port,
-        });
+        if v.certificate_refs.is_empty() {
+            out.listeners.insert(ListenerIr {
+                gateway: key.clone(),
+                port: v.port,
+                tls: vec![],
+            });
+        } else {
+            let verdict = certificate_verdict(w, gw, v);
+            if !verdict.secrets.is_empty() {
+                chains.entry(v.port).or_default().push(TlsChain {
+                    hostname: v.hostname.clone(),
+                    secrets: verdict.secrets.clone(),
+                });
+            }
+            for name in &verdict.secrets {
+                let s = w.secrets.iter().find(|s| secret_name(&s.key) == *name);
+                if let Some(s) = s {
+                    out.secrets.insert((
+                        key.clone(),
+                        SecretIr {
+                            name: name.clone(),
+                            cert_chain: s.cert_chain.clone(),
+                            private_key: s.private_key.clone(),
+                        },
+                    ));
+                }
+            }
+            verdicts.push(ListenerFact::Certificates(v.name.clone(), verdict));
+        }
         let host = v.hostname.clone().unwrap_or_else(|| "*".to_string());
         on_vhost.entry((key.clone(), v.port, host)).or_default();
+    }
+    for (port, mut tls) in chains {
+        tls.sort();
+        out.listeners.insert(ListenerIr {
+            gateway: key.clone(),
+            port,
+            tls,
+        });
     }
     for route in &w.routes {
         for (index, p) in route.parent_refs.iter().enumerate() {
@@ -380,14 +434,19 @@ fn attach_to_gateway(
             });
         }
     }
-    let status = status_of_gateway(gw, &views, out);
+    let status = status_of_gateway(gw, &views, &verdicts, out);
     out.gateway_status.insert(status);
 }
 
 /// The Gateway's status, counting the routes attached to each of its listeners.
-fn status_of_gateway(gw: &Gateway, views: &[ListenerView], out: &Reference) -> GatewayStatus {
+fn status_of_gateway(
+    gw: &Gateway,
+    views: &[ListenerView],
+    verdicts: &[ListenerFact],
+    out: &Reference,
+) -> GatewayStatus {
     let key = &gw.meta.key;
-    let counts: Vec<(String, u32)> = views
+    let mut facts: Vec<ListenerFact> = views
         .iter()
         .map(|v| {
             let n = out
@@ -395,11 +454,72 @@ fn status_of_gateway(gw: &Gateway, views: &[ListenerView], out: &Reference) -> G
                 .iter()
                 .filter(|(_, g, l)| g == key && *l == v.name)
                 .count();
-            (v.name.clone(), u32::try_from(n).unwrap_or(u32::MAX))
+            ListenerFact::Attached(v.name.clone(), u32::try_from(n).unwrap_or(u32::MAX))
         })
         .collect();
-    let counts: Vec<&(String, u32)> = counts.iter().collect();
-    gateway_status(gw, &counts, u16::MAX, "0.0.0.0")
+    facts.extend(verdicts.iter().cloned());
+    let facts: Vec<&ListenerFact> = facts.iter().collect();
+    gateway_status(gw, &facts, u16::MAX, "0.0.0.0")
+}
+
+fn secret_name(key: &ObjectKey) -> String {
+    format!("{}/{}", key.namespace, key.name)
+}
+
+/// How an HTTPS listener's certificateRefs resolve, reference by reference.
+fn certificate_verdict(w: &World, gw: &Gateway, v: &ListenerView) -> CertificateVerdict {
+    let gw_ns = &gw.meta.key.namespace;
+    let mut verdict = CertificateVerdict::default();
+    let mut failures: Vec<(Reason, String)> = vec![];
+    for (i, r) in v.certificate_refs.iter().enumerate() {
+        let ns = r.namespace.clone().unwrap_or_else(|| gw_ns.clone());
+        let what = format!("tls.certificateRefs[{i}] {ns}/{}", r.name);
+        if !(r.group.is_empty() && r.kind == "Secret") {
+            let msg = format!(
+                "{what}: kind {}/{} is not supported (only core Secrets)",
+                r.group, r.kind
+            );
+            failures.push((Reason::InvalidCertificateRef, msg));
+            continue;
+        }
+        let granted = w.grants.iter().any(|g| {
+            g.key.namespace == ns
+                && g.from.iter().any(|f| {
+                    f.group == GATEWAY_GROUP && f.kind == "Gateway" && f.namespace == *gw_ns
+                })
+                && g.to.iter().any(|t| {
+                    t.group.is_empty()
+                        && t.kind == "Secret"
+                        && t.name.as_ref().is_none_or(|n| *n == r.name)
+                })
+        });
+        if ns != *gw_ns && !granted {
+            let msg = format!("{what}: no ReferenceGrant in {ns} lets Gateways of {gw_ns} use it");
+            failures.push((Reason::RefNotPermitted, msg));
+            continue;
+        }
+        let key = ObjectKey::new(ns.clone(), r.name.clone());
+        match w.secrets.iter().find(|s| s.key == key) {
+            None => failures.push((
+                Reason::InvalidCertificateRef,
+                format!("{what}: Secret not found"),
+            )),
+            Some(s) => match &s.problem {
+                Some(p) => failures.push((Reason::InvalidCertificateRef, format!("{what}: {p}"))),
+                None => {
+                    let name = secret_name(&key);
+                    if !verdict.secrets.contains(&name) {
+                        verdict.secrets.push(name);
+                    }
+                }
+            },
+        }
+    }
+    if let Some((reason, _)) = failures.first() {
+        let msgs: Vec<String> = failures.iter().map(|(_, m)| m.clone()).collect();
+        verdict.problem = Some((*reason, msgs.join("; ")));
+    }
+    verdict
 }
 
 /// Each virtual host lists every match of every rule of its routes, in precedence

@@ -33,7 +33,7 @@ use super::warming::{Diff, WARMING_ORDER};
 pub struct Delta {
     ctx: StreamCtx,
     current: Arc<GatewayResources>,
-    types: [TypeState; 4],
+    types: [TypeState; crate::state::TYPES],
 }
 
 #[derive(Debug, Default)]
@@ -127,7 +127,7 @@ impl Delta {
     /// Brings every requested type up to `current`, in warming order.
     fn sync(&mut self) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
-        let mut diffs: [Option<Diff>; 4] = Default::default();
+        let mut diffs: [Option<Diff>; crate::state::TYPES] = Default::default();
         for ty in ResourceType::ALL {
             let t = &mut self.types[ty.index()];
             let Some(sub) = &t.sub else { continue };

@@ -32,7 +32,7 @@ use super::warming::{Diff, WARMING_ORDER};
 pub struct Sotw {
     ctx: StreamCtx,
     current: Arc<GatewayResources>,
-    types: [TypeState; 4],
+    types: [TypeState; crate::state::TYPES],
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +123,7 @@ impl Sotw {
     /// Brings every requested type up to `current`, in warming order.
     fn sync(&mut self) -> Vec<DiscoveryResponse> {
         let mut out = Vec::new();
-        let mut diffs: [Option<Diff>; 4] = Default::default();
+        let mut diffs: [Option<Diff>; crate::state::TYPES] = Default::default();
         for ty in ResourceType::ALL {
             let t = &mut self.types[ty.index()];
             let Some(sub) = &t.sub else { continue };

@@ -1,9 +1,10 @@
 //! The order in which one update reaches a proxy, and what changed per type.
 //!
 //! Envoy warms a cluster before it uses it, and a route may only name clusters the
-//! proxy already has. So every update goes out as up to six messages, in
-//! [`WARMING_ORDER`]: new or changed clusters, then endpoints, then listeners, then
-//! routes, and only then the removal of clusters and their endpoints.
+//! proxy already has. So every update goes out as up to eight messages, in
+//! [`WARMING_ORDER`]: new or changed clusters, then endpoints, then secrets (the
+//! certificates of HTTPS listeners), then listeners, then routes, and only then the
+//! removal of clusters, their endpoints and secrets.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ pub struct Phase {
 }
 
 /// Every type has exactly one phase with `upserts` and one with `removals`.
-pub const WARMING_ORDER: [Phase; 6] = [
+pub const WARMING_ORDER: [Phase; 8] = [
     Phase {
         ty: ResourceType::Cluster,
         upserts: true,
@@ -32,6 +33,11 @@ pub const WARMING_ORDER: [Phase; 6] = [
     },
     Phase {
         ty: ResourceType::Endpoint,
+        upserts: true,
+        removals: false,
+    },
+    Phase {
+        ty: ResourceType::Secret,
         upserts: true,
         removals: false,
     },
@@ -52,6 +58,11 @@ pub const WARMING_ORDER: [Phase; 6] = [
     },
     Phase {
         ty: ResourceType::Endpoint,
+        upserts: false,
+        removals: true,
+    },
+    Phase {
+        ty: ResourceType::Secret,
         upserts: false,
         removals: true,
     },
@@ -204,12 +215,15 @@ mod tests {
             .filter(|p| p.upserts)
             .map(|p| p.ty)
             .collect();
-        assert_eq!(upserts, [Cluster, Endpoint, Listener, Route]);
-        let last_two: Vec<_> = WARMING_ORDER[4..]
+        assert_eq!(upserts, [Cluster, Endpoint, Secret, Listener, Route]);
+        let last_three: Vec<_> = WARMING_ORDER[5..]
             .iter()
             .map(|p| (p.ty, p.upserts))
             .collect();
-        assert_eq!(last_two, [(Cluster, false), (Endpoint, false)]);
+        assert_eq!(
+            last_three,
+            [(Cluster, false), (Endpoint, false), (Secret, false)]
+        );
     }
 
     #[test]

@@ -1,30 +1,68 @@
 //! One Envoy Listener per Gateway port, with an HttpConnectionManager whose routes
 //! come over RDS (through ADS) under the listener's own name; and, for gRPC's own
 //! xDS clients, one API listener per exact hostname (see [`api_listener`]).
+//!
+//! An HTTPS port terminates TLS: the TLS inspector reads the client's SNI, and each
+//! HTTPS listener of the port is one filter chain matching its hostname
+//! (`server_names`; the listener without hostname matches any SNI, and a client that
+//! sends none), presenting its certificates fetched over SDS (through ADS) by
+//! Secret name, with ALPN `h2` and `http/1.1`. A certificate change is a new Secret
+//! resource only: the Listener names it and does not change.
 
 use envoy_types::pb::envoy::config::core::v3::{
     Address, SocketAddress, address, socket_address::PortSpecifier,
 };
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::config::listener::v3::{
-    ApiListener, Filter, FilterChain, Listener, filter,
+    ApiListener, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter,
+    listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+};
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
-use sluice_pipeline::ir::ListenerIr;
+use sluice_pipeline::ir::{ListenerIr, TlsChain};
 
 use super::{EncodeConfig, ads_config_source};
 
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
+pub const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 
 /// The Listener for `ir`: binds `address_for(gateway):port+port_offset`.
 pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
     let name = ir.name();
     let hcm = harden(http_connection_manager(&name));
+    let hcm_filter = Filter {
+        name: HCM_FILTER.to_owned(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+    };
+    let (filter_chains, listener_filters) = if ir.tls.is_empty() {
+        let chain = FilterChain {
+            filters: vec![hcm_filter],
+            ..Default::default()
+        };
+        (vec![chain], vec![])
+    } else {
+        let chains = (ir.tls.iter())
+            .map(|chain| tls_chain(&name, chain, hcm_filter.clone()))
+            .collect();
+        let inspector = ListenerFilter {
+            name: TLS_INSPECTOR.to_owned(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+                TlsInspector::default(),
+            ))),
+            ..Default::default()
+        };
+        (chains, vec![inspector])
+    };
     let socket = SocketAddress {
         address: config.address_for(&ir.gateway).to_owned(),
         port_specifier: Some(PortSpecifier::PortValue(config.bind_port(ir.port))),
@@ -35,13 +73,38 @@ pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
         address: Some(Address {
             address: Some(address::Address::SocketAddress(socket)),
         }),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: HCM_FILTER.to_owned(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-            }],
+        filter_chains,
+        listener_filters,
+        ..Default::default()
+    }
+}
+
+/// The filter chain of one HTTPS listener: its SNI, its certificates over SDS.
+fn tls_chain(listener: &str, chain: &TlsChain, hcm: Filter) -> FilterChain {
+    let context = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: (chain.secrets.iter())
+                .map(|name| SdsSecretConfig {
+                    name: name.clone(),
+                    sds_config: Some(ads_config_source()),
+                })
+                .collect(),
+            alpn_protocols: vec!["h2".to_owned(), "http/1.1".to_owned()],
             ..Default::default()
-        }],
+        }),
+        ..Default::default()
+    };
+    FilterChain {
+        name: format!("{listener}/{}", chain.hostname.as_deref().unwrap_or("*")),
+        filter_chain_match: chain.hostname.as_ref().map(|h| FilterChainMatch {
+            server_names: vec![h.clone()],
+            ..Default::default()
+        }),
+        filters: vec![hcm],
+        transport_socket: Some(TransportSocket {
+            name: TLS_TRANSPORT_SOCKET.to_owned(),
+            config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+        }),
         ..Default::default()
     }
 }

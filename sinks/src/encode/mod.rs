@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod listener;
 pub mod rewrite;
 pub mod route;
+pub mod secret;
 
 /// How IR becomes Envoy configuration: the parts that depend on where Envoy runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

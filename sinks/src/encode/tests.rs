@@ -270,6 +270,7 @@ fn listener_binds_gateway_address_with_offset_and_reads_routes_over_ads() {
         &ListenerIr {
             gateway: gw(),
             port: 80,
+            tls: vec![],
         },
     );
     assert_eq!(l.name, "infra/gw/80");

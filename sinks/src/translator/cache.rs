@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use prost::Message;
 use prost::bytes::Bytes;
-use sluice_pipeline::ir::{ClusterIr, EndpointsIr, ListenerIr, VirtualHostIr, listener_name};
+use sluice_pipeline::ir::{
+    ClusterIr, EndpointsIr, ListenerIr, SecretIr, VirtualHostIr, listener_name,
+};
 use sluice_pipeline::model::ObjectKey;
 
 use crate::encode::{self, EncodeConfig};
@@ -49,6 +51,8 @@ pub(super) struct EncodeCache {
     endpoints: BTreeMap<String, Arc<Resource>>,
     /// Empty assignments for clusters with no `Endpoints` output, encoded on demand.
     empty_endpoints: BTreeMap<String, Arc<Resource>>,
+    /// SDS Secrets by (gateway, name).
+    secrets: BTreeMap<(ObjectKey, String), Arc<Resource>>,
     /// Resources encoded so far (virtual hosts included).
     encoded: u64,
 }
@@ -62,6 +66,7 @@ impl EncodeCache {
             clusters: BTreeMap::new(),
             endpoints: BTreeMap::new(),
             empty_endpoints: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             encoded: 0,
         }
     }
@@ -69,6 +74,24 @@ impl EncodeCache {
     /// How many resources (virtual hosts included) were encoded so far.
     pub(super) fn encoded(&self) -> u64 {
         self.encoded
+    }
+
+    /// Encodes a gateway's Secret.
+    pub(super) fn put_secret(&mut self, gateway: &ObjectKey, s: &SecretIr) {
+        let resource = self.encode(s.name.clone(), &encode::secret::secret(s));
+        self.secrets
+            .insert((gateway.clone(), s.name.clone()), resource);
+    }
+
+    pub(super) fn remove_secret(&mut self, gateway: &ObjectKey, name: &str) {
+        self.secrets.remove(&(gateway.clone(), name.to_owned()));
+    }
+
+    /// A gateway's Secret, if it has it.
+    pub(super) fn secret(&self, gateway: &ObjectKey, name: &str) -> Option<Arc<Resource>> {
+        self.secrets
+            .get(&(gateway.clone(), name.to_owned()))
+            .cloned()
     }
 
     /// Encodes a Listener; its port always has a (maybe empty) route table.

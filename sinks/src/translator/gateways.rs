@@ -106,6 +106,18 @@ impl Gateways {
             | set(entries(state, ResourceType::Endpoint), cluster, cla)
     }
 
+    /// Brings one Secret of a gateway up to date.
+    pub(super) fn sync_secret(
+        &mut self,
+        cache: &EncodeCache,
+        gateway: &ObjectKey,
+        name: &str,
+    ) -> bool {
+        let served = cache.secret(gateway, name);
+        let state = self.current.entry(gateway.clone()).or_default();
+        set(entries(state, ResourceType::Secret), name, served)
+    }
+
     /// A snapshot of a gateway whose set changed, stamped `time`; an emptied
     /// gateway is published (empty) once and forgotten.
     pub(super) fn publish(

@@ -5,7 +5,8 @@
 //!          VirtualHost    ─▶ tables[(gw, port)].vhosts[host] ─┤ (gateway, cluster)
 //!          GatewayCluster ─▶ members[gw], holders[cluster]   ─┤ ─▶ update those entries
 //!          Cluster        ─▶ clusters[name]       (shared)   ─┤    of each gateway's set,
-//!          Endpoints      ─▶ endpoints[name]      (shared)   ─┘    snapshot (O(1)) if changed
+//!          Endpoints      ─▶ endpoints[name]      (shared)   ─┤    snapshot (O(1)) if changed
+//!          Secret         ─▶ secrets[(gw, name)]             ─┘
 //! ```
 //!
 //! Virtual hosts are cached as encoded bytes per `(gateway, port, hostname)`; a
@@ -75,6 +76,8 @@ struct Dirty {
     members: BTreeSet<(ObjectKey, String)>,
     /// (gateway, hostname) API listeners to bring up to date.
     hosts: BTreeSet<(ObjectKey, String)>,
+    /// (gateway, name) Secrets to bring up to date.
+    secrets: BTreeSet<(ObjectKey, String)>,
 }
 
 impl Translator {
@@ -163,6 +166,14 @@ impl Translator {
                 }
                 dirty.clusters.insert(e.cluster.clone());
             }
+            XdsOutput::Secret { gateway, secret } => {
+                if present {
+                    self.cache.put_secret(gateway, secret);
+                } else {
+                    self.cache.remove_secret(gateway, &secret.name);
+                }
+                dirty.secrets.insert((gateway.clone(), secret.name.clone()));
+            }
         }
     }
 
@@ -192,6 +203,9 @@ impl Translator {
         }
         for (gw, host) in &dirty.hosts {
             mark(gw, self.gateways.sync_host(&self.cache, gw, host));
+        }
+        for (gw, name) in &dirty.secrets {
+            mark(gw, self.gateways.sync_secret(&self.cache, gw, name));
         }
         let gateways = &self.gateways;
         self.cache.prune_empty(|c| gateways.is_held(c));

@@ -29,6 +29,7 @@ fn listener(g: &str, port: u16) -> XdsOutput {
     XdsOutput::Listener(ListenerIr {
         gateway: gw(g),
         port,
+        tls: vec![],
     })
 }
 

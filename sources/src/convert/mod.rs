@@ -16,6 +16,7 @@ mod httproute;
 pub(crate) mod meta;
 mod namespace;
 mod reference_grant;
+mod secret;
 mod selector;
 mod service;
 
@@ -26,6 +27,7 @@ use sluice_pipeline::model::Object;
 
 pub use duration::parse_duration_ms;
 pub use endpoint_slice::SERVICE_NAME_LABEL;
+pub use secret::{TLS_SECRET_TYPE, certificate_problem};
 
 /// The items in order, without those whose name (`name_of`) an earlier item already
 /// has (compared ignoring ASCII case when `ignore_case`): the Gateway API's rule for

@@ -17,6 +17,7 @@ pub fn manifest_files(objects: &[Object]) -> Result<Vec<(String, String)>, serde
         (Kind::Namespace, "01-namespaces.yaml"),
         (Kind::Gateway, "10-gateways.yaml"),
         (Kind::ReferenceGrant, "20-referencegrants.yaml"),
+        (Kind::Secret, "25-secrets.yaml"),
         (Kind::Service, "30-services.yaml"),
         (Kind::EndpointSlice, "40-endpointslices.yaml"),
         (Kind::HttpRoute, "50-httproutes.yaml"),
@@ -43,6 +44,15 @@ pub fn to_yaml(obj: &Object) -> Value {
             "metadata": {"name": c.name, "generation": c.generation},
             "spec": {"controllerName": c.controller_name},
         }),
+        Object::Secret(secret) => {
+            let data = |s: &str| {
+                serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec()))
+                    .unwrap_or(Value::Null)
+            };
+            json!({"apiVersion": "v1", "kind": "Secret", "type": crate::convert::TLS_SECRET_TYPE,
+                   "metadata": {"name": secret.key.name, "namespace": secret.key.namespace},
+                   "data": {"tls.crt": data(&secret.cert_chain), "tls.key": data(&secret.private_key)}})
+        }
         Object::Namespace(n) => {
             let labels: Map<String, Value> = n
                 .labels

@@ -68,6 +68,7 @@ pub(crate) fn model_kind(kind: &str) -> Option<Kind> {
         "Service" => Kind::Service,
         "EndpointSlice" => Kind::EndpointSlice,
         "Namespace" => Kind::Namespace,
+        "Secret" => Kind::Secret,
         _ => return None,
     })
 }

@@ -5,7 +5,7 @@ use gateway_api::{
     referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::{
-    core::v1::{Namespace, Service},
+    core::v1::{Namespace, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use serde::de::DeserializeOwned;
@@ -136,6 +136,7 @@ fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object,
         ("ReferenceGrant", _) if gateway => convert::<ReferenceGrant>(value()),
         ("Service", "v1") => convert::<Service>(value()),
         ("Namespace", "v1") => convert::<Namespace>(value()),
+        ("Secret", "v1") => convert::<Secret>(value()),
         ("EndpointSlice", "discovery.k8s.io/v1") => convert::<EndpointSlice>(value()),
         _ => return None,
     })
@@ -165,6 +166,7 @@ pub(super) fn object_of_json(api_version: &str, kind: &str, json: &[u8]) -> Opti
         ("ReferenceGrant", _) if gateway => typed::<ReferenceGrant>(json),
         ("Service", "v1") => typed::<Service>(json),
         ("Namespace", "v1") => typed::<Namespace>(json),
+        ("Secret", "v1") => typed::<Secret>(json),
         ("EndpointSlice", "discovery.k8s.io/v1") => typed::<EndpointSlice>(json),
         _ => None,
     }
