@@ -100,6 +100,23 @@ struct ServeArgs {
     /// speaks, or stopped answering keepalive pings, sent every third of it).
     #[arg(long, value_name = "SECS", default_value_t = 90)]
     xds_idle_timeout_secs: u64,
+    /// Serve xDS over TLS with this certificate chain (PEM); with `--xds-tls-key`.
+    #[arg(long, value_name = "FILE", requires = "xds_tls_key")]
+    xds_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--xds-tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "xds_tls_cert")]
+    xds_tls_key: Option<PathBuf>,
+    /// Require proxies to present a client certificate signed by this CA (PEM). A
+    /// proxy may then serve only the Gateways its certificate names (a URI SAN
+    /// `spiffe://DOMAIN/ns/NAMESPACE/gateway/NAME`, or CN `NAMESPACE/NAME`), and is
+    /// sent their Secrets (HTTPS certificates and keys).
+    #[arg(long, value_name = "FILE", requires = "xds_tls_cert")]
+    xds_client_ca: Option<PathBuf>,
+    /// Send Secrets (private keys of HTTPS listeners) to proxies that did not
+    /// authenticate. Only for local development with xDS on loopback: anyone who can
+    /// reach the xDS port could fetch any Gateway's keys.
+    #[arg(long, conflicts_with = "xds_client_ca")]
+    insecure_serve_secrets: bool,
     /// Address Envoy listeners bind unless their Gateway has its own.
     #[arg(long, default_value = "0.0.0.0")]
     listen_address: String,

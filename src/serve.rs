@@ -155,6 +155,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         xds,
         xds_max_connections,
         xds_idle_timeout_secs,
+        xds_tls_cert,
+        xds_tls_key,
+        xds_client_ca,
+        insecure_serve_secrets,
         listen_address,
         gateway_addresses,
         port_offset,
@@ -246,7 +250,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_secs = limits.idle.as_secs(),
         "xDS port limits"
     );
-    let server = AdsServer::new(hub.clone()).with_limits(limits);
+    let server = AdsServer::new(hub.clone())
+        .with_limits(limits)
+        .with_secret_policy(secret_policy(
+            xds_client_ca.is_some(),
+            insecure_serve_secrets,
+        ));
+    let server = match (&xds_tls_cert, &xds_tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+            };
+            let ca = xds_client_ca.as_ref().map(read).transpose()?;
+            server.with_tls(&read(cert)?, &read(key)?, ca.as_deref())
+        }
+        _ => server,
+    };
     server.stats().register(&mut registry);
     {
         let _runtime = runtime.enter();
@@ -294,6 +313,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         s.write("shutdown");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who is sent Secrets, logged once.
+fn secret_policy(client_auth: bool, insecure: bool) -> sluice_sinks::ads::SecretPolicy {
+    use sluice_sinks::ads::SecretPolicy;
+    if client_auth {
+        tracing::info!("xDS clients authenticate with certificates: each is sent the Secrets of the Gateways its certificate names");
+        SecretPolicy::Authenticated
+    } else if insecure {
+        tracing::warn!("--insecure-serve-secrets: private keys of HTTPS listeners are sent to any proxy that connects to the xDS port");
+        SecretPolicy::Insecure
+    } else {
+        tracing::info!("xDS clients are not authenticated: no proxy is sent Secrets, so HTTPS listeners cannot complete a handshake (use --xds-client-ca, or --insecure-serve-secrets on loopback)");
+        SecretPolicy::Never
+    }
 }
 
 /// Binds `xds` and serves ADS on it until Ctrl-C or SIGTERM.

@@ -402,6 +402,99 @@ mod tests {
         views.iter().find(|v| v.name == name).expect("listener")
     }
 
+    fn https_listener(name: &str, port: u16) -> Listener {
+        Listener {
+            tls: Some(crate::model::ListenerTls {
+                mode_terminate: true,
+                certificate_refs: vec![SecretRef {
+                    group: String::new(),
+                    kind: "Secret".into(),
+                    namespace: None,
+                    name: "cert".into(),
+                }],
+            }),
+            ..with(name, port, Protocol::Https)
+        }
+    }
+
+    #[test]
+    fn an_https_listener_needs_tls_in_terminate_mode_with_certificates() {
+        let mut passthrough = https_listener("passthrough", 443);
+        if let Some(tls) = &mut passthrough.tls {
+            tls.mode_terminate = false;
+        }
+        let mut empty = https_listener("empty", 443);
+        if let Some(tls) = &mut empty.tls {
+            tls.certificate_refs.clear();
+        }
+        let gw = gateway(
+            "ns",
+            "gw",
+            vec![
+                with("none", 443, Protocol::Https),
+                passthrough,
+                empty,
+                https_listener("good", 8443),
+            ],
+        );
+        let views = listener_views(&gw, u16::MAX);
+        for (name, says) in [
+            ("none", "tls: required"),
+            ("passthrough", "mode Terminate"),
+            ("empty", "at least one"),
+        ] {
+            let v = view(&views, name);
+            let accepted = condition(v, Type::Accepted);
+            assert!(!accepted.status && !v.serves_http, "{name}");
+            assert_eq!(accepted.reason, Reason::UnsupportedValue, "{name}");
+            assert!(accepted.message.contains(says), "{name}: {}", accepted.message);
+        }
+        let good = view(&views, "good");
+        assert!(good.serves_http && good.accepts_http_routes);
+        assert_eq!(good.certificate_refs.len(), 1);
+    }
+
+    #[test]
+    fn a_certificate_verdict_sets_resolved_refs_and_programmed() {
+        let gw = gateway("ns", "gw", vec![https_listener("https", 443)]);
+        let fresh = || listener_views(&gw, u16::MAX).remove(0);
+        // Some certificate valid, another not: served, but ResolvedRefs=False.
+        let mut v = fresh();
+        let partly = CertificateVerdict {
+            secrets: vec!["ns/cert".into()],
+            problem: Some((Reason::RefNotPermitted, "certificateRefs[1] ...".into())),
+        };
+        CertificateVerdict::apply(Some(&partly), &mut v);
+        assert!(v.serves_http);
+        assert_eq!(condition(&v, Type::ResolvedRefs).reason, Reason::RefNotPermitted);
+        assert!(!condition(&v, Type::ResolvedRefs).status);
+        assert!(condition(&v, Type::Programmed).status);
+        // None valid (or none resolved yet): not programmed.
+        for verdict in [
+            None,
+            Some(CertificateVerdict {
+                secrets: vec![],
+                problem: Some((Reason::InvalidCertificateRef, "not found".into())),
+            }),
+        ] {
+            let mut v = fresh();
+            CertificateVerdict::apply(verdict.as_ref(), &mut v);
+            assert!(!v.serves_http);
+            let resolved = condition(&v, Type::ResolvedRefs);
+            assert_eq!((resolved.status, resolved.reason), (false, Reason::InvalidCertificateRef));
+            let programmed = condition(&v, Type::Programmed);
+            assert_eq!((programmed.status, programmed.reason), (false, Reason::Invalid));
+        }
+        // All valid: everything true.
+        let mut v = fresh();
+        let all = CertificateVerdict {
+            secrets: vec!["ns/cert".into()],
+            problem: None,
+        };
+        CertificateVerdict::apply(Some(&all), &mut v);
+        assert!(v.serves_http && condition(&v, Type::ResolvedRefs).status);
+    }
+
     fn with(name: &str, port: u16, protocol: Protocol) -> Listener {
         Listener {
             protocol,
@@ -438,7 +531,7 @@ mod tests {
         let gw = gateway(
             "ns",
             "gw",
-            vec![http_listener("a", 80), with("b", 80, Protocol::Https)],
+            vec![http_listener("a", 80), https_listener("b", 80)],
         );
         for v in listener_views(&gw, u16::MAX) {
             assert_eq!(

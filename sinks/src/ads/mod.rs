@@ -79,6 +79,7 @@
 
 mod delta;
 pub mod guard;
+pub mod identity;
 pub mod node;
 mod sotw;
 mod stream;
@@ -253,12 +254,30 @@ impl AdsStats {
     }
 }
 
+/// Who may be sent Secrets (SDS: certificates with their private keys).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SecretPolicy {
+    /// No stream gets Secrets (HTTPS listeners then cannot complete a handshake):
+    /// the default without client authentication.
+    #[default]
+    Never,
+    /// Every stream gets its Gateway's Secrets (`--insecure-serve-secrets`: local
+    /// development on loopback).
+    Insecure,
+    /// Streams get their Gateway's Secrets when the proxy's client certificate
+    /// names that Gateway ([`identity::gateways_of`]); a proxy whose certificate
+    /// names other Gateways only is refused.
+    Authenticated,
+}
+
 /// The ADS gRPC service over one hub.
 #[derive(Debug, Clone)]
 pub struct AdsServer {
     hub: Arc<XdsHub>,
     stats: Arc<AdsStats>,
     limits: Limits,
+    secrets: SecretPolicy,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl AdsServer {
@@ -267,7 +286,27 @@ impl AdsServer {
             hub,
             stats: Arc::default(),
             limits: Limits::default(),
+            secrets: SecretPolicy::default(),
+            tls: None,
         }
+    }
+
+    /// Serves over TLS with `cert` and `key` (PEM); with `client_ca` (PEM), every
+    /// proxy must present a certificate it signed.
+    pub fn with_tls(mut self, cert: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> Self {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(ca));
+        }
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Who is sent Secrets (default: nobody).
+    pub fn with_secret_policy(mut self, policy: SecretPolicy) -> Self {
+        self.secrets = policy;
+        self
     }
 
     /// Connection limits other than [`Limits::default`].
@@ -300,7 +339,11 @@ impl AdsServer {
         // so only a dead or silent connection reaches the idle limit.
         let limits = self.limits;
         let ping = limits.idle / 3;
-        Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls)?;
+        }
+        builder
             .http2_keepalive_interval(Some(ping))
             .http2_keepalive_timeout(Some(ping.min(Duration::from_secs(10))))
             .add_service(self.into_service())
@@ -329,10 +372,12 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let access = stream::Access::of(self.secrets, &request);
         let requests = request.into_inner();
         Ok(Response::new(stream::spawn::<sotw::Sotw>(
             self.hub.clone(),
             self.stats.clone(),
+            access,
             requests,
         )))
     }
@@ -341,10 +386,12 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let access = stream::Access::of(self.secrets, &request);
         let requests = request.into_inner();
         Ok(Response::new(stream::spawn::<delta::Delta>(
             self.hub.clone(),
             self.stats.clone(),
+            access,
             requests,
         )))
     }

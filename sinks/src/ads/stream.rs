@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::state::{GatewayResources, ResourceType, XdsHub};
 
-use super::AdsStats;
+use super::{AdsStats, SecretPolicy};
 use super::node::gateway_of;
 use super::verdict::{Inflight, culprits};
 
@@ -131,16 +131,62 @@ pub trait Protocol: Sized + Send + 'static {
     fn on_publish(&mut self, state: Arc<GatewayResources>) -> Vec<Self::Response>;
 }
 
+/// What a stream's proxy may be sent, decided when it connects.
+#[derive(Debug, Clone)]
+pub struct Access {
+    policy: SecretPolicy,
+    /// The Gateways the proxy's client certificate names (`Authenticated` only).
+    identities: Vec<ObjectKey>,
+}
+
+impl Access {
+    pub fn of<T>(policy: SecretPolicy, request: &tonic::Request<T>) -> Self {
+        let identities = match policy {
+            SecretPolicy::Authenticated => peer_gateways(request),
+            _ => vec![],
+        };
+        Self { policy, identities }
+    }
+
+    /// Whether the proxy may serve `gateway` at all: with client authentication,
+    /// only the Gateways its certificate names.
+    fn admits(&self, gateway: &ObjectKey) -> bool {
+        self.policy != SecretPolicy::Authenticated || self.identities.contains(gateway)
+    }
+
+    fn secrets(&self) -> bool {
+        self.policy != SecretPolicy::Never
+    }
+}
+
+fn peer_gateways<T>(request: &tonic::Request<T>) -> Vec<ObjectKey> {
+    let certs = request.peer_certs();
+    let leaf = certs.as_ref().and_then(|c| c.first());
+    leaf.map(|c| super::identity::gateways_of(c.as_ref()))
+        .unwrap_or_default()
+}
+
+/// `state` without its Secrets, for a proxy that may not have them.
+fn without_secrets(state: Arc<GatewayResources>) -> Arc<GatewayResources> {
+    if state.get(ResourceType::Secret).is_empty() {
+        return state;
+    }
+    let mut state = (*state).clone();
+    state.by_type[ResourceType::Secret.index()] = Default::default();
+    Arc::new(state)
+}
+
 /// Starts serving one stream; the returned stream is tonic's response body.
 pub fn spawn<P: Protocol>(
     hub: Arc<XdsHub>,
     stats: Arc<AdsStats>,
+    access: Access,
     requests: Streaming<P::Request>,
 ) -> ReceiverStream<Result<P::Response, Status>> {
     let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
     tokio::spawn(async move {
         stats.stream_opened(true);
-        if let Err(status) = run::<P>(hub, &stats, requests, &tx).await {
+        if let Err(status) = run::<P>(hub, &stats, access, requests, &tx).await {
             debug!(protocol = P::NAME, %status, "ADS stream ends with an error");
             let _ = tx.send(Err(status)).await;
         }
@@ -154,6 +200,7 @@ type Tx<R> = mpsc::Sender<Result<R, Status>>;
 async fn run<P: Protocol>(
     hub: Arc<XdsHub>,
     stats: &Arc<AdsStats>,
+    access: Access,
     mut requests: Streaming<P::Request>,
     tx: &Tx<P::Response>,
 ) -> Result<(), Status> {
@@ -162,9 +209,25 @@ async fn run<P: Protocol>(
     };
     let node = P::node(&first).map(|n| n.id.clone()).unwrap_or_default();
     let gateway = gateway_of(P::node(&first))?;
+    if !access.admits(&gateway) {
+        warn!(protocol = P::NAME, %gateway, node, identities = ?access.identities, "refusing a proxy whose client certificate does not name the Gateway it asks for");
+        return Err(Status::permission_denied(format!(
+            "the client certificate does not name Gateway {gateway}"
+        )));
+    }
     info!(protocol = P::NAME, %gateway, node, "proxy connected");
+    let vet = |state: Arc<GatewayResources>| {
+        if access.secrets() {
+            state
+        } else {
+            if !state.get(ResourceType::Secret).is_empty() {
+                debug!(%gateway, node, "not serving Secrets to an unauthenticated proxy");
+            }
+            without_secrets(state)
+        }
+    };
     let mut states = hub.subscribe(&gateway);
-    let current = states.borrow_and_update().clone();
+    let current = vet(states.borrow_and_update().clone());
     let ctx = StreamCtx {
         gateway: gateway.clone(),
         node: node.clone(),
@@ -188,7 +251,7 @@ async fn run<P: Protocol>(
                 if changed.is_err() {
                     break;
                 }
-                let state = states.borrow_and_update().clone();
+                let state = vet(states.borrow_and_update().clone());
                 out = machine.on_publish(state);
             }
             () = tx.closed() => break,
