@@ -57,6 +57,8 @@ mod requests;
 mod selftest;
 #[path = "conformance/status.rs"]
 mod status;
+#[path = "conformance/tls.rs"]
+mod tls;
 #[path = "conformance/websocket.rs"]
 mod websocket;
 
@@ -793,6 +795,7 @@ async fn wait_live(admin: SocketAddr) -> Result<(), String> {
             path: "/ready",
             headers: vec![],
             h2c: false,
+            tls: None,
         };
         match requests::send_raw(admin, &out).await {
             Ok(body) if body.trim() == "LIVE" => return Ok(()),

@@ -348,6 +348,7 @@ fn deploy_manifests(server: &Server) -> anyhow::Result<()> {
         ("update", "leases.coordination.k8s.io", true),
         ("patch", "httproutes.gateway.networking.k8s.io", false),
         ("delete", "gateways.gateway.networking.k8s.io", false),
+        ("watch", "secrets", true),
         ("get", "secrets", false),
         ("update", "services", false),
     ] {

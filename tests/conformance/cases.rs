@@ -40,30 +40,10 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "GatewayInvalidTLSBackendConfiguration",
         "needs BackendTLSPolicy",
     ),
-    (
-        "GatewayInvalidTLSConfiguration",
-        "needs HTTPS listeners (certificateRefs)",
-    ),
     ("GatewayModifyListeners", "mutates the Gateway mid-test"),
     (
         "GatewayObservedGenerationBump",
         "mutates the Gateway mid-test",
-    ),
-    (
-        "GatewaySecretInvalidReferenceGrant",
-        "needs HTTPS listeners (certificateRefs)",
-    ),
-    (
-        "GatewaySecretMissingReferenceGrant",
-        "needs HTTPS listeners (certificateRefs)",
-    ),
-    (
-        "GatewaySecretReferenceGrantAllInNamespace",
-        "needs HTTPS listeners (certificateRefs)",
-    ),
-    (
-        "GatewaySecretReferenceGrantSpecific",
-        "needs HTTPS listeners (certificateRefs)",
     ),
     (
         "GatewayStaticAddresses",
@@ -73,21 +53,15 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "GatewayTLSBackendClientCertificate",
         "needs BackendTLSPolicy",
     ),
-    (
-        "GatewayWithAttachedRoutes",
-        "needs HTTPS listeners (status of an unresolved certificateRef)",
-    ),
     ("HTTPRouteCORS", "needs CORS"),
-    ("HTTPRouteHTTPSListener", "needs HTTPS listeners"),
     (
         "HTTPRouteHTTPSListenerDetectMisdirectedRequests",
-        "needs HTTPS listeners",
+        "needs 421 for a request whose Host belongs to another HTTPS listener than its SNI",
     ),
     (
         "HTTPRouteObservedGenerationBump",
         "mutates the HTTPRoute mid-test",
     ),
-    ("HTTPRouteRedirectPortAndScheme", "needs HTTPS listeners"),
     ("HTTPRouteRetry", "needs retries"),
     ("HTTPRouteRetryConnectionError", "needs retries"),
     ("HTTPRouteRetryWithTimeouts", "needs retries"),
@@ -326,6 +300,9 @@ pub struct RequestCase {
     pub request_id_query_param: Option<String>,
     pub backend_set_response_headers: Option<BTreeMap<String, String>>,
     pub expect_failure: Option<String>,
+    /// HTTPS: the SNI the client sends.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -152,6 +152,9 @@ pub fn start_sluice(config: &SluiceConfig<'_>) -> anyhow::Result<ChildGuard> {
     command
         .arg("--xds")
         .arg(format!("127.0.0.1:{xds_port}"))
+        // xDS is on loopback and only this run's Envoys connect: they may have the
+        // HTTPS listeners' keys without client certificates.
+        .arg("--insecure-serve-secrets")
         .arg("--port-offset")
         .arg(port_offset.to_string());
     for (key, ip) in addresses.iter() {

@@ -65,6 +65,9 @@ pub struct Outgoing<'a> {
     pub path: &'a str,
     pub headers: Vec<(String, String)>,
     pub h2c: bool,
+    /// HTTPS: the SNI to send (the generated certificates are the trust anchors),
+    /// and whether to ask for HTTP/2 by ALPN.
+    pub tls: Option<(String, bool)>,
 }
 
 pub async fn send(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Result<Captured> {
@@ -103,10 +106,37 @@ async fn round_trip_inner(
     socket: SocketAddr,
     out: &Outgoing<'_>,
 ) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
-    let io = TokioIo::new(TcpStream::connect(socket).await?);
+    let tcp = TcpStream::connect(socket).await?;
+    if let Some((sni, h2)) = &out.tls {
+        let material = crate::tls::material().map_err(anyhow::Error::msg)?;
+        let config = if *h2 {
+            material.client_h2.clone()
+        } else {
+            material.client.clone()
+        };
+        let name = rustls_pki_types::ServerName::try_from(sni.clone())?;
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| anyhow::anyhow!("TLS handshake (SNI {sni}): {e}"))?;
+        return exchange(TokioIo::new(stream), out, *h2).await;
+    }
+    exchange(TokioIo::new(tcp), out, out.h2c).await
+}
+
+/// One request and its response over `io`, HTTP/1.1 or HTTP/2.
+async fn exchange<IO>(
+    io: TokioIo<IO>,
+    out: &Outgoing<'_>,
+    h2: bool,
+) -> anyhow::Result<(u16, HeaderMap, Bytes)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let scheme = if out.tls.is_some() { "https" } else { "http" };
     let mut builder = hyper::Request::builder().method(out.method);
-    builder = if out.h2c {
-        builder.uri(format!("http://{}{}", out.host, out.path))
+    builder = if h2 {
+        builder.uri(format!("{scheme}://{}{}", out.host, out.path))
     } else {
         builder.uri(out.path).header("host", out.host)
     };
@@ -114,7 +144,7 @@ async fn round_trip_inner(
         builder = builder.header(name.as_str(), value.as_str());
     }
     let request = builder.body(Empty::<Bytes>::new())?;
-    let response = if out.h2c {
+    let response = if h2 {
         let (mut sender, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
         tokio::spawn(conn);
@@ -164,7 +194,8 @@ pub async fn run(
     target: &Target,
     backends: &BackendLookup<'_>,
 ) -> Result<(), String> {
-    if rc.scheme != "http" || rc.expect_failure.as_deref().is_some_and(|f| f != "non_200") {
+    let scheme_ok = rc.scheme == "http" || rc.scheme == "https";
+    if !scheme_ok || rc.expect_failure.as_deref().is_some_and(|f| f != "non_200") {
         return Err(format!(
             "request {:?}: unsupported scheme or expectation",
             rc.name
@@ -283,6 +314,10 @@ pub async fn attempt(
         path: &path,
         headers,
         h2c: rc.request.protocol.as_deref() == Some("H2C_PRIOR_KNOWLEDGE"),
+        tls: (rc.scheme == "https").then(|| {
+            let sni = rc.server_name.clone().unwrap_or_else(|| host.to_owned());
+            (sni, rc.request.protocol.as_deref() == Some("H2"))
+        }),
     };
     let captured = send(target.socket, &out)
         .await

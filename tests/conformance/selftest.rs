@@ -349,6 +349,7 @@ async fn h2c_upstream(target: &requests::Target) -> Result<(), String> {
         path: "/h2c",
         headers: vec![],
         h2c: false,
+        tls: None,
     };
     let got = requests::send(target.socket, &out)
         .await

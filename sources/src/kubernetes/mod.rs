@@ -57,8 +57,10 @@ const QUIET: Duration = Duration::from_millis(2);
 /// How often a kind that is not served (its CRD not installed) is looked for again.
 const REDISCOVER: Duration = Duration::from_secs(5);
 
-/// Every kind the pipeline translates, at the version Sluice reads.
-pub const KINDS: [WatchedKind; 7] = [
+/// Every kind the pipeline translates, at the version Sluice reads. Secrets are
+/// watched with the field selector [`SECRET_SELECTOR`]: only the type a listener
+/// certificate can have is ever held, never the cluster's other Secrets.
+pub const KINDS: [WatchedKind; 8] = [
     ("gateway.networking.k8s.io", "v1", "GatewayClass", false),
     ("gateway.networking.k8s.io", "v1", "Gateway", true),
     ("gateway.networking.k8s.io", "v1", "HTTPRoute", true),
@@ -66,7 +68,11 @@ pub const KINDS: [WatchedKind; 7] = [
     ("", "v1", "Service", true),
     ("discovery.k8s.io", "v1", "EndpointSlice", true),
     ("", "v1", "Namespace", false),
+    ("", "v1", "Secret", true),
 ];
+
+/// The field selector of the Secret watch: `kubernetes.io/tls` Secrets only.
+pub const SECRET_SELECTOR: &str = "type=kubernetes.io/tls";
 
 /// A client from a kubeconfig file, or (without one) from the environment: the
 /// in-cluster service account in a pod, else `$KUBECONFIG` or `~/.kube/config`.
@@ -355,12 +361,14 @@ async fn watch(
     tx: mpsc::UnboundedSender<(usize, StreamEvent)>,
     stats: Arc<SourceStats>,
 ) {
+    let base = if resource.kind == "Secret" {
+        watcher::Config::default().fields(SECRET_SELECTOR)
+    } else {
+        watcher::Config::default()
+    };
     let (api, config): (Api<DynamicObject>, _) = match &scope {
-        Scope::All => (Api::all_with(client, &resource), watcher::Config::default()),
-        Scope::Namespace(ns) => (
-            Api::namespaced_with(client, ns, &resource),
-            watcher::Config::default(),
-        ),
+        Scope::All => (Api::all_with(client, &resource), base),
+        Scope::Namespace(ns) => (Api::namespaced_with(client, ns, &resource), base),
         Scope::Named(name) => (
             Api::all_with(client, &resource),
             watcher::Config::default().fields(&format!("metadata.name={name}")),

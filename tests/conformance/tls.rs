@@ -1,0 +1,115 @@
+//! The TLS material the upstream suite creates at start-up (Secrets and ConfigMaps
+//! with generated certificates), made once per run by the case data's own script
+//! (`conformance-ext/tls/generate-certs.sh`, OpenSSL 3), and the client side of HTTPS
+//! requests: the generated certificates are the only trust anchors (upstream's
+//! client trusts the Gateway's certificate from the generated Secret; OpenSSL-based
+//! and rustls clients accept a self-signed leaf as its own anchor).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use serde::Deserialize as _;
+use serde_json::Value;
+
+/// The generated objects and a TLS client that trusts their certificates.
+#[derive(Debug)]
+pub struct Material {
+    pub docs: Vec<Value>,
+    pub client: Arc<rustls::ClientConfig>,
+    pub client_h2: Arc<rustls::ClientConfig>,
+}
+
+static MATERIAL: OnceLock<Result<Material, String>> = OnceLock::new();
+
+/// The material (generated on first use under `target/conformance/tls`).
+pub fn material() -> Result<&'static Material, String> {
+    MATERIAL
+        .get_or_init(|| generate().map_err(|e| format!("generating the TLS material: {e:#}")))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The generator script: next to the case data's `conformance/` (in
+/// `conformance-ext/`), else in the default shared copy.
+fn script() -> anyhow::Result<PathBuf> {
+    let relative = "conformance-ext/tls/generate-certs.sh";
+    let mut candidates = vec![];
+    if let Some(dir) = std::env::var_os("SLUICE_CONFORMANCE_CASES") {
+        for dir in std::env::split_paths(&dir) {
+            if let Some(parent) = dir.parent() {
+                candidates.push(parent.join(relative));
+            }
+            candidates.push(dir.join("tls/generate-certs.sh"));
+        }
+    }
+    candidates.push(crate::workspace().join("../shared/gateway-api").join(relative));
+    candidates.into_iter().find(|p| p.is_file()).with_context(|| {
+        format!("no {relative} next to the case data or in ../shared/gateway-api")
+    })
+}
+
+fn generate() -> anyhow::Result<Material> {
+    let out = crate::workspace().join("target/conformance/tls");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let script = script()?;
+    let run = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .output()
+        .with_context(|| format!("running {} (needs bash and openssl >= 3)", script.display()))?;
+    anyhow::ensure!(
+        run.status.success(),
+        "{} failed ({}); it needs openssl >= 3 (Debian: apt-get install openssl): {}",
+        script.display(),
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let path = out.join("tls-material.yaml");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let mut docs = vec![];
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let value = Value::deserialize(doc).context("parsing tls-material.yaml")?;
+        if value.is_object() {
+            docs.push(value);
+        }
+    }
+    let roots = roots(&out)?;
+    let config = |alpn: &[&[u8]]| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots.clone()).with_no_client_auth());
+        if let Ok(config) = &mut config {
+            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        }
+        config.map(Arc::new)
+    };
+    Ok(Material {
+        docs,
+        client: config(&[b"http/1.1"])?,
+        client_h2: config(&[b"h2"])?,
+    })
+}
+
+/// Every generated certificate (`*.crt`: leaves and CAs) as a trust anchor.
+fn roots(dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut store = rustls::RootCertStore::empty();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "crt") {
+            for cert in CertificateDer::pem_file_iter(&path)
+                .with_context(|| path.display().to_string())?
+            {
+                store
+                    .add(cert.with_context(|| path.display().to_string())?)
+                    .with_context(|| path.display().to_string())?;
+            }
+        }
+    }
+    anyhow::ensure!(!store.is_empty(), "no certificate in {}", dir.display());
+    Ok(store)
+}
