@@ -85,6 +85,8 @@ pub fn skip_reason(case: &Case) -> Option<String> {
 /// eventually-consistent round trip is the runner's request check; `http.MakeRequest`
 /// only builds a request for a custom flow (see [`CUSTOM_FLOWS`]).
 const EVENTUALLY_CONSISTENT: &str = "http.MakeRequestAndExpectEventuallyConsistentResponse";
+/// The same round trip over HTTPS (SNI `server_name`).
+const TLS_EVENTUALLY_CONSISTENT: &str = "tls.MakeTLSRequestAndExpectEventuallyConsistentResponse";
 const MAKE_REQUEST: &str = "http.MakeRequest";
 
 /// Cases whose request entries carry `custom_flow: true`, with the flow that
@@ -176,7 +178,7 @@ fn check_custom(case: &Case) -> Result<(), String> {
 
 fn step(rc: &RequestCase, flow: Option<CustomFlow>) -> Result<Step, String> {
     match (rc.helper.as_str(), rc.custom_flow, flow) {
-        (EVENTUALLY_CONSISTENT, false, _) => Ok(Step::RoundTrip),
+        (EVENTUALLY_CONSISTENT | TLS_EVENTUALLY_CONSISTENT, false, _) => Ok(Step::RoundTrip),
         (MAKE_REQUEST, true, Some(flow)) => Ok(Step::Custom(flow)),
         (_, true, None) => {
             Err("custom_flow is set and the runner implements none for this case".into())
