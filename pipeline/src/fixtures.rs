@@ -40,6 +40,63 @@ pub fn http_listener(name: &str, port: u16) -> Listener {
     }
 }
 
+/// An HTTPS listener terminating TLS with the Secrets `certs` (`name` or
+/// `namespace/name`).
+pub fn https_listener(name: &str, port: u16, hostname: Option<&str>, certs: &[&str]) -> Listener {
+    let certificate_refs = certs
+        .iter()
+        .map(|c| {
+            let (namespace, name) = match c.split_once('/') {
+                Some((ns, n)) => (Some(ns.to_owned()), n.to_owned()),
+                None => (None, (*c).to_owned()),
+            };
+            SecretRef {
+                group: String::new(),
+                kind: kinds::SECRET.into(),
+                namespace,
+                name,
+            }
+        })
+        .collect();
+    Listener {
+        protocol: Protocol::Https,
+        hostname: hostname.map(Into::into),
+        tls: Some(ListenerTls {
+            mode_terminate: true,
+            certificate_refs,
+        }),
+        ..http_listener(name, port)
+    }
+}
+
+/// A `kubernetes.io/tls` Secret as a source hands it over (`problem`: the check
+/// failed).
+pub fn tls_secret(ns: &str, name: &str, cert: &str, problem: Option<&str>) -> Object {
+    Object::Secret(Secret {
+        key: ObjectKey::new(ns, name),
+        cert_chain: cert.into(),
+        private_key: format!("key of {cert}"),
+        problem: problem.map(Into::into),
+    })
+}
+
+/// A grant in `ns` letting Gateways of `from_ns` use Secret `to_name` (any: `None`).
+pub fn secret_grant(ns: &str, name: &str, from_ns: &str, to_name: Option<&str>) -> Object {
+    Object::ReferenceGrant(ReferenceGrant {
+        key: ObjectKey::new(ns, name),
+        from: vec![GrantFrom {
+            group: GATEWAY_GROUP.into(),
+            kind: kinds::GATEWAY.into(),
+            namespace: from_ns.into(),
+        }],
+        to: vec![GrantTo {
+            group: String::new(),
+            kind: kinds::SECRET.into(),
+            name: to_name.map(Into::into),
+        }],
+    })
+}
+
 pub fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
     Gateway {
         meta: meta(ns, name),

@@ -157,7 +157,17 @@ pub fn write_file(snapshot: &Snapshot, path: &Path) -> Result<u64> {
     };
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
-        let mut out = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        // Owner-only: a snapshot holds the served Secrets (listener private keys).
+        let mut out = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(&tmp))?
+        };
         let bytes = {
             let mut buf = std::io::BufWriter::with_capacity(1 << 20, &mut out);
             let n = file::write_to(snapshot, &mut buf).map_err(|e| match e {

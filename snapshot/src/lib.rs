@@ -37,6 +37,10 @@ use rkyv::rancor;
 use sluice_pipeline::model::ObjectKey;
 use sluice_sinks::state::{GatewayResources, Resource, ResourceMap, ResourceType};
 
+/// Resource types of snapshots written before Secrets (Cluster, Endpoint,
+/// Listener, Route).
+const LEGACY_TYPES: usize = 4;
+
 pub use file::{HEADER_LEN, MAGIC, VERSION};
 
 /// What a snapshot holds (the archived root).
@@ -231,9 +235,11 @@ impl Loaded {
         let mut out = Vec::with_capacity(root.gateways.len());
         for g in root.gateways.iter() {
             let key = ObjectKey::new(g.namespace.as_str(), g.name.as_str());
-            if g.by_type.len() != ResourceType::ALL.len() {
+            // Snapshots written before Secrets were served have the four other types
+            // (the first four indexes); a newer one has them all.
+            if !(LEGACY_TYPES..=ResourceType::ALL.len()).contains(&g.by_type.len()) {
                 return Err(damaged(format!(
-                    "gateway {key} has {} resource types, not {}",
+                    "gateway {key} has {} resource types, not {LEGACY_TYPES} to {}",
                     g.by_type.len(),
                     ResourceType::ALL.len()
                 )));
