@@ -99,8 +99,26 @@ fn random_listener(rng: &mut Rng, name: &str, port: u16) -> Listener {
     if rng.chance(5) {
         l.protocol = Protocol::Tcp;
     }
-    if rng.chance(5) {
+    if rng.chance(15) {
+        // HTTPS with one or two certificate references (in this namespace, in `b`,
+        // of another kind), sometimes without any `tls` (invalid).
+        let refs: Vec<&str> = (0..1 + rng.below(2))
+            .map(|_| rng.pick(&["cert", "cert2", "b/cert", "c/cert2"]))
+            .collect();
+        let mut https = https_listener(name, port, None, &refs);
+        if let Some(tls) = &mut https.tls
+            && rng.chance(10)
+        {
+            tls.certificate_refs[0].kind = "ConfigMap".into();
+        }
+        if rng.chance(10) {
+            https.tls = None;
+        }
         l.protocol = Protocol::Https;
+        l.tls = https.tls;
+        if rng.chance(80) {
+            l.port = 443;
+        }
     }
     if rng.chance(5) {
         l.allowed_kinds = vec![GroupKind {
@@ -256,7 +274,17 @@ fn random_grant(rng: &mut Rng) -> Object {
     } else {
         None
     };
+    if rng.chance(35) {
+        let secret = rng.chance(50).then(|| rng.pick(&["cert", "cert2"]));
+        return secret_grant(to_ns, rng.pick(&["g1", "g3"]), from_ns, secret);
+    }
     grant(to_ns, rng.pick(&["g1", "g2"]), from_ns, to)
+}
+
+fn random_secret(rng: &mut Rng, ns: &str) -> Object {
+    let name = rng.pick(&["cert", "cert2"]);
+    let problem = rng.chance(15).then_some("tls.key does not belong to the certificate");
+    tls_secret(ns, name, rng.pick(&["PEM-1", "PEM-2"]), problem)
 }
 
 /// Step 0: the class, the gateways, the namespaces, services, slices and a route.
@@ -281,6 +309,9 @@ fn seed_objects(rng: &mut Rng) -> Vec<Change> {
     }
     let ns = rng.pick(&NAMESPACES);
     objs.push(random_route(rng, ns, "r1"));
+    for ns in NAMESPACES {
+        objs.push(random_secret(rng, ns));
+    }
     objs.into_iter().map(Change::Apply).collect()
 }
 
@@ -338,6 +369,7 @@ fn random_change(rng: &mut Rng, objects: &BTreeMap<ObjectId, Object>) -> Change 
             random_slice(rng, ns, name)
         }
         76..=77 => random_class(rng),
+        78..=83 => random_secret(rng, ns),
         _ => return random_delete(rng, objects),
     };
     Change::Apply(obj)
@@ -352,6 +384,10 @@ struct Coverage {
     steps_attached: usize,
     steps_cluster: usize,
     steps_endpoints: usize,
+    /// Steps where some Envoy listener terminates TLS.
+    steps_tls: usize,
+    /// Listener `ResolvedRefs` reasons seen, by steps.
+    listener_reasons: BTreeMap<String, usize>,
     /// Steps whose namespace label changes alone change some attachment.
     selector_flips: usize,
     /// Steps whose ReferenceGrant changes alone change some resolution.
@@ -410,6 +446,16 @@ impl Coverage {
         self.steps_attached += usize::from(!after.attachments.is_empty());
         self.steps_cluster += usize::from(!after.clusters.is_empty());
         self.steps_endpoints += usize::from(!after.endpoints.is_empty());
+        self.steps_tls += usize::from(after.listeners.iter().any(|l| !l.tls.is_empty()));
+        let listener_reasons: BTreeSet<&str> = (after.gateway_status.iter())
+            .flat_map(|g| g.listeners.iter())
+            .flat_map(|l| l.conditions.iter())
+            .filter(|c| c.type_ == sluice_pipeline::ir::ConditionType::ResolvedRefs)
+            .map(|c| c.reason.as_str())
+            .collect();
+        for r in listener_reasons {
+            *self.listener_reasons.entry(r.to_string()).or_default() += 1;
+        }
         if only(objects, batch, Kind::Namespace).is_some_and(|r| r.attachments != prev.attachments)
         {
             self.selector_flips += 1;
@@ -450,6 +496,11 @@ impl Coverage {
         );
         at_least("% steps with a cluster", pct(self.steps_cluster), 30);
         at_least("% steps with endpoints", pct(self.steps_endpoints), 20);
+        at_least("% steps with a TLS listener", pct(self.steps_tls), 10);
+        for reason in ["InvalidCertificateRef", "RefNotPermitted"] {
+            let n = self.listener_reasons.get(reason).copied().unwrap_or(0);
+            at_least(&format!("steps showing listener reason {reason}"), n, 100);
+        }
         at_least(
             "selector flips that change an attachment",
             self.selector_flips,
