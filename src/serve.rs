@@ -258,9 +258,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ));
     let server = match (&xds_tls_cert, &xds_tls_key) {
         (Some(cert), Some(key)) => {
-            let read = |p: &PathBuf| {
-                std::fs::read(p).with_context(|| format!("reading {}", p.display()))
-            };
+            let read =
+                |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
             let ca = xds_client_ca.as_ref().map(read).transpose()?;
             server.with_tls(&read(cert)?, &read(key)?, ca.as_deref())
         }
@@ -319,13 +318,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn secret_policy(client_auth: bool, insecure: bool) -> sluice_sinks::ads::SecretPolicy {
     use sluice_sinks::ads::SecretPolicy;
     if client_auth {
-        tracing::info!("xDS clients authenticate with certificates: each is sent the Secrets of the Gateways its certificate names");
+        tracing::info!(
+            "xDS clients authenticate with certificates: each is sent the Secrets of the Gateways its certificate names"
+        );
         SecretPolicy::Authenticated
     } else if insecure {
-        tracing::warn!("--insecure-serve-secrets: private keys of HTTPS listeners are sent to any proxy that connects to the xDS port");
+        tracing::warn!(
+            "--insecure-serve-secrets: private keys of HTTPS listeners are sent to any proxy that connects to the xDS port"
+        );
         SecretPolicy::Insecure
     } else {
-        tracing::info!("xDS clients are not authenticated: no proxy is sent Secrets, so HTTPS listeners cannot complete a handshake (use --xds-client-ca, or --insecure-serve-secrets on loopback)");
+        tracing::info!(
+            "xDS clients are not authenticated: no proxy is sent Secrets, so HTTPS listeners cannot complete a handshake (use --xds-client-ca, or --insecure-serve-secrets on loopback)"
+        );
         SecretPolicy::Never
     }
 }

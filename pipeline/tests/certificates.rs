@@ -99,18 +99,27 @@ fn valid_certificates_make_tls_chains_per_listener_and_are_served() {
             chain(Some("a.example"), &["infra/cert"])
         ])
     );
-    assert_eq!(served_secrets(&run), vec![("infra/cert".into(), "PEM-1".into())]);
+    assert_eq!(
+        served_secrets(&run),
+        vec![("infra/cert".into(), "PEM-1".into())]
+    );
     let (ok, reason, _) = cond(&run, "https", ConditionType::ResolvedRefs);
     assert!(ok && reason == Reason::ResolvedRefs);
     assert!(cond(&run, "https", ConditionType::Programmed).0);
     // One bad reference of two: ResolvedRefs=False naming it, still programmed.
     let (ok, reason, message) = cond(&run, "named", ConditionType::ResolvedRefs);
     assert_eq!((ok, reason), (false, Reason::InvalidCertificateRef));
-    assert!(message.contains("infra/missing") && message.contains("not found"), "{message}");
+    assert!(
+        message.contains("infra/missing") && message.contains("not found"),
+        "{message}"
+    );
     assert!(cond(&run, "named", ConditionType::Programmed).0);
     // Routes attach to HTTPS listeners and get virtual hosts on their port.
     assert_eq!(listener(&run, "https").attached_routes, 1);
-    assert!(run.xds.contains_key(&XdsKey::VirtualHost(gw_key(), 443, "*".into())));
+    assert!(
+        run.xds
+            .contains_key(&XdsKey::VirtualHost(gw_key(), 443, "*".into()))
+    );
 }
 
 #[test]
@@ -127,9 +136,16 @@ fn a_missing_or_malformed_secret_or_another_kind_leaves_the_listener_unprogramme
         ],
         vec![],
     ));
-    for (name, says) in [("missing", "not found"), ("configmap", "/ConfigMap is not supported")] {
+    for (name, says) in [
+        ("missing", "not found"),
+        ("configmap", "/ConfigMap is not supported"),
+    ] {
         let (ok, reason, message) = cond(&run, name, ConditionType::ResolvedRefs);
-        assert_eq!((ok, reason), (false, Reason::InvalidCertificateRef), "{name}");
+        assert_eq!(
+            (ok, reason),
+            (false, Reason::InvalidCertificateRef),
+            "{name}"
+        );
         assert!(message.contains(says), "{name}: {message}");
         let (ok, reason, _) = cond(&run, name, ConditionType::Programmed);
         assert_eq!((ok, reason), (false, Reason::Invalid), "{name}");
@@ -153,7 +169,9 @@ fn a_missing_or_malformed_secret_or_another_kind_leaves_the_listener_unprogramme
     assert!(served_secrets(&run).is_empty());
 
     // Fixed: served, and the ConfigMap reference stays invalid.
-    run.apply(vec![Change::Apply(tls_secret("infra", "cert", "PEM-1", None))]);
+    run.apply(vec![Change::Apply(tls_secret(
+        "infra", "cert", "PEM-1", None,
+    ))]);
     assert!(cond(&run, "missing", ConditionType::ResolvedRefs).0);
     assert!(cond(&run, "missing", ConditionType::Programmed).0);
     assert_eq!(tls_of(&run, 443), Some(vec![chain(None, &["infra/cert"])]));
@@ -187,19 +205,41 @@ fn a_certificate_in_another_namespace_needs_a_grant_from_gateways_to_secrets() {
     assert_eq!(tls_of(&run, 443), None);
 
     // A grant for another Secret name does not either; one for this name does.
-    run.apply(vec![Change::Apply(secret_grant("certs", "g", "infra", Some("other")))]);
-    assert_eq!(cond(&run, "https", ConditionType::ResolvedRefs).1, Reason::RefNotPermitted);
-    run.apply(vec![Change::Apply(secret_grant("certs", "g", "infra", Some("shared")))]);
+    run.apply(vec![Change::Apply(secret_grant(
+        "certs",
+        "g",
+        "infra",
+        Some("other"),
+    ))]);
+    assert_eq!(
+        cond(&run, "https", ConditionType::ResolvedRefs).1,
+        Reason::RefNotPermitted
+    );
+    run.apply(vec![Change::Apply(secret_grant(
+        "certs",
+        "g",
+        "infra",
+        Some("shared"),
+    ))]);
     assert!(cond(&run, "https", ConditionType::ResolvedRefs).0);
-    assert_eq!(tls_of(&run, 443), Some(vec![chain(None, &["certs/shared"])]));
-    assert_eq!(served_secrets(&run), vec![("certs/shared".into(), "PEM-1".into())]);
+    assert_eq!(
+        tls_of(&run, 443),
+        Some(vec![chain(None, &["certs/shared"])])
+    );
+    assert_eq!(
+        served_secrets(&run),
+        vec![("certs/shared".into(), "PEM-1".into())]
+    );
 
     // Revoked: refused again, and the Secret is no longer served.
     run.apply(vec![Change::Delete(ObjectId {
         kind: Kind::ReferenceGrant,
         key: ObjectKey::new("certs", "g"),
     })]);
-    assert_eq!(cond(&run, "https", ConditionType::ResolvedRefs).1, Reason::RefNotPermitted);
+    assert_eq!(
+        cond(&run, "https", ConditionType::ResolvedRefs).1,
+        Reason::RefNotPermitted
+    );
     assert!(served_secrets(&run).is_empty());
 }
 
@@ -213,7 +253,9 @@ fn rotating_a_certificate_changes_only_its_secret() {
     p.apply(objects.into_iter().map(Change::Apply).collect::<Vec<_>>())
         .expect("apply");
     let delta = p
-        .apply(vec![Change::Apply(tls_secret("infra", "cert", "PEM-2", None))])
+        .apply(vec![Change::Apply(tls_secret(
+            "infra", "cert", "PEM-2", None,
+        ))])
         .expect("apply");
     assert!(delta.status.is_empty(), "{:#?}", delta.status);
     let touched: Vec<(String, isize)> = delta

@@ -283,7 +283,9 @@ fn random_grant(rng: &mut Rng) -> Object {
 
 fn random_secret(rng: &mut Rng, ns: &str) -> Object {
     let name = rng.pick(&["cert", "cert2"]);
-    let problem = rng.chance(15).then_some("tls.key does not belong to the certificate");
+    let problem = rng
+        .chance(15)
+        .then_some("tls.key does not belong to the certificate");
     tls_secret(ns, name, rng.pick(&["PEM-1", "PEM-2"]), problem)
 }
 

@@ -55,7 +55,13 @@ pub fn load(cases_dir: &Path, case: &Case) -> anyhow::Result<Vec<Value>> {
             }
         }
     }
-    docs.extend(crate::tls::material().map_err(anyhow::Error::msg)?.docs.iter().cloned());
+    docs.extend(
+        crate::tls::material()
+            .map_err(anyhow::Error::msg)?
+            .docs
+            .iter()
+            .cloned(),
+    );
     add_cluster_defaults(&mut docs);
     set_generation(&mut docs, GENERATION);
     Ok(docs)

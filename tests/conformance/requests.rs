@@ -333,11 +333,7 @@ pub async fn attempt(
     })
 }
 
-fn compare(
-    rc: &RequestCase,
-    got: &Captured,
-    expected_path: &str,
-) -> Result<(), String> {
+fn compare(rc: &RequestCase, got: &Captured, expected_path: &str) -> Result<(), String> {
     if rc.expect_failure.as_deref() == Some("non_200") {
         return if got.status == 200 {
             Err("expected any status but 200".into())

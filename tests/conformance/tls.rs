@@ -43,10 +43,15 @@ fn script() -> anyhow::Result<PathBuf> {
             candidates.push(dir.join("tls/generate-certs.sh"));
         }
     }
-    candidates.push(crate::workspace().join("../shared/gateway-api").join(relative));
-    candidates.into_iter().find(|p| p.is_file()).with_context(|| {
-        format!("no {relative} next to the case data or in ../shared/gateway-api")
-    })
+    candidates.push(
+        crate::workspace()
+            .join("../shared/gateway-api")
+            .join(relative),
+    );
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| format!("no {relative} next to the case data or in ../shared/gateway-api"))
 }
 
 fn generate() -> anyhow::Result<Material> {
@@ -76,9 +81,11 @@ fn generate() -> anyhow::Result<Material> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots(&out)?), provider.clone())
-            .build()?;
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots(&out)?),
+        provider.clone(),
+    )
+    .build()?;
     let verifier = Arc::new(GoNames { webpki });
     let config = |alpn: &[&[u8]]| {
         let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -108,8 +115,8 @@ fn roots(dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "crt") {
-            for cert in CertificateDer::pem_file_iter(&path)
-                .with_context(|| path.display().to_string())?
+            for cert in
+                CertificateDer::pem_file_iter(&path).with_context(|| path.display().to_string())?
             {
                 store
                     .add(cert.with_context(|| path.display().to_string())?)

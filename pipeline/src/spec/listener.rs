@@ -447,7 +447,11 @@ mod tests {
             let accepted = condition(v, Type::Accepted);
             assert!(!accepted.status && !v.serves_http, "{name}");
             assert_eq!(accepted.reason, Reason::UnsupportedValue, "{name}");
-            assert!(accepted.message.contains(says), "{name}: {}", accepted.message);
+            assert!(
+                accepted.message.contains(says),
+                "{name}: {}",
+                accepted.message
+            );
         }
         let good = view(&views, "good");
         assert!(good.serves_http && good.accepts_http_routes);
@@ -466,7 +470,10 @@ mod tests {
         };
         CertificateVerdict::apply(Some(&partly), &mut v);
         assert!(v.serves_http);
-        assert_eq!(condition(&v, Type::ResolvedRefs).reason, Reason::RefNotPermitted);
+        assert_eq!(
+            condition(&v, Type::ResolvedRefs).reason,
+            Reason::RefNotPermitted
+        );
         assert!(!condition(&v, Type::ResolvedRefs).status);
         assert!(condition(&v, Type::Programmed).status);
         // None valid (or none resolved yet): not programmed.
@@ -481,9 +488,15 @@ mod tests {
             CertificateVerdict::apply(verdict.as_ref(), &mut v);
             assert!(!v.serves_http);
             let resolved = condition(&v, Type::ResolvedRefs);
-            assert_eq!((resolved.status, resolved.reason), (false, Reason::InvalidCertificateRef));
+            assert_eq!(
+                (resolved.status, resolved.reason),
+                (false, Reason::InvalidCertificateRef)
+            );
             let programmed = condition(&v, Type::Programmed);
-            assert_eq!((programmed.status, programmed.reason), (false, Reason::Invalid));
+            assert_eq!(
+                (programmed.status, programmed.reason),
+                (false, Reason::Invalid)
+            );
         }
         // All valid: everything true.
         let mut v = fresh();

@@ -88,7 +88,10 @@ mod tests {
         let cert = params.self_signed(&key).expect("cert");
         assert_eq!(
             gateways_of(cert.der()),
-            vec![ObjectKey::new("infra", "public"), ObjectKey::new("other", "gw")]
+            vec![
+                ObjectKey::new("infra", "public"),
+                ObjectKey::new("other", "gw")
+            ]
         );
         assert!(gateways_of(b"not a certificate").is_empty());
     }

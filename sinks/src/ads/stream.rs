@@ -19,9 +19,9 @@ use tracing::{debug, info, warn};
 
 use crate::state::{GatewayResources, ResourceType, XdsHub};
 
-use super::{AdsStats, SecretPolicy};
 use super::node::gateway_of;
 use super::verdict::{Inflight, culprits};
+use super::{AdsStats, SecretPolicy};
 
 /// Responses buffered per stream between the state machine and tonic.
 pub const RESPONSE_BUFFER: usize = 8;

@@ -93,3 +93,93 @@ pub fn certificate_problem(cert_chain: &str, private_key: &str) -> Option<String
         Err(e) => Some(format!("tls.crt: malformed certificate: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checks a listener certificate gets before it reaches Envoy (which would
+    //! reject it, failing the whole listener): PEM, X.509 and that the key belongs
+    //! to the certificate; and the Secret's type and keys.
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn generated() -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn secret(type_: Option<&str>, data: &[(&str, &str)]) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some("cert".into());
+        s.metadata.namespace = Some("infra".into());
+        s.type_ = type_.map(Into::into);
+        s.data = Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        );
+        s
+    }
+
+    #[test]
+    fn a_generated_certificate_and_its_key_are_usable() {
+        let (cert, key) = generated();
+        assert_eq!(certificate_problem(&cert, &key), None);
+        let s = secret(
+            Some(TLS_SECRET_TYPE),
+            &[("tls.crt", &cert), ("tls.key", &key)],
+        )
+        .to_model()
+        .expect("converts");
+        assert_eq!((s.problem, s.cert_chain, s.private_key), (None, cert, key));
+    }
+
+    #[test]
+    fn malformed_material_is_a_problem_named_by_key() {
+        let (cert, key) = generated();
+        let (_, other_key) = generated();
+        let hello = "Hello world\n"; // the conformance suite's malformed Secret
+        let garbage_cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        for (c, k, says) in [
+            (hello, hello, "tls.crt: no PEM certificate"),
+            (cert.as_str(), hello, "tls.key"),
+            (cert.as_str(), other_key.as_str(), "does not belong"),
+            (garbage_cert, key.as_str(), "tls.crt"),
+        ] {
+            let problem = certificate_problem(c, k).unwrap_or_default();
+            assert!(problem.contains(says), "{says}: {problem:?}");
+        }
+    }
+
+    #[test]
+    fn the_type_and_both_keys_are_required_and_a_bad_secret_holds_no_material() {
+        let (cert, key) = generated();
+        for (s, says) in [
+            (
+                secret(Some("Opaque"), &[("tls.crt", &cert), ("tls.key", &key)]),
+                "Opaque",
+            ),
+            (
+                secret(None, &[("tls.crt", &cert), ("tls.key", &key)]),
+                "Opaque",
+            ),
+            (
+                secret(Some(TLS_SECRET_TYPE), &[("tls.key", &key)]),
+                "no tls.crt",
+            ),
+            (
+                secret(Some(TLS_SECRET_TYPE), &[("tls.crt", &cert)]),
+                "no tls.key",
+            ),
+        ] {
+            let s = s.to_model().expect("converts");
+            assert!(
+                s.problem.as_deref().unwrap_or_default().contains(says),
+                "{says}: {:?}",
+                s.problem
+            );
+            assert!(s.cert_chain.is_empty() && s.private_key.is_empty());
+        }
+    }
+}
