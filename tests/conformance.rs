@@ -96,23 +96,29 @@ fn main() {
     std::process::exit(if failed { 1 } else { 0 });
 }
 
-/// Where the case data comes from, said in every message about it.
-fn cases_source() -> (PathBuf, String) {
+/// Where the case data comes from (one or more case sets), said in every message
+/// about it: `$SLUICE_CONFORMANCE_CASES` (one directory or a colon-separated list),
+/// else both of `../shared/gateway-api`'s sets, `conformance` and `conformance-ext`.
+fn cases_sources() -> Vec<(PathBuf, String)> {
     match std::env::var_os("SLUICE_CONFORMANCE_CASES") {
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            let said = format!("{} (from $SLUICE_CONFORMANCE_CASES)", dir.display());
-            (dir, said)
-        }
-        None => {
-            let dir = workspace().join("../shared/gateway-api/conformance");
-            let said = format!(
-                "{} (the default, ../shared/gateway-api/conformance next to the workspace; \
-                 set $SLUICE_CONFORMANCE_CASES to use another copy)",
-                dir.display()
-            );
-            (dir, said)
-        }
+        Some(dirs) => std::env::split_paths(&dirs)
+            .map(|dir| {
+                let said = format!("{} (from $SLUICE_CONFORMANCE_CASES)", dir.display());
+                (dir, said)
+            })
+            .collect(),
+        None => ["conformance", "conformance-ext"]
+            .into_iter()
+            .map(|set| {
+                let dir = workspace().join("../shared/gateway-api").join(set);
+                let said = format!(
+                    "{} (the default, ../shared/gateway-api/{set} next to the workspace; \
+                     set $SLUICE_CONFORMANCE_CASES to use other copies)",
+                    dir.display()
+                );
+                (dir, said)
+            })
+            .collect(),
     }
 }
 
@@ -210,20 +216,29 @@ impl Tally {
 
 /// Runs every case; `true` if any in-scope case failed, or if nothing ran.
 async fn run_all() -> bool {
-    let (cases_dir, source) = cases_source();
+    let sets = cases_sources();
+    let Some((cases_dir, source)) = sets.first().cloned() else {
+        println!("FAIL conformance: $SLUICE_CONFORMANCE_CASES names no directory");
+        return true;
+    };
     if std::env::var_os("SLUICE_CONFORMANCE_SELFTEST").is_some() {
         return selftest::run(&cases_dir).await;
     }
-    if !cases_dir.join("cases").is_dir() {
-        let optional = std::env::var_os(OPTIONAL_ENV).is_some();
-        let verdict = if optional { "SKIP" } else { "FAIL" };
-        println!("{verdict} conformance: no cases/ directory in {source}");
-        if !optional {
-            println!("  (set {OPTIONAL_ENV}=1 to accept running without the case data)");
+    for (dir, source) in &sets {
+        if !dir.join("cases").is_dir() {
+            let optional = std::env::var_os(OPTIONAL_ENV).is_some();
+            let verdict = if optional { "SKIP" } else { "FAIL" };
+            println!("{verdict} conformance: no cases/ directory in {source}");
+            if !optional {
+                println!("  (set {OPTIONAL_ENV}=1 to accept running without the case data)");
+            }
+            return !optional;
         }
-        return !optional;
     }
-    let loaded = cases::load_all(&cases_dir).map_err(|e| format!("{e:#} in {source}"));
+    let loaded = (sets.iter())
+        .map(|(dir, source)| cases::load_all(dir).map_err(|e| format!("{e:#} in {source}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|sets| sets.into_iter().flatten().collect::<Vec<_>>());
     let (cases, passes, sources) = match (loaded, ads_passes(), source_passes()) {
         (Ok(cases), Ok(passes), Ok(sources)) => (cases, passes, sources),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
@@ -258,10 +273,7 @@ async fn run_all() -> bool {
             _ => Source::Files,
         };
         for pass in &passes {
-            run_pass(
-                &cases_dir, &selected, &source, *pass, &mut envoy, &mut tally,
-            )
-            .await;
+            run_pass(&selected, &source, *pass, &mut envoy, &mut tally).await;
         }
         if let Source::Kube(server) = &source
             && let Err(e) = tokio::task::block_in_place(|| kube_source::delete_previous(server))
@@ -285,7 +297,6 @@ async fn run_all() -> bool {
 
 /// One pass over the selected cases, with every Envoy on `ads` (`None`: alternating).
 async fn run_pass(
-    cases_dir: &Path,
     selected: &[&Case],
     source: &Source,
     ads: Option<Ads>,
@@ -313,7 +324,7 @@ async fn run_pass(
         let result = match (cases::plan(case), &*envoy) {
             (Err(e), _) => Err(format!("cannot run this case: {e}")),
             (Ok(steps), Some(Ok(binary))) => {
-                run_case(cases_dir, case, &steps, index, binary, (source, ads)).await
+                run_case(&case.dir, case, &steps, index, binary, (source, ads)).await
             }
             (_, Some(Err(e))) => Err(format!("no Envoy: {e:#}")),
             (_, None) => Err("no Envoy".into()),

@@ -20,7 +20,7 @@ use prost::Message;
 use prost::bytes::Bytes;
 use sluice_pipeline::fixtures;
 use sluice_pipeline::ir::{
-    Action, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr, VirtualHostIr,
+    Action, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr, TlsChain, VirtualHostIr,
     WeightedBackend, XdsKey, XdsOutput,
 };
 use sluice_pipeline::model::{
@@ -663,11 +663,20 @@ fn random_output(rng: &mut Rng) -> XdsOutput {
     let port = [80, 8080][rng.below(2)];
     let cluster = format!("c{}", rng.below(CLUSTERS));
     match rng.below(5) {
-        0 => XdsOutput::Listener(ListenerIr {
-            gateway,
-            port,
-            tls: vec![],
-        }),
+        0 => {
+            // Sometimes HTTPS: TLS chains for some of the hostnames (and any SNI),
+            // whose route tables are assembled per chain.
+            let mut tls: Vec<TlsChain> = vec![];
+            if rng.percent(40) {
+                let mut hosts: Vec<Option<String>> = vec![None];
+                hosts.extend(HOSTNAMES.iter().map(|h| Some((*h).to_owned())));
+                for hostname in hosts.into_iter().filter(|_| rng.percent(50)) {
+                    let secrets = vec![format!("{INFRA}/cert")];
+                    tls.push(TlsChain { hostname, secrets });
+                }
+            }
+            XdsOutput::Listener(ListenerIr { gateway, port, tls })
+        }
         1 => {
             let routes = (0..rng.below(3))
                 .map(|i| route_ir(i, &[rng.below(CLUSTERS)]))
@@ -755,7 +764,7 @@ fn run_outputs(seed: u64, steps: u64) -> Reached {
 #[test]
 fn arbitrary_output_streams_match_a_fresh_translator_at_every_step() {
     let mut total = Reached::default();
-    for seed in 0..4 {
+    for seed in 0..6 {
         let r = run_outputs(seed, 300);
         eprintln!("seed {seed}: {r:?}");
         add(&mut total, &r);

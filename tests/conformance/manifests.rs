@@ -39,11 +39,19 @@ pub struct Gateway {
 
 /// Reads the base and case manifests into JSON values, one per YAML document.
 pub fn load(cases_dir: &Path, case: &Case) -> anyhow::Result<Vec<Value>> {
-    let mut files = vec!["base/manifests.yaml".to_string()];
-    files.extend(case.manifests.iter().cloned());
+    // The extension set has no base of its own: it shares the main set's.
+    let own_base = cases_dir.join("manifests/base/manifests.yaml");
+    let base = if own_base.is_file() {
+        own_base
+    } else {
+        cases_dir.join("../conformance/manifests/base/manifests.yaml")
+    };
+    let mut files = vec![(base, "base/manifests.yaml".to_string())];
+    files.extend(
+        (case.manifests.iter()).map(|f| (cases_dir.join("manifests").join(f), f.clone())),
+    );
     let mut docs = Vec::new();
-    for file in files {
-        let path = cases_dir.join("manifests").join(&file);
+    for (path, file) in files {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .replace("{GATEWAY_CLASS_NAME}", GATEWAY_CLASS)

@@ -28,6 +28,8 @@ pub async fn run(cases_dir: &Path) -> bool {
     let _ = std::fs::create_dir_all(&dir);
     let case = Case {
         name: "selftest".into(),
+        dir: cases_dir.to_path_buf(),
+        family: None,
         manifests: vec![],
         requests: vec![],
         statuses: vec![],

@@ -52,7 +52,15 @@ pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
         (vec![chain], vec![])
     } else {
         let chains = (ir.tls.iter())
-            .map(|chain| tls_chain(&name, chain, hcm_filter.clone()))
+            .map(|chain| {
+                let route_name = chain_route_name(&name, chain.hostname.as_deref());
+                let hcm = harden(http_connection_manager(&route_name));
+                let hcm = Filter {
+                    name: HCM_FILTER.to_owned(),
+                    config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+                };
+                tls_chain(&name, chain, hcm)
+            })
             .collect();
         let inspector = ListenerFilter {
             name: TLS_INSPECTOR.to_owned(),
@@ -79,6 +87,14 @@ pub fn listener(config: &EncodeConfig, ir: &ListenerIr) -> Listener {
     }
 }
 
+/// The RouteConfiguration of one HTTPS listener's filter chain on Envoy listener
+/// `listener`: `LISTENER/HOSTNAME` (`*` for the listener without hostname). It has
+/// the port's virtual hosts this listener owns, and answers 421 for the hosts of
+/// the port's other listeners.
+pub fn chain_route_name(listener: &str, hostname: Option<&str>) -> String {
+    format!("{listener}/{}", hostname.unwrap_or("*"))
+}
+
 /// The filter chain of one HTTPS listener: its SNI, its certificates over SDS.
 fn tls_chain(listener: &str, chain: &TlsChain, hcm: Filter) -> FilterChain {
     let context = DownstreamTlsContext {
@@ -95,7 +111,7 @@ fn tls_chain(listener: &str, chain: &TlsChain, hcm: Filter) -> FilterChain {
         ..Default::default()
     };
     FilterChain {
-        name: format!("{listener}/{}", chain.hostname.as_deref().unwrap_or("*")),
+        name: chain_route_name(listener, chain.hostname.as_deref()),
         filter_chain_match: chain.hostname.as_ref().map(|h| FilterChainMatch {
             server_names: vec![h.clone()],
             ..Default::default()

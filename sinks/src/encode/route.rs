@@ -83,6 +83,33 @@ fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     buf.push(value as u8);
 }
 
+/// Name of the virtual host that answers misdirected requests.
+pub const MISDIRECTED_VHOST: &str = "sluice-misdirected";
+
+/// A virtual host answering `421 Misdirected Request` for `domains`: in the route
+/// table of one HTTPS listener's filter chain, the hosts that belong to another
+/// listener of the port (RFC 9110 §15.5.20; the Gateway API's HTTPS listener
+/// isolation: a connection made for one SNI must not reach another listener's
+/// routes, as HTTP/2 connection reuse would otherwise allow).
+pub fn misdirected_virtual_host(domains: Vec<String>) -> VirtualHost {
+    VirtualHost {
+        name: MISDIRECTED_VHOST.to_owned(),
+        domains,
+        routes: vec![Route {
+            r#match: Some(envoy_types::pb::envoy::config::route::v3::RouteMatch {
+                path_specifier: Some(PathSpecifier::Prefix("/".to_owned())),
+                ..Default::default()
+            }),
+            action: Some(route::Action::DirectResponse(DirectResponseAction {
+                status: 421,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// The virtual host for one hostname of a `(gateway, port)`.
 pub fn virtual_host(ir: &VirtualHostIr) -> VirtualHost {
     let mut routes: Vec<Route> = (ir.routes.iter())

@@ -39,6 +39,9 @@ struct RouteTable {
     encoded: Option<Arc<Resource>>,
     /// An API listener per exact hostname of `vhosts`, pointing at this table.
     api_listeners: BTreeMap<String, Arc<Resource>>,
+    /// HTTPS ports: one RouteConfiguration per TLS filter chain, by name
+    /// ([`crate::encode::listener::chain_route_name`]).
+    chains: BTreeMap<String, Arc<Resource>>,
 }
 
 /// Encoded resources by output identity; see the module docs for the contract.
@@ -46,6 +49,8 @@ struct RouteTable {
 pub(super) struct EncodeCache {
     config: EncodeConfig,
     listeners: BTreeMap<Port, Arc<Resource>>,
+    /// The SNI hostnames of an HTTPS port's filter chains (`None`: any).
+    chain_hosts: BTreeMap<Port, Vec<Option<String>>>,
     tables: BTreeMap<Port, RouteTable>,
     clusters: BTreeMap<String, Arc<Resource>>,
     endpoints: BTreeMap<String, Arc<Resource>>,
@@ -62,6 +67,7 @@ impl EncodeCache {
         Self {
             config,
             listeners: BTreeMap::new(),
+            chain_hosts: BTreeMap::new(),
             tables: BTreeMap::new(),
             clusters: BTreeMap::new(),
             endpoints: BTreeMap::new(),
@@ -99,6 +105,12 @@ impl EncodeCache {
         let port = (l.gateway.clone(), l.port);
         let resource = self.encode(l.name(), &encode::listener::listener(&self.config, l));
         self.listeners.insert(port.clone(), resource);
+        if l.tls.is_empty() {
+            self.chain_hosts.remove(&port);
+        } else {
+            let hosts = l.tls.iter().map(|c| c.hostname.clone()).collect();
+            self.chain_hosts.insert(port.clone(), hosts);
+        }
         self.tables.entry(port.clone()).or_default();
         port
     }
@@ -106,6 +118,7 @@ impl EncodeCache {
     pub(super) fn remove_listener(&mut self, l: &ListenerIr) -> Port {
         let port = (l.gateway.clone(), l.port);
         self.listeners.remove(&port);
+        self.chain_hosts.remove(&port);
         port
     }
 
@@ -165,8 +178,21 @@ impl EncodeCache {
             table.vhosts.values().map(|b| b.as_ref()),
         );
         self.encoded += sync_api_listeners(table, &name);
+        let chains = self.chain_hosts.get(port).map(Vec::as_slice).unwrap_or_default();
+        table.chains = chain_tables(&name, chains, &table.vhosts);
         table.encoded = Some(Arc::new(Resource::new(name, Bytes::from(body))));
         table.api_listeners.keys().cloned().collect()
+    }
+
+    /// The RouteConfigurations of an HTTPS port's filter chains (none for HTTP, or
+    /// without a Listener), by name.
+    pub(super) fn chain_tables(&self, port: &Port) -> Vec<(String, Arc<Resource>)> {
+        if !self.listeners.contains_key(port) {
+            return vec![];
+        }
+        (self.tables.get(port).into_iter())
+            .flat_map(|t| t.chains.iter().map(|(n, r)| (n.clone(), r.clone())))
+            .collect()
     }
 
     /// A port's Listener and the RouteConfiguration it serves: a route table
@@ -221,6 +247,57 @@ impl EncodeCache {
         self.encoded += 1;
         Arc::new(Resource::new(name, Bytes::from(message.encode_to_vec())))
     }
+}
+
+/// One RouteConfiguration per TLS filter chain of a port (`chains`: their SNI
+/// hostnames): the port's virtual hosts whose hostname the chain's listener owns
+/// (the most specific chain hostname covering it, as listener isolation has it),
+/// plus one virtual host answering 421 for the other chains' hostnames (and, for a
+/// chain with a hostname, for any other host).
+fn chain_tables(
+    port_name: &str,
+    chains: &[Option<String>],
+    vhosts: &BTreeMap<String, Bytes>,
+) -> BTreeMap<String, Arc<Resource>> {
+    use sluice_pipeline::spec::hostname::intersect;
+    let covers = |chain: &Option<String>, host: &str| match chain {
+        None => true,
+        Some(c) => intersect(c, host).as_deref() == Some(host),
+    };
+    let owner = |host: &str| {
+        (chains.iter())
+            .filter(|c| covers(c, host))
+            .max_by_key(|c| c.as_ref().map_or(0, |c| c.len() + 1))
+    };
+    let mut out = BTreeMap::new();
+    for chain in chains {
+        let own: Vec<(&String, &Bytes)> = (vhosts.iter())
+            .filter(|(host, _)| owner(host) == Some(chain))
+            .collect();
+        let mut misdirected: Vec<String> = (chains.iter())
+            .filter(|c| *c != chain)
+            .flatten()
+            .filter(|h| !vhosts.contains_key(*h) || owner(h) != Some(chain))
+            .cloned()
+            .collect();
+        if chain.is_some() && !own.iter().any(|(h, _)| h.as_str() == "*") {
+            misdirected.push("*".to_owned());
+        }
+        misdirected.sort();
+        misdirected.dedup();
+        misdirected.retain(|h| !own.iter().any(|(o, _)| *o == h));
+        let extra = (!misdirected.is_empty())
+            .then(|| encode::route::misdirected_virtual_host(misdirected).encode_to_vec());
+        let name = encode::listener::chain_route_name(port_name, chain.as_deref());
+        let body = encode::route::route_configuration_bytes(
+            &name,
+            own.iter()
+                .map(|(_, b)| b.as_ref())
+                .chain(extra.as_deref()),
+        );
+        out.insert(name.clone(), Arc::new(Resource::new(name, Bytes::from(body))));
+    }
+    out
 }
 
 /// Brings a table's API listeners in line with its exact hostnames: encodes the

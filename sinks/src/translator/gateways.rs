@@ -69,9 +69,26 @@ impl Gateways {
     pub(super) fn sync_port(&mut self, cache: &EncodeCache, port: &Port) -> bool {
         let name = listener_name(&port.0, port.1);
         let (listener, route) = cache.port(port);
+        let chains = cache.chain_tables(port);
         let state = self.current.entry(port.0.clone()).or_default();
-        set(entries(state, ResourceType::Listener), &name, listener)
-            | set(entries(state, ResourceType::Route), &name, route)
+        let mut changed = set(entries(state, ResourceType::Listener), &name, listener)
+            | set(entries(state, ResourceType::Route), &name, route);
+        // The filter chains' tables, `NAME/HOST`: set the current ones, drop the rest.
+        let routes = entries(state, ResourceType::Route);
+        let prefix = format!("{name}/");
+        let stale: Vec<String> = (routes.range(prefix.clone()..))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(&prefix))
+            .filter(|k| !chains.iter().any(|(n, _)| n == *k))
+            .cloned()
+            .collect();
+        for k in stale {
+            changed |= set(routes, &k, None);
+        }
+        for (chain, table) in chains {
+            changed |= set(routes, &chain, Some(table));
+        }
+        changed
     }
 
     /// Brings one API listener of a gateway up to date.
