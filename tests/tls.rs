@@ -32,9 +32,14 @@ struct Pem {
 
 fn ca() -> (Pem, Issuer<'static, KeyPair>) {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.distinguished_name.push(DnType::CommonName, "sluice test CA");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sluice test CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let key = KeyPair::generate().expect("key");
     let cert = params.self_signed(&key).expect("ca");
     let pem = Pem {
@@ -115,7 +120,8 @@ fn https_get(port: u16, site: &Pem) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let request = format!("GET / HTTP/1.1\r\nhost: {SITE}\r\nconnection: close\r\n\r\n");
-    tls.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    tls.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut text = String::new();
     tls.read_to_string(&mut text).map_err(|e| e.to_string())?;
     Ok(text)
@@ -149,7 +155,14 @@ fn tls_bootstrap(xds: u16, ca: &str, client: Option<(&str, &str)>) -> serde_json
     bootstrap
 }
 
-fn serve(dir: &Path, conf: &Path, xds: u16, offset: u16, extra: &[&str], log: &str) -> processes::ChildGuard {
+fn serve(
+    dir: &Path,
+    conf: &Path,
+    xds: u16,
+    offset: u16,
+    extra: &[&str],
+    log: &str,
+) -> processes::ChildGuard {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command.args(["serve", "--from", s(conf)]);
     command.args(["--xds", &format!("127.0.0.1:{xds}")]);
@@ -168,13 +181,19 @@ fn keys_go_only_to_proxies_whose_certificate_names_their_gateway() {
     let (ca, issuer) = ca();
     let ca_path = dir.join("ca.crt");
     std::fs::write(&ca_path, &ca.cert).expect("write");
-    let server = leaf(&issuer, vec![
-        SanType::DnsName("localhost".try_into().expect("dns")),
-        SanType::IpAddress([127, 0, 0, 1].into()),
-    ]);
+    let server = leaf(
+        &issuer,
+        vec![
+            SanType::DnsName("localhost".try_into().expect("dns")),
+            SanType::IpAddress([127, 0, 0, 1].into()),
+        ],
+    );
     let (server_cert, server_key) = write_pem(&dir, "xds", &server);
     let ours = leaf(&issuer, vec![uri("spiffe://sluice.test/ns/tls/gateway/gw")]);
-    let theirs = leaf(&issuer, vec![uri("spiffe://sluice.test/ns/tls/gateway/other")]);
+    let theirs = leaf(
+        &issuer,
+        vec![uri("spiffe://sluice.test/ns/tls/gateway/other")],
+    );
     let ours = write_pem(&dir, "ours", &ours);
     let theirs = write_pem(&dir, "theirs", &theirs);
     let site = {
@@ -195,9 +214,12 @@ fn keys_go_only_to_proxies_whose_certificate_names_their_gateway() {
 
     // Authenticated: our Envoy terminates HTTPS with the Secret it was sent.
     let tls_args = [
-        "--xds-tls-cert", server_cert.as_str(),
-        "--xds-tls-key", server_key.as_str(),
-        "--xds-client-ca", s(&ca_path),
+        "--xds-tls-cert",
+        server_cert.as_str(),
+        "--xds-tls-key",
+        server_key.as_str(),
+        "--xds-client-ca",
+        s(&ca_path),
     ];
     let sluice = serve(&dir, &conf, xds, offset, &tls_args, "serve-mtls.log");
     let ca_file = s(&ca_path).to_owned();
@@ -217,8 +239,17 @@ fn keys_go_only_to_proxies_whose_certificate_names_their_gateway() {
         read(&dir.join("serve-mtls.log")).contains("refusing a proxy whose client certificate")
     });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(envoy_stat(theirs_envoy.admin, "listener_manager.total_listeners_active"), 0);
-    assert_eq!(envoy_stat(theirs_envoy.admin, "listener_manager.lds.update_success"), 0);
+    assert_eq!(
+        envoy_stat(
+            theirs_envoy.admin,
+            "listener_manager.total_listeners_active"
+        ),
+        0
+    );
+    assert_eq!(
+        envoy_stat(theirs_envoy.admin, "listener_manager.lds.update_success"),
+        0
+    );
     assert!(https_get(https, &site).is_err(), "nobody serves HTTPS now");
     drop(theirs_envoy);
 
@@ -226,7 +257,10 @@ fn keys_go_only_to_proxies_whose_certificate_names_their_gateway() {
     let bootstrap = tls_bootstrap(xds, &ca_file, None);
     let anonymous = processes::start_envoy(&envoy, &dir, "anonymous", &bootstrap).expect("envoy");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(envoy_stat(anonymous.admin, "listener_manager.lds.update_success"), 0);
+    assert_eq!(
+        envoy_stat(anonymous.admin, "listener_manager.lds.update_success"),
+        0
+    );
     drop(anonymous);
     drop(sluice);
 

@@ -47,9 +47,7 @@ pub fn load(cases_dir: &Path, case: &Case) -> anyhow::Result<Vec<Value>> {
         cases_dir.join("../conformance/manifests/base/manifests.yaml")
     };
     let mut files = vec![(base, "base/manifests.yaml".to_string())];
-    files.extend(
-        (case.manifests.iter()).map(|f| (cases_dir.join("manifests").join(f), f.clone())),
-    );
+    files.extend((case.manifests.iter()).map(|f| (cases_dir.join("manifests").join(f), f.clone())));
     let mut docs = Vec::new();
     for (path, file) in files {
         let text = std::fs::read_to_string(&path)

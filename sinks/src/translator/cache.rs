@@ -178,7 +178,11 @@ impl EncodeCache {
             table.vhosts.values().map(|b| b.as_ref()),
         );
         self.encoded += sync_api_listeners(table, &name);
-        let chains = self.chain_hosts.get(port).map(Vec::as_slice).unwrap_or_default();
+        let chains = self
+            .chain_hosts
+            .get(port)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         table.chains = chain_tables(&name, chains, &table.vhosts);
         table.encoded = Some(Arc::new(Resource::new(name, Bytes::from(body))));
         table.api_listeners.keys().cloned().collect()
@@ -291,11 +295,12 @@ fn chain_tables(
         let name = encode::listener::chain_route_name(port_name, chain.as_deref());
         let body = encode::route::route_configuration_bytes(
             &name,
-            own.iter()
-                .map(|(_, b)| b.as_ref())
-                .chain(extra.as_deref()),
+            own.iter().map(|(_, b)| b.as_ref()).chain(extra.as_deref()),
         );
-        out.insert(name.clone(), Arc::new(Resource::new(name, Bytes::from(body))));
+        out.insert(
+            name.clone(),
+            Arc::new(Resource::new(name, Bytes::from(body))),
+        );
     }
     out
 }
