@@ -69,6 +69,14 @@ impl ListenerView {
         owner.is_some_and(|o| *o == self.hostname)
     }
 
+    /// The listener serves nothing: `Programmed=False` / `Invalid`, saying why.
+    fn unprogram(&mut self, why: &str) {
+        self.serves_http = false;
+        for c in (self.conditions.iter_mut()).filter(|c| c.type_ == Type::Programmed) {
+            *c = Condition::new(Type::Programmed, false, Reason::Invalid, why);
+        }
+    }
+
     /// Whether the listener is `Accepted` (its protocol is supported).
     pub fn is_accepted(&self) -> bool {
         self.conditions
@@ -180,19 +188,7 @@ pub fn listener_views(gw: &Gateway, max_port: u16) -> Vec<ListenerView> {
         // The Gateway itself is not accepted: none of its listeners takes routes.
         for v in &mut views {
             v.accepts_http_routes = false;
-            v.serves_http = false;
-            for c in v
-                .conditions
-                .iter_mut()
-                .filter(|c| c.type_ == Type::Programmed)
-            {
-                *c = Condition::new(
-                    Type::Programmed,
-                    false,
-                    Reason::Invalid,
-                    "The Gateway is not accepted",
-                );
-            }
+            v.unprogram("The Gateway is not accepted");
         }
     }
     views
@@ -365,19 +361,7 @@ impl CertificateVerdict {
             }
         }
         if verdict.secrets.is_empty() {
-            view.serves_http = false;
-            for c in view
-                .conditions
-                .iter_mut()
-                .filter(|c| c.type_ == Type::Programmed)
-            {
-                *c = Condition::new(
-                    Type::Programmed,
-                    false,
-                    Reason::Invalid,
-                    "Listener has no valid certificate: not programmed",
-                );
-            }
+            view.unprogram("Listener has no valid certificate: not programmed");
         }
         view.conditions.sort();
     }

@@ -6,15 +6,25 @@
 //! ReferenceGrant that allows it), `BackendNotFound` (no such Service or port).
 
 use crate::ir::{ClusterIr, ClusterKey};
-use crate::model::{ReferenceGrant, Service};
+use crate::model::{GrantFrom, GrantTo, ReferenceGrant, Service};
 use crate::spec::routes::{Resolution, Unresolved};
 
 /// `((target namespace, source namespace), allowed Service name or any)` for every
 /// entry of a grant that lets HTTPRoutes reference Services.
 pub fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
+    entries(&g, GrantFrom::is_http_route, GrantTo::is_service)
+}
+
+/// The `(from, to)` pairs of `g` that `from` and `to` admit, keyed as
+/// [`grant_entries`] says.
+fn entries(
+    g: &ReferenceGrant,
+    from: impl Fn(&GrantFrom) -> bool,
+    to: impl Fn(&GrantTo) -> bool,
+) -> Vec<((String, String), Option<String>)> {
     let mut out = vec![];
-    for f in g.from.iter().filter(|f| f.is_http_route()) {
-        for t in g.to.iter().filter(|t| t.is_service()) {
+    for f in g.from.iter().filter(|f| from(f)) {
+        for t in g.to.iter().filter(|t| to(t)) {
             out.push((
                 (g.key.namespace.clone(), f.namespace.clone()),
                 t.name.clone(),
@@ -27,16 +37,7 @@ pub fn grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>
 /// `((target namespace, source namespace), allowed Secret name or any)` for every
 /// entry of a grant that lets Gateways reference Secrets (listener certificates).
 pub fn secret_grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
-    let mut out = vec![];
-    for f in g.from.iter().filter(|f| f.is_gateway()) {
-        for t in g.to.iter().filter(|t| t.is_secret()) {
-            out.push((
-                (g.key.namespace.clone(), f.namespace.clone()),
-                t.name.clone(),
-            ));
-        }
-    }
-    out
+    entries(&g, GrantFrom::is_gateway, GrantTo::is_secret)
 }
 
 /// A reference to `port` of the Service `svc` (which exists and may be referenced).

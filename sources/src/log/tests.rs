@@ -183,7 +183,12 @@ fn a_log_reads_back_one_time_at_a_time_and_appending_continues_its_times() {
         [
             (0, 2, vec!["apply a/x".to_owned(), "apply a/y".to_owned()]),
             (1, 1, vec!["delete a/x".to_owned()]),
-            (2, 15, vec!["delete a/y".to_owned(), "apply a/z".to_owned()]),
+            // A begin and an end marker per watched kind, and the apply.
+            (
+                2,
+                2 * crate::kubernetes::KINDS.len() as u64 + 1,
+                vec!["delete a/y".to_owned(), "apply a/z".to_owned()]
+            ),
         ]
     );
     assert_eq!(source.truncated_at(), None);
