@@ -6,7 +6,9 @@
 //!   naming another Gateway is refused, and never gets a listener;
 //! - without client authentication (and without `--insecure-serve-secrets`) no
 //!   Secret is served: the Gateway's HTTP listener works, its HTTPS one completes no
-//!   handshake.
+//!   handshake;
+//! - a certificate rotated while a client keeps connecting: the new certificate is
+//!   served, and no handshake fails on the way.
 
 #[allow(dead_code)]
 mod common;
@@ -100,11 +102,19 @@ data: {{tls.crt: {}, tls.key: {}}}
 
 /// `GET /` over HTTPS with SNI `SITE`, trusting only `site`: the response, or why not.
 fn https_get(port: u16, site: &Pem) -> Result<String, String> {
+    https_get_trusting(port, &[site]).map(|(text, _)| text)
+}
+
+/// `GET /` over HTTPS with SNI `SITE`, trusting `trusted`: the response and the
+/// certificate the server presented (DER), or why not.
+fn https_get_trusting(port: u16, trusted: &[&Pem]) -> Result<(String, Vec<u8>), String> {
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
-    let der = rustls_pki_types::CertificateDer::from_pem_slice(site.cert.as_bytes())
-        .map_err(|e| e.to_string())?;
-    roots.add(der).map_err(|e| e.to_string())?;
+    for site in trusted {
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(site.cert.as_bytes())
+            .map_err(|e| e.to_string())?;
+        roots.add(der).map_err(|e| e.to_string())?;
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -124,7 +134,97 @@ fn https_get(port: u16, site: &Pem) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let mut text = String::new();
     tls.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    Ok(text)
+    let presented = (tls.conn.peer_certificates())
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .unwrap_or_default();
+    Ok((text, presented))
+}
+
+fn der_of(pem: &Pem) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.cert.as_bytes())
+        .map(|c| c.as_ref().to_vec())
+        .unwrap_or_default()
+}
+
+fn self_signed_site() -> Pem {
+    let key = KeyPair::generate().expect("key");
+    let params = CertificateParams::new(vec![SITE.to_string()]).expect("params");
+    let cert = params.self_signed(&key).expect("site");
+    Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+#[test]
+fn a_rotated_certificate_is_served_with_no_failed_handshake() {
+    let dir = scratch("tls-rotation");
+    let envoy = processes::envoy_binary(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("envoy");
+    let (_backend, backend) = demo_backend("echo-rotation", &dir.join("backend.log"));
+    let (old, new) = (self_signed_site(), self_signed_site());
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    std::fs::write(conf.join("app.yaml"), manifests(backend, &old)).expect("write");
+    let xds = processes::free_port().expect("port");
+    let offset = processes::free_port().expect("port") - 443;
+    let https = 443 + offset;
+    let _sluice = serve(
+        &dir,
+        &conf,
+        xds,
+        offset,
+        &["--insecure-serve-secrets"],
+        "serve.log",
+    );
+    let gateway = processes::GatewayKey {
+        namespace: "tls".into(),
+        name: "gw".into(),
+    };
+    let bootstrap = processes::bootstrap(&gateway, "rotation", xds, processes::Ads::Delta);
+    let proxy = processes::start_envoy(&envoy, &dir, "rotation", &bootstrap).expect("envoy");
+    let (old_der, new_der) = (der_of(&old), der_of(&new));
+    wait_for("Envoy to serve the first certificate", || {
+        https_get_trusting(https, &[&old])
+            .is_ok_and(|(t, c)| t.starts_with("HTTP/1.1 200") && c == old_der)
+    });
+    let lds_before = envoy_stat(proxy.admin, "listener_manager.lds.update_success");
+    // Rotate (write elsewhere, rename into place), connecting without pause.
+    let staged = dir.join("app.yaml.new");
+    std::fs::write(&staged, manifests(backend, &new)).expect("write");
+    std::fs::rename(&staged, conf.join("app.yaml")).expect("rename");
+    let started = std::time::Instant::now();
+    let (mut handshakes, mut rotated) = (0, false);
+    while started.elapsed() < Duration::from_secs(30) {
+        match https_get_trusting(https, &[&old, &new]) {
+            Ok((text, presented)) => {
+                assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+                handshakes += 1;
+                if presented == new_der {
+                    rotated = true;
+                    break;
+                }
+                assert_eq!(presented, old_der, "an unknown certificate");
+            }
+            Err(e) => panic!("handshake {handshakes} failed during the rotation: {e}"),
+        }
+    }
+    assert!(
+        rotated,
+        "the new certificate was not served within 30 s ({handshakes} handshakes)"
+    );
+    // Only the Secret changed: Envoy received no new Listener.
+    assert_eq!(
+        envoy_stat(proxy.admin, "listener_manager.lds.update_success"),
+        lds_before,
+        "the rotation re-sent a Listener"
+    );
+    for _ in 0..20 {
+        let (_, presented) = https_get_trusting(https, &[&old, &new]).expect("after the rotation");
+        assert_eq!(presented, new_der, "the old certificate is back");
+    }
+    let _ = read(&dir.join("serve.log"));
 }
 
 /// Envoy's bootstrap for `gw`, its xDS connection over TLS with `client`.
