@@ -296,15 +296,7 @@ fn keys_go_only_to_proxies_whose_certificate_names_their_gateway() {
     );
     let ours = write_pem(&dir, "ours", &ours);
     let theirs = write_pem(&dir, "theirs", &theirs);
-    let site = {
-        let key = KeyPair::generate().expect("key");
-        let params = CertificateParams::new(vec![SITE.to_string()]).expect("params");
-        let cert = params.self_signed(&key).expect("site");
-        Pem {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    };
+    let site = self_signed_site();
     let conf = dir.join("conf");
     std::fs::create_dir_all(&conf).expect("conf");
     std::fs::write(conf.join("app.yaml"), manifests(backend, &site)).expect("write");

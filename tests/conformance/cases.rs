@@ -228,15 +228,8 @@ pub fn load_all(dir: &Path) -> anyhow::Result<Vec<Case>> {
                 // Skipped whole: its request and check shapes (gRPC, TCP, ...) are
                 // not read until the runner drives that family.
                 Case {
-                    name: value["name"].as_str().unwrap_or_default().to_owned(),
-                    dir: PathBuf::new(),
                     family: family.map(str::to_owned),
-                    manifests: vec![],
-                    requests: vec![],
-                    statuses: vec![],
-                    gateway: None,
-                    custom: None,
-                    skipped_reason: None,
+                    ..Case::empty(value["name"].as_str().unwrap_or_default(), dir)
                 }
             } else {
                 serde_json::from_value(value).with_context(|| format!("parsing {}", f.display()))?
@@ -268,6 +261,23 @@ pub struct Case {
     /// Set by the extractor when the test body cannot be expressed as data.
     #[serde(default)]
     pub skipped_reason: Option<String>,
+}
+
+impl Case {
+    /// A case with nothing to apply, request or check.
+    pub fn empty(name: &str, dir: &Path) -> Self {
+        Case {
+            name: name.to_owned(),
+            dir: dir.to_path_buf(),
+            family: None,
+            manifests: vec![],
+            requests: vec![],
+            statuses: vec![],
+            gateway: None,
+            custom: None,
+            skipped_reason: None,
+        }
+    }
 }
 
 /// A case's `custom` part: the flows the extractor could not turn into request entries.

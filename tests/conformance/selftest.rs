@@ -26,17 +26,7 @@ pub async fn run(cases_dir: &Path) -> bool {
     let dir = crate::case_dir("selftest");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
-    let case = Case {
-        name: "selftest".into(),
-        dir: cases_dir.to_path_buf(),
-        family: None,
-        manifests: vec![],
-        requests: vec![],
-        statuses: vec![],
-        gateway: None,
-        custom: None,
-        skipped_reason: None,
-    };
+    let case = Case::empty("selftest", cases_dir);
     let mut docs = match manifests::load(cases_dir, &case) {
         Ok(docs) => docs,
         Err(e) => {

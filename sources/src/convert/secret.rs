@@ -84,6 +84,17 @@ pub fn certificate_problem(cert_chain: &str, private_key: &str) -> Option<String
             ));
         }
     };
+    // Envoy (BoringSSL) serves RSA and ECDSA certificates only: an Ed25519 key
+    // would make it reject the Secret.
+    let algorithm = signing.algorithm();
+    if !matches!(
+        algorithm,
+        rustls::SignatureAlgorithm::RSA | rustls::SignatureAlgorithm::ECDSA
+    ) {
+        return Some(format!(
+            "tls.key: {algorithm:?} keys are not supported (Envoy serves RSA and ECDSA certificates)"
+        ));
+    }
     match CertifiedKey::new(certs, Arc::clone(&signing)).keys_match() {
         Ok(()) => None,
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => None,
@@ -141,7 +152,21 @@ mod tests {
         let (_, other_key) = generated();
         let hello = "Hello world\n"; // the conformance suite's malformed Secret
         let garbage_cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let ed25519 = {
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+            let params =
+                rcgen::CertificateParams::new(vec!["a.example".to_string()]).expect("params");
+            (
+                params.self_signed(&key).expect("cert").pem(),
+                key.serialize_pem(),
+            )
+        };
         for (c, k, says) in [
+            (
+                ed25519.0.as_str(),
+                ed25519.1.as_str(),
+                "ED25519 keys are not supported",
+            ),
             (hello, hello, "tls.crt: no PEM certificate"),
             (cert.as_str(), hello, "tls.key"),
             (cert.as_str(), other_key.as_str(), "does not belong"),
