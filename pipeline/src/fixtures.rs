@@ -97,6 +97,59 @@ pub fn secret_grant(ns: &str, name: &str, from_ns: &str, to_name: Option<&str>) 
     })
 }
 
+/// A grant in `ns` letting Gateways of `from_ns` use ConfigMap `to_name` (any:
+/// `None`).
+pub fn config_map_grant(ns: &str, name: &str, from_ns: &str, to_name: Option<&str>) -> Object {
+    let Object::ReferenceGrant(mut grant) = secret_grant(ns, name, from_ns, to_name) else {
+        unreachable!("secret_grant builds a ReferenceGrant")
+    };
+    grant.to[0].kind = kinds::CONFIG_MAP.into();
+    Object::ReferenceGrant(grant)
+}
+
+/// A ConfigMap holding CA bundle `pem` as a source hands it over (`problem`: the
+/// check failed, and no bundle is kept).
+pub fn ca_config_map(ns: &str, name: &str, pem: &str, problem: Option<&str>) -> Object {
+    Object::ConfigMap(ConfigMap {
+        key: ObjectKey::new(ns, name),
+        ca_bundle: if problem.is_some() {
+            String::new()
+        } else {
+            pem.into()
+        },
+        problem: problem.map(Into::into),
+    })
+}
+
+/// Client validation against the ConfigMaps `cas` (`namespace/name` or a name in
+/// the Gateway's namespace), for `port` (`None`: the default).
+pub fn frontend_validation(
+    port: Option<u16>,
+    cas: &[&str],
+    insecure_fallback: bool,
+) -> FrontendValidation {
+    FrontendValidation {
+        port,
+        client: ClientValidation {
+            ca_refs: (cas.iter())
+                .map(|c| {
+                    let (namespace, name) = match c.split_once('/') {
+                        Some((ns, name)) => (Some(ns.to_owned()), name),
+                        None => (None, *c),
+                    };
+                    SecretRef {
+                        group: String::new(),
+                        kind: kinds::CONFIG_MAP.into(),
+                        namespace,
+                        name: name.into(),
+                    }
+                })
+                .collect(),
+            insecure_fallback,
+        },
+    }
+}
+
 pub fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
     Gateway {
         meta: meta(ns, name),
@@ -104,6 +157,7 @@ pub fn gateway(ns: &str, name: &str, listeners: Vec<Listener>) -> Gateway {
         listeners,
         parameters_ref: None,
         addresses: vec![],
+        frontend_validation: vec![],
     }
 }
 

@@ -35,26 +35,82 @@ pub struct ListenerIr {
 pub struct TlsChain {
     pub hostname: Option<String>,
     pub secrets: Vec<String>,
+    /// Client certificates are validated (`spec.tls.frontend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidationIr>,
 }
 
-/// A certificate and its private key for Envoy (an SDS `Secret`), named
-/// `namespace/name` after the Kubernetes Secret.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Client certificate validation of one TLS chain: the CA bundle (an SDS
+/// `Secret` of its own, [`ca_bundle_name`]) and whether a client without a valid
+/// certificate is still let in (`AllowInsecureFallback`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientValidationIr {
+    pub ca: String,
+    pub insecure_fallback: bool,
+}
+
+/// The SDS name of the CA bundle made of these ConfigMaps (`namespace/name`, in
+/// reference order): `configmap:` and the names joined by `,` (no Kubernetes name
+/// holds `:` or `,`, so it never collides with a Secret's `namespace/name`).
+pub fn ca_bundle_name(config_maps: &[String]) -> String {
+    format!("configmap:{}", config_maps.join(","))
+}
+
+/// Something Envoy fetches over SDS: a listener certificate and its private key
+/// (named `namespace/name` after the Kubernetes Secret), or a CA bundle that
+/// client certificates must chain to (named by [`ca_bundle_name`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SecretIr {
     pub name: String,
-    /// PEM, leaf first.
-    pub cert_chain: String,
-    /// PEM.
-    pub private_key: String,
+    pub material: SecretMaterial,
 }
 
-impl std::fmt::Debug for SecretIr {
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SecretMaterial {
+    Certificate {
+        /// PEM, leaf first.
+        cert_chain: String,
+        /// PEM.
+        private_key: String,
+    },
+    /// PEM CA certificates, concatenated in reference order.
+    TrustedCa(String),
+}
+
+impl SecretIr {
+    /// A listener certificate.
+    pub fn certificate(name: String, cert_chain: String, private_key: String) -> Self {
+        SecretIr {
+            name,
+            material: SecretMaterial::Certificate {
+                cert_chain,
+                private_key,
+            },
+        }
+    }
+
+    /// The certificate chain of a listener certificate.
+    pub fn cert_chain(&self) -> Option<&str> {
+        match &self.material {
+            SecretMaterial::Certificate { cert_chain, .. } => Some(cert_chain),
+            SecretMaterial::TrustedCa(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretMaterial {
     /// Never prints the key material.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretIr")
-            .field("name", &self.name)
-            .field("cert_chain_bytes", &self.cert_chain.len())
-            .finish_non_exhaustive()
+        match self {
+            SecretMaterial::Certificate { cert_chain, .. } => f
+                .debug_struct("Certificate")
+                .field("cert_chain_bytes", &cert_chain.len())
+                .finish_non_exhaustive(),
+            SecretMaterial::TrustedCa(ca) => f
+                .debug_struct("TrustedCa")
+                .field("bytes", &ca.len())
+                .finish(),
+        }
     }
 }
 

@@ -52,6 +52,7 @@ pub enum Kind {
     EndpointSlice,
     Namespace,
     Secret,
+    ConfigMap,
 }
 
 impl Kind {
@@ -66,6 +67,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Namespace => "Namespace",
             Kind::Secret => "Secret",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 }
@@ -103,6 +105,7 @@ pub enum Object {
     EndpointSlice(EndpointSlice),
     Namespace(Namespace),
     Secret(Secret),
+    ConfigMap(ConfigMap),
 }
 
 impl Object {
@@ -116,6 +119,7 @@ impl Object {
             Object::EndpointSlice(o) => (Kind::EndpointSlice, o.key.clone()),
             Object::Namespace(o) => (Kind::Namespace, ObjectKey::cluster(&o.name)),
             Object::Secret(o) => (Kind::Secret, o.key.clone()),
+            Object::ConfigMap(o) => (Kind::ConfigMap, o.key.clone()),
         };
         ObjectId { kind, key }
     }
@@ -165,6 +169,29 @@ pub struct Gateway {
     /// `spec.addresses`, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<GatewayAddress>,
+    /// `spec.tls.frontend`: client certificate validation for HTTPS listeners, the
+    /// default (`port: None`) first, then the per-port overrides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frontend_validation: Vec<FrontendValidation>,
+}
+
+/// One client certificate validation setting of `spec.tls.frontend`: the default
+/// (`port: None`) or a `perPort` override, which replaces the default for the HTTPS
+/// listeners on its port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FrontendValidation {
+    pub port: Option<u16>,
+    pub client: ClientValidation,
+}
+
+/// `validation`: the CA bundles client certificates must chain to, and whether a
+/// connection without a valid certificate is still accepted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientValidation {
+    /// `caCertificateRefs` (group, kind, namespace, name), in order.
+    pub ca_refs: Vec<SecretRef>,
+    /// `mode: AllowInsecureFallback` (the default is `AllowValidOnly`).
+    pub insecure_fallback: bool,
 }
 
 /// One requested Gateway address (`GatewaySpecAddress`).
@@ -226,6 +253,9 @@ pub struct ListenerTls {
     pub certificate_refs: Vec<SecretRef>,
 }
 
+/// A typed reference to a namespaced object (`SecretObjectReference`, and the
+/// `ObjectReference` of CA certificate refs): group, kind, namespace (`None`: the
+/// referrer's), name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SecretRef {
     pub group: String,
@@ -281,6 +311,7 @@ pub mod kinds {
     pub const HTTP_ROUTE: &str = "HTTPRoute";
     pub const SERVICE: &str = "Service";
     pub const SECRET: &str = "Secret";
+    pub const CONFIG_MAP: &str = "ConfigMap";
 }
 
 /// `group`/`kind` names the core group's Service (the core group is empty).
@@ -315,6 +346,12 @@ impl SecretRef {
     pub fn is_secret(&self) -> bool {
         self.group.is_empty() && self.kind == kinds::SECRET
     }
+
+    /// Whether this refers to a core ConfigMap, the only CA certificate kind
+    /// Sluice resolves.
+    pub fn is_config_map(&self) -> bool {
+        self.group.is_empty() && self.kind == kinds::CONFIG_MAP
+    }
 }
 
 impl GrantFrom {
@@ -328,6 +365,11 @@ impl GrantTo {
     /// Whether this admits references to Secrets.
     pub fn is_secret(&self) -> bool {
         self.group.is_empty() && self.kind == kinds::SECRET
+    }
+
+    /// Whether this admits references to ConfigMaps.
+    pub fn is_config_map(&self) -> bool {
+        self.group.is_empty() && self.kind == kinds::CONFIG_MAP
     }
 }
 
@@ -582,6 +624,20 @@ impl std::fmt::Debug for Secret {
             .field("problem", &self.problem)
             .finish()
     }
+}
+
+/// A ConfigMap as a CA certificate bundle (`ca.crt`, PEM), which client certificate
+/// validation refers to. The source checks it (the key is there and holds PEM
+/// X.509 certificates); one that fails is kept with its `problem`, so the
+/// listener that refers to it is reported (`InvalidCACertificateRef`). Nothing
+/// else of the ConfigMap is held.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConfigMap {
+    pub key: ObjectKey,
+    /// `ca.crt`, PEM; empty when the ConfigMap has a problem.
+    pub ca_bundle: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The label the API server sets on every Namespace to its own name.

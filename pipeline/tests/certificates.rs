@@ -11,7 +11,8 @@ mod support;
 
 use sluice_pipeline::fixtures::*;
 use sluice_pipeline::ir::{
-    ConditionType, ListenerStatus, Reason, StatusKey, StatusOutput, TlsChain, XdsKey, XdsOutput,
+    ConditionType, ListenerStatus, Reason, SecretIr, SecretMaterial, StatusKey, StatusOutput,
+    TlsChain, XdsKey, XdsOutput,
 };
 use sluice_pipeline::model::*;
 use sluice_pipeline::{Pipeline, PipelineConfig};
@@ -69,17 +70,26 @@ fn served_secrets(run: &Run) -> Vec<(String, String)> {
         .filter_map(|o| match o {
             XdsOutput::Secret { gateway, secret } => {
                 assert_eq!(*gateway, gw_key());
-                Some((secret.name.clone(), secret.cert_chain.clone()))
+                Some((secret.name.clone(), pem(secret)))
             }
             _ => None,
         })
         .collect()
 }
 
+/// The PEM a served Secret carries: its certificate chain, or its CA bundle.
+fn pem(secret: &SecretIr) -> String {
+    match &secret.material {
+        SecretMaterial::Certificate { cert_chain, .. } => cert_chain.clone(),
+        SecretMaterial::TrustedCa(bundle) => bundle.clone(),
+    }
+}
+
 fn chain(hostname: Option<&str>, secrets: &[&str]) -> TlsChain {
     TlsChain {
         hostname: hostname.map(Into::into),
         secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
+        client_validation: None,
     }
 }
 
@@ -262,7 +272,7 @@ fn rotating_a_certificate_changes_only_its_secret() {
         .xds
         .iter()
         .map(|(o, d)| match o {
-            XdsOutput::Secret { secret, .. } => (secret.cert_chain.clone(), *d),
+            XdsOutput::Secret { secret, .. } => (pem(secret), *d),
             other => panic!("a rotation touched {other:?}"),
         })
         .collect();

@@ -137,6 +137,36 @@ fn random_gateway(rng: &mut Rng, ns: &str, name: &str) -> Object {
         })
         .collect();
     let mut g = gateway(ns, name, listeners);
+    if rng.chance(50) {
+        // Client certificate validation: a default and/or a per-port setting, CA
+        // refs here, across namespaces, or of another kind.
+        let mut cas = || -> Vec<&str> {
+            (0..1 + usize::from(rng.chance(30)))
+                .map(|_| rng.pick(&["ca", "ca", "ca2", "b/ca", "c/ca2", "kind:ca"]))
+                .collect()
+        };
+        let (default, port) = (cas(), cas());
+        if rng.chance(70) {
+            g.frontend_validation
+                .push(frontend_validation(None, &default, rng.chance(30)));
+        }
+        if rng.chance(40) {
+            let port_number = rng.pick(&[443, 8080]);
+            g.frontend_validation.push(frontend_validation(
+                Some(port_number),
+                &port,
+                rng.chance(30),
+            ));
+        }
+        for v in &mut g.frontend_validation {
+            for r in &mut v.client.ca_refs {
+                if let Some(name) = r.name.strip_prefix("kind:") {
+                    r.name = name.into();
+                    r.kind = "Secret".into();
+                }
+            }
+        }
+    }
     if rng.chance(5) {
         g.class_name = "someone-else".into();
     }
@@ -278,6 +308,10 @@ fn random_grant(rng: &mut Rng) -> Object {
         let secret = rng.chance(50).then(|| rng.pick(&["cert", "cert2"]));
         return secret_grant(to_ns, rng.pick(&["g1", "g3"]), from_ns, secret);
     }
+    if rng.chance(10) {
+        let ca = rng.chance(50).then(|| rng.pick(&["ca", "ca2"]));
+        return config_map_grant(to_ns, rng.pick(&["g1", "g4"]), from_ns, ca);
+    }
     grant(to_ns, rng.pick(&["g1", "g2"]), from_ns, to)
 }
 
@@ -287,6 +321,12 @@ fn random_secret(rng: &mut Rng, ns: &str) -> Object {
         .chance(15)
         .then_some("tls.key does not belong to the certificate");
     tls_secret(ns, name, rng.pick(&["PEM-1", "PEM-2"]), problem)
+}
+
+fn random_ca(rng: &mut Rng, ns: &str) -> Object {
+    let name = rng.pick(&["ca", "ca2"]);
+    let problem = rng.chance(10).then_some("ConfigMap has no key ca.crt");
+    ca_config_map(ns, name, rng.pick(&["CA-1\n", "CA-2\n"]), problem)
 }
 
 /// Step 0: the class, the gateways, the namespaces, services, slices and a route.
@@ -313,6 +353,8 @@ fn seed_objects(rng: &mut Rng) -> Vec<Change> {
     objs.push(random_route(rng, ns, "r1"));
     for ns in NAMESPACES {
         objs.push(random_secret(rng, ns));
+        objs.push(ca_config_map(ns, "ca", "CA-1\n", None));
+        objs.push(random_ca(rng, ns));
     }
     objs.into_iter().map(Change::Apply).collect()
 }
@@ -372,6 +414,7 @@ fn random_change(rng: &mut Rng, objects: &BTreeMap<ObjectId, Object>) -> Change 
         }
         76..=77 => random_class(rng),
         78..=83 => random_secret(rng, ns),
+        84..=86 => random_ca(rng, ns),
         _ => return random_delete(rng, objects),
     };
     Change::Apply(obj)
@@ -388,6 +431,8 @@ struct Coverage {
     steps_endpoints: usize,
     /// Steps where some Envoy listener terminates TLS.
     steps_tls: usize,
+    /// Steps where some TLS chain validates client certificates.
+    steps_client_validation: usize,
     /// Listener `ResolvedRefs` reasons seen, by steps.
     listener_reasons: BTreeMap<String, usize>,
     /// Steps whose namespace label changes alone change some attachment.
@@ -449,10 +494,18 @@ impl Coverage {
         self.steps_cluster += usize::from(!after.clusters.is_empty());
         self.steps_endpoints += usize::from(!after.endpoints.is_empty());
         self.steps_tls += usize::from(after.listeners.iter().any(|l| !l.tls.is_empty()));
+        self.steps_client_validation += usize::from(
+            (after.listeners.iter())
+                .flat_map(|l| l.tls.iter())
+                .any(|c| c.client_validation.is_some()),
+        );
         let listener_reasons: BTreeSet<&str> = (after.gateway_status.iter())
             .flat_map(|g| g.listeners.iter())
             .flat_map(|l| l.conditions.iter())
-            .filter(|c| c.type_ == sluice_pipeline::ir::ConditionType::ResolvedRefs)
+            .filter(|c| {
+                c.type_ == sluice_pipeline::ir::ConditionType::ResolvedRefs
+                    || (c.type_ == sluice_pipeline::ir::ConditionType::Accepted && !c.status)
+            })
             .map(|c| c.reason.as_str())
             .collect();
         for r in listener_reasons {
@@ -499,9 +552,22 @@ impl Coverage {
         at_least("% steps with a cluster", pct(self.steps_cluster), 30);
         at_least("% steps with endpoints", pct(self.steps_endpoints), 20);
         at_least("% steps with a TLS listener", pct(self.steps_tls), 10);
-        for reason in ["InvalidCertificateRef", "RefNotPermitted"] {
+        at_least(
+            "steps validating client certificates",
+            self.steps_client_validation,
+            150,
+        );
+        // Certificate failures are reported before CA ones, so the CA reasons show
+        // less often.
+        for (reason, min) in [
+            ("InvalidCertificateRef", 100),
+            ("RefNotPermitted", 100),
+            ("NoValidCACertificate", 100),
+            ("InvalidCACertificateRef", 30),
+            ("InvalidCACertificateKind", 5),
+        ] {
             let n = self.listener_reasons.get(reason).copied().unwrap_or(0);
-            at_least(&format!("steps showing listener reason {reason}"), n, 100);
+            at_least(&format!("steps showing listener reason {reason}"), n, min);
         }
         at_least(
             "selector flips that change an attachment",

@@ -20,8 +20,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use sluice_pipeline::fixtures;
 use sluice_pipeline::ir::{
-    Action, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr, TlsChain, VirtualHostIr,
-    WeightedBackend, XdsKey, XdsOutput,
+    Action, ClientValidationIr, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr,
+    TlsChain, VirtualHostIr, WeightedBackend, XdsKey, XdsOutput,
 };
 use sluice_pipeline::model::{
     BackendRef, Change, FromNamespaces, HeaderModifier, Listener, Object, ObjectKey, ParentRef,
@@ -670,9 +670,21 @@ fn random_output(rng: &mut Rng) -> XdsOutput {
             if rng.percent(40) {
                 let mut hosts: Vec<Option<String>> = vec![None];
                 hosts.extend(HOSTNAMES.iter().map(|h| Some((*h).to_owned())));
-                for hostname in hosts.into_iter().filter(|_| rng.percent(50)) {
+                for hostname in hosts {
+                    if !rng.percent(50) {
+                        continue;
+                    }
                     let secrets = vec![format!("{INFRA}/cert")];
-                    tls.push(TlsChain { hostname, secrets });
+                    // Sometimes client validation, strict or lenient.
+                    let client_validation = rng.percent(30).then(|| ClientValidationIr {
+                        ca: format!("configmap:{INFRA}/ca"),
+                        insecure_fallback: rng.percent(50),
+                    });
+                    tls.push(TlsChain {
+                        hostname,
+                        secrets,
+                        client_validation,
+                    });
                 }
             }
             XdsOutput::Listener(ListenerIr { gateway, port, tls })

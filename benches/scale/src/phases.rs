@@ -203,7 +203,10 @@ fn counts(objects: &[Object]) -> Counts {
             Object::HttpRoute(_) => c.routes += 1,
             Object::Service(_) => c.services += 1,
             Object::EndpointSlice(s) => c.endpoints += s.addresses.len(),
-            Object::GatewayClass(_) | Object::ReferenceGrant(_) | Object::Secret(_) => {}
+            Object::GatewayClass(_)
+            | Object::ReferenceGrant(_)
+            | Object::Secret(_)
+            | Object::ConfigMap(_) => {}
         }
     }
     c

@@ -28,7 +28,9 @@ pub use col::Col;
 
 pub use certificates::secret_name;
 
-use crate::ir::{ListenerIr, StatusOutput, TlsChain, XdsOutput};
+use crate::ir::{
+    ClientValidationIr, ListenerIr, StatusOutput, TlsChain, XdsOutput, ca_bundle_name,
+};
 use crate::model::{EndpointSlice, Object, ObjectKey, Service};
 use crate::spec::listener::{CertificateVerdict, ListenerView};
 use crate::spec::routes::ResolvedRoute;
@@ -87,7 +89,9 @@ pub fn translate<'s>(
     let certs = outer.region_named("certificates", |r| {
         let grants = kind!(objects, ReferenceGrant).enter_region(r);
         let secrets = kind!(objects, Secret).enter_region(r);
-        let c = certificates::certificates(listeners.clone().enter_region(r), grants, secrets);
+        let config_maps = kind!(objects, ConfigMap).enter_region(r);
+        let listeners = listeners.clone().enter_region(r);
+        let c = certificates::certificates(listeners, grants, secrets, config_maps);
         (
             c.verdicts.leave_region(outer),
             c.secrets.leave_region(outer),
@@ -206,13 +210,29 @@ fn envoy_listeners<'s>(
         });
     let https = serving
         .filter(|(_, v)| !v.certificate_refs.is_empty())
-        .map(|(gw, v)| ((gw, v.name), (v.port, v.hostname)));
+        .map(|(gw, v)| {
+            let insecure = v.client_validation.map(|c| c.insecure_fallback);
+            ((gw, v.name), (v.port, v.hostname, insecure))
+        });
+    // A chain needs a valid certificate, and, when it validates clients, a valid
+    // CA bundle (without one the listener is not accepted: never served open).
     let chains = join_named("tls chains", https, verdicts).flat_map(
-        |((gw, _), ((port, hostname), verdict))| {
-            (!verdict.secrets.is_empty()).then(|| {
+        |((gw, _), ((port, hostname, insecure), verdict))| {
+            if !verdict.serves() {
+                return None;
+            }
+            let client_validation = match (insecure, &verdict.client_ca) {
+                (Some(insecure_fallback), Some(cas)) => Some(ClientValidationIr {
+                    ca: ca_bundle_name(cas),
+                    insecure_fallback,
+                }),
+                _ => None,
+            };
+            Some({
                 let chain = TlsChain {
                     hostname,
                     secrets: verdict.secrets,
+                    client_validation,
                 };
                 ((gw, port), chain)
             })

@@ -21,13 +21,23 @@
 //! `ResolvedRefs` and `Programmed` conditions. Routes attach to an HTTPS listener
 //! whatever its certificates (the spec counts them in `attachedRoutes`); it is
 //! programmed only with at least one valid certificate.
+//!
+//! An HTTPS listener may also validate client certificates (`spec.tls.frontend`:
+//! the `perPort` setting for its port, else the `default`). Its
+//! `caCertificateRefs` resolve the same way (ConfigMaps with `ca.crt`); a failing
+//! one makes `ResolvedRefs=False` (`InvalidCACertificateRef`,
+//! `InvalidCACertificateKind`, `RefNotPermitted`), and when none resolves the
+//! listener is `Accepted=False` / `NoValidCACertificate` and serves nothing: it
+//! never falls back to accepting clients it was told to verify.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ir::Condition;
-use crate::model::{FromNamespaces, Gateway, GroupKind, Listener, ObjectKey, Protocol, SecretRef};
+use crate::model::{
+    ClientValidation, FromNamespaces, Gateway, GroupKind, Listener, ObjectKey, Protocol, SecretRef,
+};
 use crate::spec::conditions::{ConditionType as Type, Reason};
 use crate::spec::hostname;
 
@@ -48,6 +58,10 @@ pub struct ListenerView {
     /// `tls.certificateRefs` of an HTTPS listener (empty for HTTP).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificate_refs: Vec<SecretRef>,
+    /// Client certificate validation of an HTTPS listener (`spec.tls.frontend`:
+    /// the setting for its port, else the default; `None` for HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_validation: Option<ClientValidation>,
     pub supported_kinds: Vec<GroupKind>,
     /// Conditions other than those that depend on attached routes.
     pub conditions: Vec<Condition>,
@@ -227,10 +241,24 @@ fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
             (Protocol::Https, Some(tls)) => tls.certificate_refs.clone(),
             _ => vec![],
         },
+        client_validation: match l.protocol {
+            Protocol::Https => client_validation(gw, l.port),
+            _ => None,
+        },
         supported_kinds: kinds,
         conditions,
         port_hostnames: vec![],
     }
+}
+
+/// The client validation that applies on `port`: its `perPort` setting, else the
+/// default; none without CA references.
+fn client_validation(gw: &Gateway, port: u16) -> Option<ClientValidation> {
+    let settings = &gw.frontend_validation;
+    (settings.iter().find(|s| s.port == Some(port)))
+        .or_else(|| settings.iter().find(|s| s.port.is_none()))
+        .map(|s| s.client.clone())
+        .filter(|c| !c.ca_refs.is_empty())
 }
 
 fn accepted(
@@ -317,19 +345,31 @@ fn programmed(serves_http: bool, conflict: Option<Reason>) -> Condition {
     }
 }
 
-/// The outcome of an HTTPS listener's `tls.certificateRefs`
-/// (`dataflow::certificates`): the Secrets Envoy may use, by name, and why the
-/// first reference that failed did.
+/// The outcome of an HTTPS listener's `tls.certificateRefs` and client validation
+/// `caCertificateRefs` (`dataflow::certificates`): the Secrets and CA ConfigMaps
+/// Envoy may use, by name, and why the first reference that failed did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CertificateVerdict {
     /// Names (`namespace/name`) of the valid Secrets, in reference order.
     pub secrets: Vec<String>,
-    /// The first failing reference: `InvalidCertificateRef` or `RefNotPermitted`,
-    /// with a message naming every failing reference.
+    /// The first failing reference (certificates before CA certificates):
+    /// `InvalidCertificateRef`, `InvalidCACertificateRef`,
+    /// `InvalidCACertificateKind` or `RefNotPermitted`, with a message naming every
+    /// failing reference.
     pub problem: Option<(Reason, String)>,
+    /// With client validation: names (`namespace/name`) of the valid CA
+    /// ConfigMaps, in reference order (empty: none valid). `None`: no validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<Vec<String>>,
 }
 
 impl CertificateVerdict {
+    /// Whether the listener can be served: it has a valid certificate and, when it
+    /// validates clients, a valid CA certificate.
+    pub fn serves(&self) -> bool {
+        !self.secrets.is_empty() && !self.client_ca.as_ref().is_some_and(Vec::is_empty)
+    }
+
     /// Folds the verdict into an HTTPS listener's view: `ResolvedRefs=False` with
     /// the first failing reference's reason, and, without any valid certificate,
     /// `Programmed=False` / `Invalid` (it serves nothing). `None`: a serving HTTPS
@@ -344,6 +384,7 @@ impl CertificateVerdict {
                 Reason::InvalidCertificateRef,
                 "No certificate reference resolved".into(),
             )),
+            client_ca: view.client_validation.as_ref().map(|_| vec![]),
         };
         let verdict = verdict.unwrap_or(&fallback);
         let already_false = |t: Type, conditions: &[Condition]| {
@@ -360,7 +401,15 @@ impl CertificateVerdict {
                 *c = Condition::new(Type::ResolvedRefs, false, *reason, message.clone());
             }
         }
-        if verdict.secrets.is_empty() {
+        if verdict.client_ca.as_ref().is_some_and(Vec::is_empty) {
+            let msg =
+                "No caCertificateRefs of the client certificate validation resolved: not accepted";
+            for c in (view.conditions.iter_mut()).filter(|c| c.type_ == Type::Accepted && c.status)
+            {
+                *c = Condition::new(Type::Accepted, false, Reason::NoValidCACertificate, msg);
+            }
+            view.unprogram("Listener has no valid CA certificate: not programmed");
+        } else if verdict.secrets.is_empty() {
             view.unprogram("Listener has no valid certificate: not programmed");
         }
         view.conditions.sort();
@@ -374,6 +423,7 @@ mod tests {
     //! invalid listener is not accepted, and no valid sibling is harmed by it.
     use super::*;
     use crate::fixtures::{gateway, http_listener};
+    use crate::model::FrontendValidation;
 
     fn condition(v: &ListenerView, t: Type) -> &Condition {
         v.conditions
@@ -451,6 +501,7 @@ mod tests {
         let partly = CertificateVerdict {
             secrets: vec!["ns/cert".into()],
             problem: Some((Reason::RefNotPermitted, "certificateRefs[1] ...".into())),
+            ..Default::default()
         };
         CertificateVerdict::apply(Some(&partly), &mut v);
         assert!(v.serves_http);
@@ -466,6 +517,7 @@ mod tests {
             Some(CertificateVerdict {
                 secrets: vec![],
                 problem: Some((Reason::InvalidCertificateRef, "not found".into())),
+                ..Default::default()
             }),
         ] {
             let mut v = fresh();
@@ -487,9 +539,99 @@ mod tests {
         let all = CertificateVerdict {
             secrets: vec!["ns/cert".into()],
             problem: None,
+            ..Default::default()
         };
         CertificateVerdict::apply(Some(&all), &mut v);
         assert!(v.serves_http && condition(&v, Type::ResolvedRefs).status);
+    }
+
+    fn validation(port: Option<u16>, ca: &str, insecure_fallback: bool) -> FrontendValidation {
+        FrontendValidation {
+            port,
+            client: ClientValidation {
+                ca_refs: vec![SecretRef {
+                    group: String::new(),
+                    kind: "ConfigMap".into(),
+                    namespace: None,
+                    name: ca.into(),
+                }],
+                insecure_fallback,
+            },
+        }
+    }
+
+    /// `GatewayTLSConfig.frontend`: a `perPort` setting overrides the default for
+    /// the HTTPS listeners on its port only; HTTP listeners validate nothing.
+    #[test]
+    fn client_validation_is_the_ports_setting_else_the_default_and_https_only() {
+        let mut gw = gateway(
+            "ns",
+            "gw",
+            vec![
+                https_listener("a", 443),
+                https_listener("b", 8443),
+                http_listener("plain", 8443),
+                http_listener("http", 80),
+            ],
+        );
+        gw.listeners[1].hostname = Some("b.example".into());
+        gw.frontend_validation = vec![
+            validation(None, "default-ca", false),
+            validation(Some(8443), "port-ca", true),
+            validation(Some(80), "http-ca", false),
+        ];
+        let views = listener_views(&gw, u16::MAX);
+        let ca = |i: usize| {
+            (views[i].client_validation.as_ref())
+                .map(|c| (c.ca_refs[0].name.as_str(), c.insecure_fallback))
+        };
+        assert_eq!(ca(0), Some(("default-ca", false)));
+        assert_eq!(ca(1), Some(("port-ca", true)));
+        assert_eq!(ca(2), None);
+        assert_eq!(ca(3), None);
+    }
+
+    /// "If ALL CACertificateRefs are invalid, the implementation MUST also ensure
+    /// the `Accepted` condition on the listener is set to `status: False`, with the
+    /// Reason `NoValidCACertificate`" (`FrontendTLSValidation.caCertificateRefs`);
+    /// one valid CA of two leaves it accepted and served, `ResolvedRefs=False`.
+    #[test]
+    fn no_valid_ca_certificate_means_not_accepted_and_not_programmed() {
+        let mut gw = gateway("ns", "gw", vec![https_listener("https", 443)]);
+        gw.frontend_validation = vec![validation(None, "ca", false)];
+        let fresh = || listener_views(&gw, u16::MAX).remove(0);
+        let none_valid = CertificateVerdict {
+            secrets: vec!["ns/cert".into()],
+            problem: Some((
+                Reason::InvalidCACertificateRef,
+                "ConfigMap not found".into(),
+            )),
+            client_ca: Some(vec![]),
+        };
+        for verdict in [Some(&none_valid), None] {
+            let mut v = fresh();
+            CertificateVerdict::apply(verdict, &mut v);
+            assert!(!v.serves_http);
+            let accepted = condition(&v, Type::Accepted);
+            assert_eq!(
+                (accepted.status, accepted.reason),
+                (false, Reason::NoValidCACertificate)
+            );
+            assert!(!condition(&v, Type::Programmed).status);
+            assert!(!condition(&v, Type::ResolvedRefs).status);
+        }
+        let mut v = fresh();
+        let one_valid = CertificateVerdict {
+            client_ca: Some(vec!["ns/ca".into()]),
+            ..none_valid
+        };
+        CertificateVerdict::apply(Some(&one_valid), &mut v);
+        assert!(v.serves_http && condition(&v, Type::Accepted).status);
+        let resolved = condition(&v, Type::ResolvedRefs);
+        assert_eq!(
+            (resolved.status, resolved.reason),
+            (false, Reason::InvalidCACertificateRef)
+        );
     }
 
     fn with(name: &str, port: u16, protocol: Protocol) -> Listener {

@@ -40,6 +40,12 @@ pub fn secret_grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<
     entries(&g, GrantFrom::is_gateway, GrantTo::is_secret)
 }
 
+/// The grants letting Gateways use ConfigMaps (CA bundles), keyed like
+/// [`secret_grant_entries`].
+pub fn config_map_grant_entries(g: ReferenceGrant) -> Vec<((String, String), Option<String>)> {
+    entries(&g, GrantFrom::is_gateway, GrantTo::is_config_map)
+}
+
 /// A reference to `port` of the Service `svc` (which exists and may be referenced).
 pub fn resolve_port(port: Option<u16>, svc: &Service) -> Resolution {
     let port = port.ok_or(Unresolved::BackendNotFound)?;

@@ -28,20 +28,29 @@
 //!   `RefNotPermitted`), and the Secret exists with usable data (else
 //!   `InvalidCertificateRef`). A listener with at least one valid Secret is a TLS
 //!   chain of its port's Envoy listener, and the gateway serves those Secrets.
+//! * client certificate validation (`spec.tls.frontend`: the `perPort` entry for
+//!   the listener's port, else `default`) of an HTTPS listener: each
+//!   caCertificateRef resolves when it is a core `ConfigMap` (else
+//!   `InvalidCACertificateKind`), in the Gateway's namespace or granted (else
+//!   `RefNotPermitted`), and exists with a usable `ca.crt` (else
+//!   `InvalidCACertificateRef`). Certificate failures are reported before CA ones.
+//!   None valid: the listener is not accepted (`NoValidCACertificate`) and is no
+//!   chain. Otherwise its chain validates clients against one bundle, the valid
+//!   ConfigMaps concatenated in order, served per gateway.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 // Every pipeline item the reference uses: the pure spec functions and the records.
 use sluice_pipeline::{
     ir::{
-        ClusterIr, ClusterKey, Condition, ConditionType, EndpointsIr, GatewayStatus, ListenerIr,
-        Outputs, Reason, RouteIr, RouteParentStatus, SecretIr, StatusOutput, TlsChain,
-        VirtualHostIr, XdsOutput,
+        ClientValidationIr, ClusterIr, ClusterKey, Condition, ConditionType, EndpointsIr,
+        GatewayStatus, ListenerIr, Outputs, Reason, RouteIr, RouteParentStatus, SecretIr,
+        SecretMaterial, StatusOutput, TlsChain, VirtualHostIr, XdsOutput,
     },
     model::{
-        BackendRef, EndpointSlice, FromNamespaces, GATEWAY_GROUP, Gateway, HttpRoute,
+        BackendRef, ConfigMap, EndpointSlice, FromNamespaces, GATEWAY_GROUP, Gateway, HttpRoute,
         LabelSelector, Namespace, Object, ObjectKey, ParentRef, ReferenceGrant, Requirement,
-        Secret, SelectorOp, Service,
+        Secret, SecretRef, SelectorOp, Service,
     },
     spec::{
         gateway::{ListenerFact, gateway_status},
@@ -128,6 +137,7 @@ struct World<'a> {
     slices: Vec<&'a EndpointSlice>,
     namespaces: Vec<&'a Namespace>,
     secrets: Vec<&'a Secret>,
+    config_maps: Vec<&'a ConfigMap>,
 }
 
 /// Gateways of a GatewayClass whose `controllerName` is ours, and everything else.
@@ -149,6 +159,7 @@ fn world<'a>(objects: &'a [Object], controller: &str) -> World<'a> {
             Object::EndpointSlice(s) => w.slices.push(s),
             Object::Namespace(n) => w.namespaces.push(n),
             Object::Secret(s) => w.secrets.push(s),
+            Object::ConfigMap(c) => w.config_maps.push(c),
             _ => {}
         }
     }
@@ -359,21 +370,51 @@ fn attach_to_gateway(
             });
         } else {
             let verdict = certificate_verdict(w, gw, v);
-            if !verdict.secrets.is_empty() {
+            let no_valid_ca = verdict.client_ca.as_ref().is_some_and(Vec::is_empty);
+            if !verdict.secrets.is_empty() && !no_valid_ca {
+                let client_validation = match (&v.client_validation, &verdict.client_ca) {
+                    (Some(c), Some(cas)) => {
+                        let bundle: String = cas
+                            .iter()
+                            .filter_map(|n| {
+                                w.config_maps.iter().find(|c| secret_name(&c.key) == *n)
+                            })
+                            .map(|c| c.ca_bundle.as_str())
+                            .collect();
+                        let name = format!("configmap:{}", cas.join(","));
+                        out.secrets.insert((
+                            key.clone(),
+                            SecretIr {
+                                name: name.clone(),
+                                material: SecretMaterial::TrustedCa(bundle),
+                            },
+                        ));
+                        Some(ClientValidationIr {
+                            ca: name,
+                            insecure_fallback: c.insecure_fallback,
+                        })
+                    }
+                    _ => None,
+                };
                 chains.entry(v.port).or_default().push(TlsChain {
                     hostname: v.hostname.clone(),
                     secrets: verdict.secrets.clone(),
+                    client_validation,
                 });
             }
-            for name in &verdict.secrets {
+            // The Secrets of the listeners that are chains.
+            let chain = !verdict.secrets.is_empty() && !no_valid_ca;
+            for name in verdict.secrets.iter().filter(|_| chain) {
                 let s = w.secrets.iter().find(|s| secret_name(&s.key) == *name);
                 if let Some(s) = s {
                     out.secrets.insert((
                         key.clone(),
                         SecretIr {
                             name: name.clone(),
-                            cert_chain: s.cert_chain.clone(),
-                            private_key: s.private_key.clone(),
+                            material: SecretMaterial::Certificate {
+                                cert_chain: s.cert_chain.clone(),
+                                private_key: s.private_key.clone(),
+                            },
                         },
                     ));
                 }
@@ -466,60 +507,105 @@ fn secret_name(key: &ObjectKey) -> String {
     format!("{}/{}", key.namespace, key.name)
 }
 
-/// How an HTTPS listener's certificateRefs resolve, reference by reference.
+/// How an HTTPS listener's certificateRefs, then its client validation's
+/// caCertificateRefs, resolve, reference by reference.
 fn certificate_verdict(w: &World, gw: &Gateway, v: &ListenerView) -> CertificateVerdict {
     let gw_ns = &gw.meta.key.namespace;
     let mut verdict = CertificateVerdict::default();
     let mut failures: Vec<(Reason, String)> = vec![];
-    for (i, r) in v.certificate_refs.iter().enumerate() {
-        let ns = r.namespace.clone().unwrap_or_else(|| gw_ns.clone());
-        let what = format!("tls.certificateRefs[{i}] {ns}/{}", r.name);
-        if !(r.group.is_empty() && r.kind == "Secret") {
-            let msg = format!(
-                "{what}: kind {}/{} is not supported (only core Secrets)",
-                r.group, r.kind
-            );
-            failures.push((Reason::InvalidCertificateRef, msg));
-            continue;
-        }
-        let granted = w.grants.iter().any(|g| {
-            g.key.namespace == ns
-                && g.from.iter().any(|f| {
-                    f.group == GATEWAY_GROUP && f.kind == "Gateway" && f.namespace == *gw_ns
-                })
-                && g.to.iter().any(|t| {
-                    t.group.is_empty()
-                        && t.kind == "Secret"
-                        && t.name.as_ref().is_none_or(|n| *n == r.name)
-                })
-        });
-        if ns != *gw_ns && !granted {
-            let msg = format!("{what}: no ReferenceGrant in {ns} lets Gateways of {gw_ns} use it");
-            failures.push((Reason::RefNotPermitted, msg));
-            continue;
-        }
-        let key = ObjectKey::new(ns.clone(), r.name.clone());
-        match w.secrets.iter().find(|s| s.key == key) {
-            None => failures.push((
-                Reason::InvalidCertificateRef,
-                format!("{what}: Secret not found"),
-            )),
-            Some(s) => match &s.problem {
-                Some(p) => failures.push((Reason::InvalidCertificateRef, format!("{what}: {p}"))),
-                None => {
-                    let name = secret_name(&key);
-                    if !verdict.secrets.contains(&name) {
-                        verdict.secrets.push(name);
-                    }
-                }
-            },
-        }
+    let secret =
+        |key: &ObjectKey| (w.secrets.iter().find(|s| s.key == *key)).map(|s| s.problem.clone());
+    let config_map =
+        |key: &ObjectKey| (w.config_maps.iter().find(|c| c.key == *key)).map(|c| c.problem.clone());
+    let certificates = References {
+        field: "tls.certificateRefs",
+        kind: "Secret",
+        invalid_kind: Reason::InvalidCertificateRef,
+        invalid_ref: Reason::InvalidCertificateRef,
+        lookup: &secret,
+    };
+    verdict.secrets = certificates.resolve(w, gw_ns, &v.certificate_refs, &mut failures);
+    if let Some(c) = &v.client_validation {
+        let cas = References {
+            field: "client validation caCertificateRefs",
+            kind: "ConfigMap",
+            invalid_kind: Reason::InvalidCACertificateKind,
+            invalid_ref: Reason::InvalidCACertificateRef,
+            lookup: &config_map,
+        };
+        verdict.client_ca = Some(cas.resolve(w, gw_ns, &c.ca_refs, &mut failures));
     }
     if let Some((reason, _)) = failures.first() {
         let msgs: Vec<String> = failures.iter().map(|(_, m)| m.clone()).collect();
         verdict.problem = Some((*reason, msgs.join("; ")));
     }
     verdict
+}
+
+/// One kind of reference a listener makes (certificates, CA bundles).
+struct References<'a> {
+    field: &'a str,
+    kind: &'a str,
+    invalid_kind: Reason,
+    invalid_ref: Reason,
+    /// The object's problem (`Some(None)`: usable), `None` when it does not exist.
+    lookup: &'a dyn Fn(&ObjectKey) -> Option<Option<String>>,
+}
+
+impl References<'_> {
+    /// The names of the usable objects, in reference order; failures appended.
+    fn resolve(
+        &self,
+        w: &World,
+        gw_ns: &String,
+        refs: &[SecretRef],
+        failures: &mut Vec<(Reason, String)>,
+    ) -> Vec<String> {
+        let mut names = vec![];
+        for (i, r) in refs.iter().enumerate() {
+            let ns = r.namespace.clone().unwrap_or_else(|| gw_ns.clone());
+            let what = format!("{}[{i}] {ns}/{}", self.field, r.name);
+            if !(r.group.is_empty() && r.kind == self.kind) {
+                let msg = format!(
+                    "{what}: kind {}/{} is not supported (only core {}s)",
+                    r.group, r.kind, self.kind
+                );
+                failures.push((self.invalid_kind, msg));
+                continue;
+            }
+            let granted = w.grants.iter().any(|g| {
+                g.key.namespace == ns
+                    && g.from.iter().any(|f| {
+                        f.group == GATEWAY_GROUP && f.kind == "Gateway" && f.namespace == *gw_ns
+                    })
+                    && g.to.iter().any(|t| {
+                        t.group.is_empty()
+                            && t.kind == self.kind
+                            && t.name.as_ref().is_none_or(|n| *n == r.name)
+                    })
+            });
+            if ns != *gw_ns && !granted {
+                let msg =
+                    format!("{what}: no ReferenceGrant in {ns} lets Gateways of {gw_ns} use it");
+                failures.push((Reason::RefNotPermitted, msg));
+                continue;
+            }
+            let key = ObjectKey::new(ns.clone(), r.name.clone());
+            match (self.lookup)(&key) {
+                None => {
+                    failures.push((self.invalid_ref, format!("{what}: {} not found", self.kind)))
+                }
+                Some(Some(p)) => failures.push((self.invalid_ref, format!("{what}: {p}"))),
+                Some(None) => {
+                    let name = secret_name(&key);
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        names
+    }
 }
 
 /// Each virtual host lists every match of every rule of its routes, in precedence

@@ -23,7 +23,9 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    certificate_validation_context::TrustChainVerification,
+    common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use envoy_types::util::pack_any;
@@ -95,19 +97,46 @@ pub fn chain_route_name(listener: &str, hostname: Option<&str>) -> String {
     format!("{listener}/{}", hostname.unwrap_or("*"))
 }
 
-/// The filter chain of one HTTPS listener: its SNI, its certificates over SDS.
+/// The filter chain of one HTTPS listener: its SNI, its certificates over SDS,
+/// and, when it validates clients, its CA bundle over SDS: a client certificate is
+/// required and must chain to it (`AllowValidOnly`), or is optional and an
+/// untrusted one accepted (`AllowInsecureFallback`, Envoy's `ACCEPT_UNTRUSTED`
+/// merged over the bundle).
 fn tls_chain(listener: &str, chain: &TlsChain, hcm: Filter) -> FilterChain {
+    let sds = |name: &str| SdsSecretConfig {
+        name: name.to_owned(),
+        sds_config: Some(ads_config_source()),
+    };
+    let (validation, require_client_certificate) = match &chain.client_validation {
+        None => (None, None),
+        Some(v) if v.insecure_fallback => {
+            let lenient = CertificateValidationContext {
+                trust_chain_verification: TrustChainVerification::AcceptUntrusted as i32,
+                ..Default::default()
+            };
+            let combined = CombinedCertificateValidationContext {
+                default_validation_context: Some(lenient),
+                validation_context_sds_secret_config: Some(sds(&v.ca)),
+                ..Default::default()
+            };
+            let combined = ValidationContextType::CombinedValidationContext(combined);
+            (Some(combined), Some(BoolValue { value: false }))
+        }
+        Some(v) => (
+            Some(ValidationContextType::ValidationContextSdsSecretConfig(
+                sds(&v.ca),
+            )),
+            Some(BoolValue { value: true }),
+        ),
+    };
     let context = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
-            tls_certificate_sds_secret_configs: (chain.secrets.iter())
-                .map(|name| SdsSecretConfig {
-                    name: name.clone(),
-                    sds_config: Some(ads_config_source()),
-                })
-                .collect(),
+            tls_certificate_sds_secret_configs: (chain.secrets.iter()).map(|n| sds(n)).collect(),
             alpn_protocols: vec!["h2".to_owned(), "http/1.1".to_owned()],
+            validation_context_type: validation,
             ..Default::default()
         }),
+        require_client_certificate,
         ..Default::default()
     };
     FilterChain {

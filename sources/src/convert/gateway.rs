@@ -37,8 +37,54 @@ impl ToModel for Gateway {
                     value: a.value.clone().filter(|v| !v.is_empty()),
                 })
                 .collect(),
+            frontend_validation: frontend_validation(gateway)?,
         })
     }
+}
+
+/// `spec.tls.frontend`: the default validation (port `None`) and the per-port
+/// overrides, each with its `caCertificateRefs` (no defaults: group and kind are
+/// required) and `mode` (default `AllowValidOnly`).
+fn frontend_validation(gateway: &Gateway) -> Result<Vec<model::FrontendValidation>> {
+    use gateway_api::gateways::{
+        GatewayTlsFrontendDefaultValidationMode as DefaultMode,
+        GatewayTlsFrontendPerPortTlsValidationMode as PortMode,
+    };
+    let Some(frontend) = gateway.spec.tls.as_ref().and_then(|t| t.frontend.as_ref()) else {
+        return Ok(vec![]);
+    };
+    let reference = |group: &str, kind: &str, namespace: &Option<String>, name: &str| SecretRef {
+        group: group.to_owned(),
+        kind: kind.to_owned(),
+        namespace: namespace.clone(),
+        name: name.to_owned(),
+    };
+    let mut out = vec![];
+    if let Some(v) = &frontend.default.validation {
+        out.push(model::FrontendValidation {
+            port: None,
+            client: model::ClientValidation {
+                ca_refs: (v.ca_certificate_refs.iter())
+                    .map(|r| reference(&r.group, &r.kind, &r.namespace, &r.name))
+                    .collect(),
+                insecure_fallback: matches!(v.mode, Some(DefaultMode::AllowInsecureFallback)),
+            },
+        });
+    }
+    for (i, p) in frontend.per_port.iter().flatten().enumerate() {
+        let Some(v) = &p.tls.validation else { continue };
+        let field = format!("spec.tls.frontend.perPort[{i}].port");
+        out.push(model::FrontendValidation {
+            port: Some(port(&field, p.port)?),
+            client: model::ClientValidation {
+                ca_refs: (v.ca_certificate_refs.iter())
+                    .map(|r| reference(&r.group, &r.kind, &r.namespace, &r.name))
+                    .collect(),
+                insecure_fallback: matches!(v.mode, Some(PortMode::AllowInsecureFallback)),
+            },
+        });
+    }
+    Ok(out)
 }
 
 fn listener(l: &GatewayListeners) -> Result<Listener> {

@@ -7,6 +7,7 @@
 //! whether a field was written or defaulted. A value the schema would reject (a
 //! port out of range, a malformed duration) is a [`ConvertError`] naming the field.
 
+mod config_map;
 mod duration;
 mod endpoint_slice;
 mod filter;
@@ -25,6 +26,7 @@ mod tests;
 
 use sluice_pipeline::model::Object;
 
+pub use config_map::{CA_BUNDLE_KEY, ca_bundle_problem};
 pub use duration::parse_duration_ms;
 pub use endpoint_slice::SERVICE_NAME_LABEL;
 pub use secret::{TLS_SECRET_TYPE, certificate_problem};

@@ -59,6 +59,7 @@ pub fn gateway(name: &str, listeners: Vec<Listener>) -> Object {
         listeners,
         parameters_ref: None,
         addresses: vec![],
+        frontend_validation: vec![],
     })
 }
 

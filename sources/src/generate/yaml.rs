@@ -18,6 +18,7 @@ pub fn manifest_files(objects: &[Object]) -> Result<Vec<(String, String)>, serde
         (Kind::Gateway, "10-gateways.yaml"),
         (Kind::ReferenceGrant, "20-referencegrants.yaml"),
         (Kind::Secret, "25-secrets.yaml"),
+        (Kind::ConfigMap, "26-configmaps.yaml"),
         (Kind::Service, "30-services.yaml"),
         (Kind::EndpointSlice, "40-endpointslices.yaml"),
         (Kind::HttpRoute, "50-httproutes.yaml"),
@@ -62,14 +63,27 @@ pub fn to_yaml(obj: &Object) -> Value {
             json!({"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": n.name, "labels": labels}})
         }
-        Object::Gateway(g) => json!({
-            "apiVersion": GATEWAY_V1, "kind": "Gateway",
-            "metadata": meta(&g.meta),
-            "spec": {
-                "gatewayClassName": g.class_name,
-                "listeners": g.listeners.iter().map(listener).collect::<Vec<_>>(),
-            },
-        }),
+        Object::Gateway(g) => {
+            let mut gateway = json!({
+                "apiVersion": GATEWAY_V1, "kind": "Gateway",
+                "metadata": meta(&g.meta),
+                "spec": {
+                    "gatewayClassName": g.class_name,
+                    "listeners": g.listeners.iter().map(listener).collect::<Vec<_>>(),
+                },
+            });
+            if !g.frontend_validation.is_empty() {
+                gateway["spec"]["tls"] = json!({"frontend": frontend(&g.frontend_validation)});
+            }
+            gateway
+        }
+        Object::ConfigMap(c) => {
+            let mut data = Map::new();
+            if c.problem.is_none() {
+                data.insert(crate::convert::CA_BUNDLE_KEY.into(), json!(c.ca_bundle));
+            }
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": key(&c.key), "data": data})
+        }
         Object::HttpRoute(r) => json!({
             "apiVersion": GATEWAY_V1, "kind": "HTTPRoute",
             "metadata": meta(&r.meta),
@@ -104,6 +118,41 @@ pub fn to_yaml(obj: &Object) -> Value {
         }),
         Object::EndpointSlice(s) => endpoint_slice(s),
     }
+}
+
+/// `spec.tls.frontend` of a Gateway (a `default` is required by the schema: an
+/// empty one when only per-port settings exist).
+fn frontend(settings: &[FrontendValidation]) -> Value {
+    let validation = |c: &ClientValidation| {
+        let refs: Vec<Value> = (c.ca_refs.iter())
+            .map(|r| {
+                let mut v = json!({"group": r.group, "kind": r.kind, "name": r.name});
+                insert_opt(&mut v, "namespace", r.namespace.as_ref().map(|n| json!(n)));
+                v
+            })
+            .collect();
+        let mode = if c.insecure_fallback {
+            "AllowInsecureFallback"
+        } else {
+            "AllowValidOnly"
+        };
+        json!({"caCertificateRefs": refs, "mode": mode})
+    };
+    let mut default = json!({});
+    let mut per_port = vec![];
+    for s in settings {
+        match s.port {
+            None => default = json!({"validation": validation(&s.client)}),
+            Some(port) => {
+                per_port.push(json!({"port": port, "tls": {"validation": validation(&s.client)}}))
+            }
+        }
+    }
+    let mut out = json!({"default": default});
+    if !per_port.is_empty() {
+        out["perPort"] = json!(per_port);
+    }
+    out
 }
 
 fn key(k: &ObjectKey) -> Value {

@@ -59,8 +59,9 @@ const REDISCOVER: Duration = Duration::from_secs(5);
 
 /// Every kind the pipeline translates, at the version Sluice reads. Secrets are
 /// watched with the field selector [`SECRET_SELECTOR`]: only the type a listener
-/// certificate can have is ever held, never the cluster's other Secrets.
-pub const KINDS: [WatchedKind; 8] = [
+/// certificate can have is ever held, never the cluster's other Secrets. Of a
+/// ConfigMap only its CA bundle (`ca.crt`) is held.
+pub const KINDS: [WatchedKind; 9] = [
     ("gateway.networking.k8s.io", "v1", "GatewayClass", false),
     ("gateway.networking.k8s.io", "v1", "Gateway", true),
     ("gateway.networking.k8s.io", "v1", "HTTPRoute", true),
@@ -69,6 +70,7 @@ pub const KINDS: [WatchedKind; 8] = [
     ("discovery.k8s.io", "v1", "EndpointSlice", true),
     ("", "v1", "Namespace", false),
     ("", "v1", "Secret", true),
+    ("", "v1", "ConfigMap", true),
 ];
 
 /// The field selector of the Secret watch: `kubernetes.io/tls` Secrets only.

@@ -69,6 +69,7 @@ pub(crate) fn model_kind(kind: &str) -> Option<Kind> {
         "EndpointSlice" => Kind::EndpointSlice,
         "Namespace" => Kind::Namespace,
         "Secret" => Kind::Secret,
+        "ConfigMap" => Kind::ConfigMap,
         _ => return None,
     })
 }

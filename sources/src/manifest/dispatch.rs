@@ -5,7 +5,7 @@ use gateway_api::{
     referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::{
-    core::v1::{Namespace, Secret, Service},
+    core::v1::{ConfigMap, Namespace, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use serde::de::DeserializeOwned;
@@ -137,6 +137,7 @@ fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object,
         ("Service", "v1") => convert::<Service>(value()),
         ("Namespace", "v1") => convert::<Namespace>(value()),
         ("Secret", "v1") => convert::<Secret>(value()),
+        ("ConfigMap", "v1") => convert::<ConfigMap>(value()),
         ("EndpointSlice", "discovery.k8s.io/v1") => convert::<EndpointSlice>(value()),
         _ => return None,
     })
@@ -167,6 +168,7 @@ pub(super) fn object_of_json(api_version: &str, kind: &str, json: &[u8]) -> Opti
         ("Service", "v1") => typed::<Service>(json),
         ("Namespace", "v1") => typed::<Namespace>(json),
         ("Secret", "v1") => typed::<Secret>(json),
+        ("ConfigMap", "v1") => typed::<ConfigMap>(json),
         ("EndpointSlice", "discovery.k8s.io/v1") => typed::<EndpointSlice>(json),
         _ => None,
     }
