@@ -110,7 +110,8 @@ fn describe(u: &CertUse) -> String {
     format!("{field}[{}] {}/{}", u.index, u.namespace, u.name)
 }
 
-/// The Envoy name of a Secret: `namespace/name`.
+/// The Envoy name of a Secret, and the name of a ConfigMap in a CA bundle's:
+/// `namespace/name`.
 pub fn secret_name(key: &ObjectKey) -> String {
     format!("{}/{}", key.namespace, key.name)
 }
@@ -181,7 +182,7 @@ fn resolutions<'s>(
                 Some(problem) => {
                     Err((u.role.invalid_ref(), format!("{}: {problem}", describe(&u))))
                 }
-                None => Ok(format!("{}/{}", u.namespace, u.name)),
+                None => Ok(secret_name(&ObjectKey::new(&u.namespace, &u.name))),
             };
             (u, resolution)
         });
@@ -207,12 +208,12 @@ pub struct Certificates<'s> {
 }
 
 /// One listener's verdict from its references' resolutions (small group: the
-/// listener's own references).
-fn verdict(view: &ListenerView, facts: &[&(Role, usize, Resolution)]) -> CertificateVerdict {
+/// listener's own references); `validates_clients`: it has client validation.
+fn verdict(validates_clients: bool, facts: &[&(Role, usize, Resolution)]) -> CertificateVerdict {
     let mut facts: Vec<&(Role, usize, Resolution)> = facts.to_vec();
     facts.sort_by_key(|(role, i, _)| (*role, *i));
     let mut verdict = CertificateVerdict {
-        client_ca: view.client_validation.as_ref().map(|_| vec![]),
+        client_ca: validates_clients.then(Vec::new),
         ..Default::default()
     };
     let mut failures = vec![];
@@ -248,10 +249,13 @@ pub fn certificates<'s>(
         config_maps.clone(),
     );
     let facts = resolved.map(|(u, r)| ((u.gateway, u.listener), (u.role, u.index, r)));
-    let objects = https.map(|(gw, v)| ((gw, v.name.clone()), v));
-    let verdicts = left_join_named("certificate verdict", objects, facts, |_, view, facts| {
-        Some(verdict(view, facts))
-    });
+    let objects = https.map(|(gw, v)| ((gw, v.name), v.client_validation.is_some()));
+    let verdicts = left_join_named(
+        "certificate verdict",
+        objects,
+        facts,
+        |_, validates, facts| Some(verdict(*validates, facts)),
+    );
     let used = distinct_named(
         "secrets by gateway",
         (verdicts.clone())

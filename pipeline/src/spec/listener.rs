@@ -252,7 +252,8 @@ fn listener_view(gw: &Gateway, l: &Listener, max_port: u16) -> ListenerView {
 }
 
 /// The client validation that applies on `port`: its `perPort` setting, else the
-/// default; none without CA references.
+/// default; none without CA references (a `perPort` entry without validation
+/// turns the default off on its port).
 fn client_validation(gw: &Gateway, port: u16) -> Option<ClientValidation> {
     let settings = &gw.frontend_validation;
     (settings.iter().find(|s| s.port == Some(port)))
@@ -572,13 +573,17 @@ mod tests {
                 https_listener("b", 8443),
                 http_listener("plain", 8443),
                 http_listener("http", 80),
+                https_listener("off", 9443),
             ],
         );
         gw.listeners[1].hostname = Some("b.example".into());
+        let mut off = validation(Some(9443), "unused", false);
+        off.client.ca_refs.clear();
         gw.frontend_validation = vec![
             validation(None, "default-ca", false),
             validation(Some(8443), "port-ca", true),
             validation(Some(80), "http-ca", false),
+            off,
         ];
         let views = listener_views(&gw, u16::MAX);
         let ca = |i: usize| {
@@ -589,6 +594,8 @@ mod tests {
         assert_eq!(ca(1), Some(("port-ca", true)));
         assert_eq!(ca(2), None);
         assert_eq!(ca(3), None);
+        // A perPort entry without validation turns the default off on its port.
+        assert_eq!(ca(4), None);
     }
 
     /// "If ALL CACertificateRefs are invalid, the implementation MUST also ensure

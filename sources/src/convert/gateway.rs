@@ -44,7 +44,9 @@ impl ToModel for Gateway {
 
 /// `spec.tls.frontend`: the default validation (port `None`) and the per-port
 /// overrides, each with its `caCertificateRefs` (no defaults: group and kind are
-/// required) and `mode` (default `AllowValidOnly`).
+/// required) and `mode` (default `AllowValidOnly`). A per-port entry without
+/// `validation` still overrides the default: that port validates no client
+/// certificate (kept with no CA refs).
 fn frontend_validation(gateway: &Gateway) -> Result<Vec<model::FrontendValidation>> {
     use gateway_api::gateways::{
         GatewayTlsFrontendDefaultValidationMode as DefaultMode,
@@ -72,15 +74,16 @@ fn frontend_validation(gateway: &Gateway) -> Result<Vec<model::FrontendValidatio
         });
     }
     for (i, p) in frontend.per_port.iter().flatten().enumerate() {
-        let Some(v) = &p.tls.validation else { continue };
         let field = format!("spec.tls.frontend.perPort[{i}].port");
+        let v = p.tls.validation.as_ref();
         out.push(model::FrontendValidation {
             port: Some(port(&field, p.port)?),
             client: model::ClientValidation {
-                ca_refs: (v.ca_certificate_refs.iter())
+                ca_refs: (v.iter().flat_map(|v| v.ca_certificate_refs.iter()))
                     .map(|r| reference(&r.group, &r.kind, &r.namespace, &r.name))
                     .collect(),
-                insecure_fallback: matches!(v.mode, Some(PortMode::AllowInsecureFallback)),
+                insecure_fallback: v
+                    .is_some_and(|v| matches!(v.mode, Some(PortMode::AllowInsecureFallback))),
             },
         });
     }

@@ -376,3 +376,40 @@ fn metadata_generation_and_creation() {
         (4, "2024-05-06T07:08:09Z")
     );
 }
+
+/// `GatewayTLSConfig.frontend`: `mode` defaults to `AllowValidOnly`; a `perPort`
+/// entry overrides the default on its port even without `validation` (that port
+/// then validates nothing: kept with no CA refs, not dropped so the default
+/// would apply).
+#[test]
+fn frontend_validation_keeps_the_default_and_every_per_port_override() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n\
+        metadata: {namespace: ns, name: gw}\n\
+        spec:\n  gatewayClassName: c\n  listeners: []\n  tls:\n    frontend:\n      \
+        default:\n        validation:\n          caCertificateRefs: [{group: '', kind: ConfigMap, name: ca}]\n      \
+        perPort:\n      - port: 8443\n        tls:\n          validation:\n            \
+        mode: AllowInsecureFallback\n            \
+        caCertificateRefs: [{group: '', kind: ConfigMap, name: port-ca, namespace: other}]\n      \
+        - port: 9443\n        tls: {}\n";
+    let gw = typed::<Gateway>(yaml).to_model().expect("converts");
+    let summary: Vec<(Option<u16>, Vec<String>, bool)> = (gw.frontend_validation.iter())
+        .map(|v| {
+            let refs = (v.client.ca_refs.iter())
+                .map(|r| format!("{:?}/{}/{}", r.namespace, r.kind, r.name))
+                .collect();
+            (v.port, refs, v.client.insecure_fallback)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (None, vec!["None/ConfigMap/ca".to_owned()], false),
+            (
+                Some(8443),
+                vec!["Some(\"other\")/ConfigMap/port-ca".to_owned()],
+                true
+            ),
+            (Some(9443), vec![], false),
+        ]
+    );
+}
