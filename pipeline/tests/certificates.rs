@@ -11,8 +11,8 @@ mod support;
 
 use sluice_pipeline::fixtures::*;
 use sluice_pipeline::ir::{
-    ConditionType, ListenerStatus, Reason, SecretIr, SecretMaterial, StatusKey, StatusOutput,
-    TlsChain, XdsKey, XdsOutput,
+    ClientValidationIr, ConditionType, ListenerStatus, Reason, SecretIr, SecretMaterial, StatusKey,
+    StatusOutput, TlsChain, XdsKey, XdsOutput, ca_bundle_name,
 };
 use sluice_pipeline::model::*;
 use sluice_pipeline::{Pipeline, PipelineConfig};
@@ -277,4 +277,274 @@ fn rotating_a_certificate_changes_only_its_secret() {
         })
         .collect();
     assert_eq!(touched, vec![("PEM-1".into(), -1), ("PEM-2".into(), 1)]);
+}
+
+// Client certificate validation (`spec.tls.frontend`), against the CRD docs of
+// `FrontendTLSConfig` and `caCertificateRefs`: an HTTPS listener validates against
+// the perPort entry of its port, else the default; each reference is a core
+// ConfigMap with `ca.crt`, in the Gateway's namespace or granted; a failing one is
+// `ResolvedRefs=False` (`InvalidCACertificateRef` / `InvalidCACertificateKind` /
+// `RefNotPermitted`); with none usable the listener is `Accepted=False` /
+// `NoValidCACertificate` and is not served.
+
+fn validated(
+    hostname: Option<&str>,
+    secrets: &[&str],
+    cas: &[&str],
+    insecure_fallback: bool,
+) -> TlsChain {
+    let names: Vec<String> = cas.iter().map(|c| (*c).to_owned()).collect();
+    TlsChain {
+        client_validation: Some(ClientValidationIr {
+            ca: ca_bundle_name(&names),
+            insecure_fallback,
+        }),
+        ..chain(hostname, secrets)
+    }
+}
+
+fn with_frontend(objects: &mut [Object], validations: Vec<FrontendValidation>) {
+    for o in objects {
+        if let Object::Gateway(g) = o {
+            g.frontend_validation = validations.clone();
+        }
+    }
+}
+
+fn gateway_condition(run: &Run, t: ConditionType) -> Option<(bool, Reason)> {
+    let Some(StatusOutput::Gateway(g)) = run.status.get(&StatusKey::Gateway(gw_key())) else {
+        panic!("no gateway status")
+    };
+    (g.conditions.iter())
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status, c.reason))
+}
+
+#[test]
+fn client_validation_picks_the_port_setting_and_serves_one_bundle_per_ca_list() {
+    let mut objects = world(
+        vec![
+            https_listener("https", 443, None, &["cert"]),
+            https_listener("alt", 8443, None, &["cert"]),
+            https_listener("open", 9443, None, &["cert"]),
+            http_listener("http", 80),
+        ],
+        vec![
+            tls_secret("infra", "cert", "PEM-1", None),
+            // Written without a final newline: the bundle still has it on its own lines.
+            ca_config_map("infra", "ca", "CA-1", None),
+            ca_config_map("certs", "shared", "CA-2\n", None),
+            config_map_grant("certs", "g", "infra", Some("shared")),
+        ],
+    );
+    with_frontend(
+        &mut objects,
+        vec![
+            frontend_validation(None, &["ca"], false),
+            frontend_validation(Some(8443), &["ca", "certs/shared"], true),
+            // perPort without validation: that port validates nothing.
+            frontend_validation(Some(9443), &[], false),
+        ],
+    );
+    let run = Run::new(objects);
+    assert_eq!(
+        tls_of(&run, 443),
+        Some(vec![validated(None, &["infra/cert"], &["infra/ca"], false)])
+    );
+    assert_eq!(
+        tls_of(&run, 8443),
+        Some(vec![validated(
+            None,
+            &["infra/cert"],
+            &["infra/ca", "certs/shared"],
+            true
+        )])
+    );
+    assert_eq!(tls_of(&run, 9443), Some(vec![chain(None, &["infra/cert"])]));
+    assert_eq!(tls_of(&run, 80), Some(vec![]));
+    let mut served = served_secrets(&run);
+    served.sort();
+    assert_eq!(
+        served,
+        vec![
+            ("configmap:infra/ca".into(), "CA-1\n".into()),
+            (
+                "configmap:infra/ca,certs/shared".into(),
+                "CA-1\nCA-2\n".into()
+            ),
+            ("infra/cert".into(), "PEM-1".into()),
+        ]
+    );
+    for name in ["https", "alt", "open", "http"] {
+        assert!(cond(&run, name, ConditionType::ResolvedRefs).0, "{name}");
+        assert!(cond(&run, name, ConditionType::Accepted).0, "{name}");
+        assert!(cond(&run, name, ConditionType::Programmed).0, "{name}");
+    }
+    assert_eq!(
+        gateway_condition(&run, ConditionType::InsecureFrontendValidationMode),
+        Some((true, Reason::ConfigurationChanged))
+    );
+}
+
+#[test]
+fn unusable_ca_refs_are_reported_and_a_listener_with_none_is_not_served() {
+    let mut objects = world(
+        vec![
+            https_listener("missing", 443, None, &["cert"]),
+            https_listener("kind", 8443, None, &["cert"]),
+            https_listener("grant", 9443, None, &["cert"]),
+            https_listener("malformed", 10443, None, &["cert"]),
+            https_listener("partial", 11443, None, &["cert"]),
+        ],
+        vec![
+            tls_secret("infra", "cert", "PEM-1", None),
+            ca_config_map("infra", "ca", "CA-1\n", None),
+            ca_config_map("infra", "bad", "", Some("ca.crt: no PEM certificate")),
+            ca_config_map("certs", "shared", "CA-2\n", None),
+            // A grant to Secrets does not admit a ConfigMap.
+            secret_grant("certs", "g", "infra", None),
+        ],
+    );
+    let mut kind = frontend_validation(Some(8443), &["ca"], false);
+    kind.client.ca_refs[0].kind = "Secret".into();
+    with_frontend(
+        &mut objects,
+        vec![
+            frontend_validation(None, &["nope"], false),
+            kind,
+            frontend_validation(Some(9443), &["certs/shared"], false),
+            frontend_validation(Some(10443), &["bad"], false),
+            frontend_validation(Some(11443), &["ca", "nope"], false),
+        ],
+    );
+    let mut run = Run::new(objects);
+    for (name, port, reason, says) in [
+        (
+            "missing",
+            443,
+            Reason::InvalidCACertificateRef,
+            "infra/nope",
+        ),
+        ("kind", 8443, Reason::InvalidCACertificateKind, "Secret"),
+        ("grant", 9443, Reason::RefNotPermitted, "certs/shared"),
+        (
+            "malformed",
+            10443,
+            Reason::InvalidCACertificateRef,
+            "no PEM certificate",
+        ),
+    ] {
+        let (ok, got, message) = cond(&run, name, ConditionType::ResolvedRefs);
+        assert_eq!((ok, got), (false, reason), "{name}");
+        assert!(message.contains(says), "{name}: {message}");
+        let (ok, got, _) = cond(&run, name, ConditionType::Accepted);
+        assert_eq!((ok, got), (false, Reason::NoValidCACertificate), "{name}");
+        assert!(!cond(&run, name, ConditionType::Programmed).0, "{name}");
+        assert_eq!(tls_of(&run, port), None, "{name} is never served open");
+    }
+    // One usable CA of two: reported, and served with the usable one.
+    let (ok, reason, message) = cond(&run, "partial", ConditionType::ResolvedRefs);
+    assert_eq!((ok, reason), (false, Reason::InvalidCACertificateRef));
+    assert!(message.contains("infra/nope"), "{message}");
+    assert!(cond(&run, "partial", ConditionType::Accepted).0);
+    assert_eq!(
+        tls_of(&run, 11443),
+        Some(vec![validated(None, &["infra/cert"], &["infra/ca"], false)])
+    );
+    assert_eq!(
+        gateway_condition(&run, ConditionType::InsecureFrontendValidationMode),
+        None
+    );
+
+    // The missing ConfigMap appears: both listeners that named it validate with it.
+    run.apply(vec![Change::Apply(ca_config_map(
+        "infra", "nope", "CA-3\n", None,
+    ))]);
+    assert!(cond(&run, "missing", ConditionType::Accepted).0);
+    assert_eq!(
+        tls_of(&run, 443),
+        Some(vec![validated(
+            None,
+            &["infra/cert"],
+            &["infra/nope"],
+            false
+        )])
+    );
+    assert_eq!(
+        tls_of(&run, 11443),
+        Some(vec![validated(
+            None,
+            &["infra/cert"],
+            &["infra/ca", "infra/nope"],
+            false
+        )])
+    );
+    // A grant for ConfigMaps admits the shared one.
+    run.apply(vec![Change::Apply(config_map_grant(
+        "certs", "cm", "infra", None,
+    ))]);
+    assert!(cond(&run, "grant", ConditionType::ResolvedRefs).0);
+    assert_eq!(
+        tls_of(&run, 9443),
+        Some(vec![validated(
+            None,
+            &["infra/cert"],
+            &["certs/shared"],
+            false
+        )])
+    );
+    // Deleted again: the listener stops being served rather than serve unvalidated.
+    run.apply(vec![Change::Delete(ObjectId {
+        kind: Kind::ConfigMap,
+        key: ObjectKey::new("certs", "shared"),
+    })]);
+    assert_eq!(
+        cond(&run, "grant", ConditionType::Accepted).1,
+        Reason::NoValidCACertificate
+    );
+    assert_eq!(tls_of(&run, 9443), None);
+    assert!(
+        !served_secrets(&run)
+            .iter()
+            .any(|(name, _)| name.contains("certs/shared"))
+    );
+}
+
+#[test]
+fn rotating_a_ca_bundle_changes_only_its_bundle_secret() {
+    let mut objects = world(
+        vec![https_listener("https", 443, Some("a.example"), &["cert"])],
+        vec![
+            tls_secret("infra", "cert", "PEM-1", None),
+            ca_config_map("infra", "ca", "CA-1\n", None),
+        ],
+    );
+    with_frontend(
+        &mut objects,
+        vec![frontend_validation(None, &["ca"], false)],
+    );
+    let mut p = Pipeline::new(PipelineConfig::default()).expect("pipeline");
+    p.apply(objects.into_iter().map(Change::Apply).collect::<Vec<_>>())
+        .expect("apply");
+    let delta = p
+        .apply(vec![Change::Apply(ca_config_map(
+            "infra", "ca", "CA-2\n", None,
+        ))])
+        .expect("apply");
+    assert!(delta.status.is_empty(), "{:#?}", delta.status);
+    let touched: Vec<(String, String, isize)> = delta
+        .xds
+        .iter()
+        .map(|(o, d)| match o {
+            XdsOutput::Secret { secret, .. } => (secret.name.clone(), pem(secret), *d),
+            other => panic!("a CA rotation touched {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        touched,
+        vec![
+            ("configmap:infra/ca".into(), "CA-1\n".into(), -1),
+            ("configmap:infra/ca".into(), "CA-2\n".into(), 1)
+        ]
+    );
 }

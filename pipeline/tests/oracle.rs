@@ -323,10 +323,11 @@ fn random_secret(rng: &mut Rng, ns: &str) -> Object {
     tls_secret(ns, name, rng.pick(&["PEM-1", "PEM-2"]), problem)
 }
 
+/// A CA ConfigMap (one bundle without a final newline, as `--from-literal` writes).
 fn random_ca(rng: &mut Rng, ns: &str) -> Object {
     let name = rng.pick(&["ca", "ca2"]);
     let problem = rng.chance(10).then_some("ConfigMap has no key ca.crt");
-    ca_config_map(ns, name, rng.pick(&["CA-1\n", "CA-2\n"]), problem)
+    ca_config_map(ns, name, rng.pick(&["CA-1\n", "CA-2\n", "CA-3"]), problem)
 }
 
 /// Step 0: the class, the gateways, the namespaces, services, slices and a route.

@@ -17,24 +17,8 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "mutates the GatewayClass mid-test",
     ),
     (
-        "GatewayFrontendClientCertificateValidation",
-        "needs HTTPS listeners and client certificates (mTLS)",
-    ),
-    (
-        "GatewayFrontendClientCertificateValidationInsecureFallback",
-        "needs HTTPS listeners and client certificates (mTLS)",
-    ),
-    (
-        "GatewayFrontendInvalidDefaultClientCertificateValidation",
-        "needs HTTPS listeners and client certificates (mTLS)",
-    ),
-    (
         "GatewayInfrastructure",
         "checks generated Kubernetes resources, not HTTP or status (SKIPPED in INDEX.md)",
-    ),
-    (
-        "GatewayInvalidFrontendClientCertificateValidation",
-        "needs HTTPS listeners and client certificates (mTLS)",
     ),
     (
         "GatewayInvalidTLSBackendConfiguration",
@@ -104,9 +88,18 @@ pub fn skip_reason(case: &Case) -> Option<String> {
 /// eventually-consistent round trip is the runner's request check; `http.MakeRequest`
 /// only builds a request for a custom flow (see [`CUSTOM_FLOWS`]).
 const EVENTUALLY_CONSISTENT: &str = "http.MakeRequestAndExpectEventuallyConsistentResponse";
-/// The same round trip over HTTPS (SNI `server_name`).
+/// The same round trip over HTTPS (SNI `server_name`, a client certificate when
+/// `client_certificate` names one).
 const TLS_EVENTUALLY_CONSISTENT: &str = "tls.MakeTLSRequestAndExpectEventuallyConsistentResponse";
+/// An HTTPS round trip that must fail (`expect_failure: "tls_request_error"`):
+/// upstream's `WaitForConsistentFailureResponse` passes once the round trip
+/// errors several times in a row.
+const TLS_EVENTUALLY_FAILING: &str =
+    "tls.MakeTLSRequestAndExpectEventuallyConsistentFailureResponse";
 const MAKE_REQUEST: &str = "http.MakeRequest";
+/// `expect_failure` of a round trip that must not complete (TLS handshake or
+/// request refused).
+pub const TLS_REQUEST_ERROR: &str = "tls_request_error";
 
 /// Cases whose request entries carry `custom_flow: true`, with the flow that
 /// implements their test body (anything else with a custom flow fails).
@@ -198,6 +191,11 @@ fn check_custom(case: &Case) -> Result<(), String> {
 fn step(rc: &RequestCase, flow: Option<CustomFlow>) -> Result<Step, String> {
     match (rc.helper.as_str(), rc.custom_flow, flow) {
         (EVENTUALLY_CONSISTENT | TLS_EVENTUALLY_CONSISTENT, false, _) => Ok(Step::RoundTrip),
+        (TLS_EVENTUALLY_FAILING, false, _)
+            if rc.expect_failure.as_deref() == Some(TLS_REQUEST_ERROR) =>
+        {
+            Ok(Step::RoundTrip)
+        }
         (MAKE_REQUEST, true, Some(flow)) => Ok(Step::Custom(flow)),
         (_, true, None) => {
             Err("custom_flow is set and the runner implements none for this case".into())
@@ -366,6 +364,24 @@ pub struct RequestCase {
     /// HTTPS: the SNI the client sends.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// HTTPS: the generated Secret whose certificate the client presents.
+    #[serde(default)]
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A case's `client_certificate`: the generated Secret whose certificate the client
+/// presents.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ClientCertificate {
+    pub secret: SecretName,
+    /// The Secret's data key holding the certificate (`tls.crt`).
+    pub part: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SecretName {
+    pub namespace: String,
+    pub name: String,
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -20,7 +20,7 @@ static APPLIED: Mutex<Option<PathBuf>> = Mutex::new(None);
 fn watched(doc: &Value) -> bool {
     let api = str_at(doc, "/apiVersion");
     api.starts_with("gateway.networking.k8s.io/")
-        || (api == "v1" && matches!(kind(doc), "Service" | "Secret"))
+        || (api == "v1" && matches!(kind(doc), "Service" | "Secret" | "ConfigMap"))
         || api == "discovery.k8s.io/v1"
 }
 

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-use crate::cases::{ExpectedRequest, RequestCase};
+use crate::cases::{ExpectedRequest, RequestCase, TLS_REQUEST_ERROR};
 use crate::echo::EchoServer;
 
 const CONSECUTIVE_SUCCESSES: usize = 3;
@@ -58,9 +58,19 @@ pub struct Outgoing<'a> {
     pub path: &'a str,
     pub headers: Vec<(String, String)>,
     pub h2c: bool,
-    /// HTTPS: the SNI to send (the generated certificates are the trust anchors),
-    /// and whether to ask for HTTP/2 by ALPN.
-    pub tls: Option<(String, bool)>,
+    /// HTTPS (the generated certificates are the trust anchors).
+    pub tls: Option<TlsClient>,
+}
+
+/// The client side of an HTTPS request.
+#[derive(Debug)]
+pub struct TlsClient {
+    /// The SNI to send.
+    pub sni: String,
+    /// Ask for HTTP/2 by ALPN.
+    pub h2: bool,
+    /// The generated Secret whose certificate and key the client presents.
+    pub identity: Option<crate::cases::ClientCertificate>,
 }
 
 pub async fn send(socket: SocketAddr, out: &Outgoing<'_>) -> anyhow::Result<Captured> {
@@ -100,19 +110,15 @@ async fn round_trip_inner(
     out: &Outgoing<'_>,
 ) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
     let tcp = TcpStream::connect(socket).await?;
-    if let Some((sni, h2)) = &out.tls {
+    if let Some(tls) = &out.tls {
         let material = crate::tls::material().map_err(anyhow::Error::msg)?;
-        let config = if *h2 {
-            material.client_h2.clone()
-        } else {
-            material.client.clone()
-        };
-        let name = rustls_pki_types::ServerName::try_from(sni.clone())?;
+        let config = material.client(tls.h2, tls.identity.as_ref())?;
+        let name = rustls_pki_types::ServerName::try_from(tls.sni.clone())?;
         let stream = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| anyhow::anyhow!("TLS handshake (SNI {sni}): {e}"))?;
-        return exchange(TokioIo::new(stream), out, *h2).await;
+            .map_err(|e| anyhow::anyhow!("TLS handshake (SNI {}): {e}", tls.sni))?;
+        return exchange(TokioIo::new(stream), out, tls.h2).await;
     }
     exchange(TokioIo::new(tcp), out, out.h2c).await
 }
@@ -188,11 +194,20 @@ pub async fn run(
     backends: &BackendLookup<'_>,
 ) -> Result<(), String> {
     let scheme_ok = rc.scheme == "http" || rc.scheme == "https";
-    if !scheme_ok || rc.expect_failure.as_deref().is_some_and(|f| f != "non_200") {
+    let must_fail = rc.expect_failure.as_deref() == Some(TLS_REQUEST_ERROR);
+    let expectation_ok = match rc.expect_failure.as_deref() {
+        None | Some("non_200") => true,
+        Some(TLS_REQUEST_ERROR) => rc.scheme == "https",
+        Some(_) => false,
+    };
+    if !scheme_ok || !expectation_ok {
         return Err(format!(
             "request {:?}: unsupported scheme or expectation",
             rc.name
         ));
+    }
+    if must_fail {
+        return run_failing(rc, target).await;
     }
     let start = Instant::now();
     let mut streak = 0;
@@ -215,6 +230,39 @@ pub async fn run(
         }
     }
     Err(format!("request {:?}: {last_error}", rc.name))
+}
+
+/// Upstream's `WaitForConsistentFailureResponse`: passes once the round trip fails
+/// (handshake refused, connection reset, no response) `CONSECUTIVE_SUCCESSES` times
+/// in a row; any response, whatever its status, breaks the streak.
+async fn run_failing(rc: &RequestCase, target: &Target) -> Result<(), String> {
+    let start = Instant::now();
+    let mut streak = 0;
+    let mut last = String::from("no attempt made");
+    while start.elapsed() < REQUEST_DEADLINE {
+        match attempt(rc, target, &[]).await {
+            Err(Failure::RoundTrip(_)) => {
+                streak += 1;
+                if streak >= CONSECUTIVE_SUCCESSES {
+                    return Ok(());
+                }
+            }
+            Ok(Sent { response, .. }) => {
+                streak = 0;
+                last = format!("the request succeeded with status {}", response.status);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(Failure::Mismatch(e)) => {
+                streak = 0;
+                last = format!("the request got a response ({e})");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Err(format!(
+        "request {:?}: expected the TLS request to fail; {last}",
+        rc.name
+    ))
 }
 
 /// Why one attempt failed: the round trip itself (worth retrying in a statistical
@@ -307,9 +355,10 @@ pub async fn attempt(
         path: &path,
         headers,
         h2c: rc.request.protocol.as_deref() == Some("H2C_PRIOR_KNOWLEDGE"),
-        tls: (rc.scheme == "https").then(|| {
-            let sni = rc.server_name.clone().unwrap_or_else(|| host.to_owned());
-            (sni, rc.request.protocol.as_deref() == Some("H2"))
+        tls: (rc.scheme == "https").then(|| TlsClient {
+            sni: rc.server_name.clone().unwrap_or_else(|| host.to_owned()),
+            h2: rc.request.protocol.as_deref() == Some("H2"),
+            identity: rc.client_certificate.clone(),
         }),
     };
     let captured = send(target.socket, &out)

@@ -12,12 +12,83 @@ use anyhow::Context as _;
 use serde::Deserialize as _;
 use serde_json::Value;
 
+use crate::cases::ClientCertificate;
+
 /// The generated objects and a TLS client that trusts their certificates.
 #[derive(Debug)]
 pub struct Material {
     pub docs: Vec<Value>,
-    pub client: Arc<rustls::ClientConfig>,
-    pub client_h2: Arc<rustls::ClientConfig>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verifier: Arc<GoNames>,
+}
+
+impl Material {
+    /// A client config asking for `h2` or `http/1.1` by ALPN that presents, when
+    /// `identity` names one, the certificate (`part`, e.g. `tls.crt`) and the
+    /// private key (`tls.key`) of that generated Secret.
+    pub fn client(
+        &self,
+        h2: bool,
+        identity: Option<&ClientCertificate>,
+    ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let builder = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier.clone());
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(id) => {
+                let (chain, key) = self.identity(id)?;
+                builder.with_client_auth_cert(chain, key)?
+            }
+        };
+        config.alpn_protocols = vec![if h2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
+        Ok(Arc::new(config))
+    }
+
+    /// The certificate chain (`id.part`) and key (`tls.key`) of a generated Secret.
+    fn identity(
+        &self,
+        id: &ClientCertificate,
+    ) -> anyhow::Result<(
+        Vec<rustls_pki_types::CertificateDer<'static>>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    )> {
+        use base64::Engine as _;
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let what = format!("Secret {}/{}", id.secret.namespace, id.secret.name);
+        let secret = (self.docs.iter())
+            .find(|d| {
+                d["kind"] == "Secret"
+                    && d["metadata"]["namespace"] == id.secret.namespace.as_str()
+                    && d["metadata"]["name"] == id.secret.name.as_str()
+            })
+            .with_context(|| format!("no generated {what}"))?;
+        let data = |key: &str| -> anyhow::Result<Vec<u8>> {
+            let b64 = secret["data"][key]
+                .as_str()
+                .with_context(|| format!("{what} has no data.{key}"))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .with_context(|| format!("{what} data.{key}"))
+        };
+        let chain = CertificateDer::pem_slice_iter(&data(&id.part)?)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{what} data.{}", id.part))?;
+        anyhow::ensure!(
+            !chain.is_empty(),
+            "{what} data.{} has no certificate",
+            id.part
+        );
+        let key = PrivateKeyDer::from_pem_slice(&data("tls.key")?)
+            .with_context(|| format!("{what} data.tls.key"))?;
+        Ok((chain, key))
+    }
 }
 
 static MATERIAL: OnceLock<Result<Material, String>> = OnceLock::new();
@@ -86,24 +157,10 @@ fn generate() -> anyhow::Result<Material> {
         provider.clone(),
     )
     .build()?;
-    let verifier = Arc::new(GoNames { webpki });
-    let config = |alpn: &[&[u8]]| {
-        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map(|b| {
-                b.dangerous()
-                    .with_custom_certificate_verifier(verifier.clone())
-                    .with_no_client_auth()
-            });
-        if let Ok(config) = &mut config {
-            config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        }
-        config.map(Arc::new)
-    };
     Ok(Material {
         docs,
-        client: config(&[b"http/1.1"])?,
-        client_h2: config(&[b"h2"])?,
+        provider,
+        verifier: Arc::new(GoNames { webpki }),
     })
 }
 

@@ -268,8 +268,8 @@ pub fn certificates<'s>(
     let certificates = join_named("served secrets", used, by_name)
         .map(|(name, (gw, s))| (gw, SecretIr::certificate(name, s.cert_chain, s.private_key)));
     // A CA bundle per distinct list of valid CA ConfigMaps a gateway's listeners
-    // use: its members joined to their ConfigMaps, concatenated in order (the group
-    // of the reduce is one bundle's members).
+    // use: its members joined to their ConfigMaps, concatenated in order, each
+    // ending in a newline (the group of the reduce is one bundle's members).
     let bundles = distinct_named(
         "ca bundles by gateway",
         (verdicts.clone())
@@ -293,7 +293,15 @@ pub fn certificates<'s>(
                 .map(|(m, _)| *m)
                 .collect();
             if present.len() == names.len() {
-                let pem: String = present.iter().map(|(_, pem)| pem.as_str()).collect();
+                // Each member on lines of its own: a `ca.crt` without a final
+                // newline would otherwise run into the next `-----BEGIN` line.
+                let mut pem = String::new();
+                for (_, member) in present {
+                    pem.push_str(member);
+                    if !pem.ends_with('\n') {
+                        pem.push('\n');
+                    }
+                }
                 out.push((pem, 1));
             }
         })

@@ -12,6 +12,8 @@ pub enum ConditionType {
     Accepted,
     /// Listener only.
     Conflicted,
+    /// Gateway only: some client certificate validation is `AllowInsecureFallback`.
+    InsecureFrontendValidationMode,
     /// Route parent: some rules were dropped.
     PartiallyInvalid,
     /// Gateway and listener.
@@ -25,6 +27,7 @@ impl ConditionType {
         match self {
             ConditionType::Accepted => "Accepted",
             ConditionType::Conflicted => "Conflicted",
+            ConditionType::InsecureFrontendValidationMode => "InsecureFrontendValidationMode",
             ConditionType::PartiallyInvalid => "PartiallyInvalid",
             ConditionType::Programmed => "Programmed",
             ConditionType::ResolvedRefs => "ResolvedRefs",
@@ -38,6 +41,7 @@ pub enum Reason {
     Accepted,
     AddressNotUsable,
     BackendNotFound,
+    ConfigurationChanged,
     HostnameConflict,
     Invalid,
     InvalidCACertificateKind,
@@ -67,6 +71,7 @@ impl Reason {
         match self {
             Reason::Accepted => "Accepted",
             Reason::BackendNotFound => "BackendNotFound",
+            Reason::ConfigurationChanged => "ConfigurationChanged",
             Reason::HostnameConflict => "HostnameConflict",
             Reason::Invalid => "Invalid",
             Reason::InvalidCACertificateKind => "InvalidCACertificateKind",
@@ -112,18 +117,20 @@ mod tests {
     //! order (conditions are sorted, and status output must not change order).
     use super::*;
 
-    const TYPES: [ConditionType; 5] = [
+    const TYPES: [ConditionType; 6] = [
         ConditionType::Accepted,
         ConditionType::Conflicted,
+        ConditionType::InsecureFrontendValidationMode,
         ConditionType::PartiallyInvalid,
         ConditionType::Programmed,
         ConditionType::ResolvedRefs,
     ];
 
-    const REASONS: [Reason; 25] = [
+    const REASONS: [Reason; 26] = [
         Reason::Accepted,
         Reason::AddressNotUsable,
         Reason::BackendNotFound,
+        Reason::ConfigurationChanged,
         Reason::HostnameConflict,
         Reason::Invalid,
         Reason::InvalidCACertificateKind,

@@ -117,7 +117,8 @@ pub fn gateway_status(
         }
         _ => programmed(&views),
     };
-    let conditions = vec![accepted(gw, &views), programmed];
+    let mut conditions = vec![accepted(gw, &views), programmed];
+    conditions.extend(insecure_frontend_validation(gw));
     let listeners = views
         .into_iter()
         .map(|v| {
@@ -182,6 +183,30 @@ fn accepted(gw: &Gateway, views: &[ListenerView]) -> Condition {
     }
 }
 
+/// `InsecureFrontendValidationMode=True/ConfigurationChanged` while the default or a
+/// per-port client certificate validation is `AllowInsecureFallback` (the Go API's
+/// `GatewayConditionInsecureFrontendValidationMode`: the reason "MUST be set ... when
+/// client change FrontendValidationModeType for a Gateway or per port override to
+/// AllowInsecureFallback"); absent otherwise.
+fn insecure_frontend_validation(gw: &Gateway) -> Option<Condition> {
+    let insecure: Vec<String> = (gw.frontend_validation.iter())
+        .filter(|f| f.client.insecure_fallback)
+        .map(|f| f.port.map_or("the default".into(), |p| format!("port {p}")))
+        .collect();
+    (!insecure.is_empty()).then(|| {
+        Condition::new(
+            Type::InsecureFrontendValidationMode,
+            true,
+            Reason::ConfigurationChanged,
+            format!(
+                "Client certificate validation of {} is AllowInsecureFallback: connections \
+                 without a valid client certificate are accepted",
+                insecure.join(", ")
+            ),
+        )
+    })
+}
+
 /// The message of an object whose newest version did not convert (`problem`): its
 /// last good version is what is served.
 pub fn not_converted(problem: &str) -> String {
@@ -239,7 +264,7 @@ mod tests {
     //! `AddressNotUsable`).
     use super::*;
     use crate::fixtures::{gateway, http_listener};
-    use crate::model::GatewayAddress;
+    use crate::model::{FrontendValidation, GatewayAddress};
 
     fn with_addresses(addresses: &[(&str, Option<&str>)]) -> Gateway {
         let mut gw = gateway("ns", "gw", vec![http_listener("http", 80)]);
@@ -339,5 +364,43 @@ mod tests {
             assert!(condition(&s, Type::Accepted).status);
             assert!(listener_views(&gw, u16::MAX).iter().all(|v| v.serves_http));
         }
+    }
+
+    /// The Go API's `GatewayConditionInsecureFrontendValidationMode` and the case
+    /// `GatewayFrontendClientCertificateValidationInsecureFallback`: present (True /
+    /// ConfigurationChanged) while the default or a perPort validation falls back,
+    /// naming which; absent when every validation is `AllowValidOnly`.
+    #[test]
+    fn insecure_fallback_is_a_gateway_condition_naming_where() {
+        use crate::fixtures::frontend_validation;
+        let status = |validations: Vec<FrontendValidation>| {
+            let mut gw = gateway("ns", "gw", vec![http_listener("http", 80)]);
+            gw.frontend_validation = validations;
+            let s = gateway_status(&gw, &[], u16::MAX, "0.0.0.0");
+            (s.conditions.iter())
+                .find(|c| c.type_ == Type::InsecureFrontendValidationMode)
+                .map(|c| (c.status, c.reason, c.message.clone()))
+        };
+        assert_eq!(status(vec![]), None);
+        assert_eq!(
+            status(vec![
+                frontend_validation(None, &["ca"], false),
+                frontend_validation(Some(8443), &["ca"], false),
+            ]),
+            None
+        );
+        let (on, reason, message) =
+            status(vec![frontend_validation(None, &["ca"], true)]).expect("condition");
+        assert_eq!((on, reason), (true, Reason::ConfigurationChanged));
+        assert!(message.contains("the default"), "{message}");
+        let (_, _, message) = status(vec![
+            frontend_validation(None, &["ca"], false),
+            frontend_validation(Some(8443), &["ca"], true),
+        ])
+        .expect("condition");
+        assert!(
+            message.contains("port 8443") && !message.contains("default"),
+            "{message}"
+        );
     }
 }

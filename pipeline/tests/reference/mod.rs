@@ -379,7 +379,10 @@ fn attach_to_gateway(
                             .filter_map(|n| {
                                 w.config_maps.iter().find(|c| secret_name(&c.key) == *n)
                             })
-                            .map(|c| c.ca_bundle.as_str())
+                            .map(|c| match c.ca_bundle.ends_with('\n') {
+                                true => c.ca_bundle.clone(),
+                                false => format!("{}\n", c.ca_bundle),
+                            })
                             .collect();
                         let name = format!("configmap:{}", cas.join(","));
                         out.secrets.insert((
