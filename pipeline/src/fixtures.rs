@@ -289,3 +289,40 @@ pub fn basic() -> Vec<Object> {
         )),
     ]
 }
+
+/// A BackendTLSPolicy in `ns` targeting Service `service` (port name `section`,
+/// or the whole Service), trusting the ConfigMaps `cas` (none: the system store),
+/// with SNI `hostname`; created at `creation` (RFC 3339, or empty).
+pub fn backend_tls_policy(
+    ns: &str,
+    name: &str,
+    (service, section): (&str, Option<&str>),
+    cas: &[&str],
+    hostname: &str,
+    creation: &str,
+) -> Object {
+    Object::BackendTlsPolicy(BackendTlsPolicy {
+        meta: Meta {
+            creation: creation.into(),
+            ..meta(ns, name)
+        },
+        targets: vec![PolicyTarget {
+            group: String::new(),
+            kind: kinds::SERVICE.into(),
+            name: service.into(),
+            section: section.map(Into::into),
+        }],
+        ca_refs: (cas.iter())
+            .map(|c| LocalRef {
+                group: String::new(),
+                kind: kinds::CONFIG_MAP.into(),
+                name: (*c).into(),
+            })
+            .collect(),
+        well_known: cas
+            .is_empty()
+            .then(|| crate::spec::backend_tls::SYSTEM.into()),
+        hostname: hostname.into(),
+        subject_alt_names: vec![],
+    })
+}

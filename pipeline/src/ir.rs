@@ -210,6 +210,9 @@ pub struct ClusterIr {
     pub port: u16,
     /// The Service port's `appProtocol` (`kubernetes.io/h2c` selects HTTP/2).
     pub app_protocol: Option<String>,
+    /// TLS to the backend, from the BackendTLSPolicy that applies to this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTlsIr>,
 }
 
 impl ClusterIr {
@@ -219,8 +222,33 @@ impl ClusterIr {
             service: key.service,
             port: key.port,
             app_protocol,
+            tls: None,
         }
     }
+}
+
+/// How the proxies originate TLS to a backend (one BackendTLSPolicy's validation).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BackendTlsIr {
+    /// The policy this comes from.
+    pub policy: ObjectKey,
+    /// The SNI; also the name the certificate must match when
+    /// `subject_alt_names` is empty.
+    pub hostname: String,
+    pub trust: BackendTrust,
+    /// At least one must match a SAN of the backend's certificate.
+    pub subject_alt_names: Vec<crate::model::SubjectAltName>,
+}
+
+/// What the backend's certificate must chain to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BackendTrust {
+    /// The PEM bundle of the policy's valid CA ConfigMaps, in reference order.
+    CaBundle(String),
+    /// The proxy's system trust store (`wellKnownCACertificates: System`).
+    System,
+    /// No usable CA: connections to the backend must fail (the spec asks for a 5xx).
+    Refused,
 }
 
 /// Ready endpoints of a cluster, sorted.
@@ -289,6 +317,16 @@ pub struct RouteParentStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// A BackendTLSPolicy's status: its conditions for each Gateway (ancestor) whose
+/// routes use a Service it targets, at most 16, sorted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub policy: ObjectKey,
+    pub generation: i64,
+    pub ancestors: Vec<ObjectKey>,
+    pub conditions: Vec<Condition>,
+}
+
 /// An xDS-shaped record: what the translator turns into Envoy resources.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum XdsOutput {
@@ -325,6 +363,7 @@ pub enum StatusOutput {
     Gateway(GatewayStatus),
     /// One route's status for one of its parentRefs.
     Route(RouteParentStatus),
+    BackendTlsPolicy(PolicyStatus),
 }
 
 /// The identity of a status record: a Gateway, or a route's parentRef by index.
@@ -332,6 +371,7 @@ pub enum StatusOutput {
 pub enum StatusKey {
     Gateway(ObjectKey),
     Route(ObjectKey, usize),
+    BackendTlsPolicy(ObjectKey),
 }
 
 /// An output record with an identity: at most one record per key at any time.
@@ -366,6 +406,7 @@ impl Keyed for StatusOutput {
         match self {
             StatusOutput::Gateway(s) => StatusKey::Gateway(s.gateway.clone()),
             StatusOutput::Route(s) => StatusKey::Route(s.route.clone(), s.index),
+            StatusOutput::BackendTlsPolicy(s) => StatusKey::BackendTlsPolicy(s.policy.clone()),
         }
     }
 }

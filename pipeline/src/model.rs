@@ -53,6 +53,7 @@ pub enum Kind {
     Namespace,
     Secret,
     ConfigMap,
+    BackendTlsPolicy,
 }
 
 impl Kind {
@@ -68,6 +69,7 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
+            Kind::BackendTlsPolicy => "BackendTLSPolicy",
         }
     }
 }
@@ -106,6 +108,7 @@ pub enum Object {
     Namespace(Namespace),
     Secret(Secret),
     ConfigMap(ConfigMap),
+    BackendTlsPolicy(BackendTlsPolicy),
 }
 
 impl Object {
@@ -120,6 +123,7 @@ impl Object {
             Object::Namespace(o) => (Kind::Namespace, ObjectKey::cluster(&o.name)),
             Object::Secret(o) => (Kind::Secret, o.key.clone()),
             Object::ConfigMap(o) => (Kind::ConfigMap, o.key.clone()),
+            Object::BackendTlsPolicy(o) => (Kind::BackendTlsPolicy, o.meta.key.clone()),
         };
         ObjectId { kind, key }
     }
@@ -132,6 +136,7 @@ impl Object {
         let meta = match &mut object {
             Object::Gateway(g) => &mut g.meta,
             Object::HttpRoute(r) => &mut r.meta,
+            Object::BackendTlsPolicy(p) => &mut p.meta,
             _ => return None,
         };
         meta.problem = Some(problem.to_owned());
@@ -312,6 +317,7 @@ pub mod kinds {
     pub const SERVICE: &str = "Service";
     pub const SECRET: &str = "Secret";
     pub const CONFIG_MAP: &str = "ConfigMap";
+    pub const BACKEND_TLS_POLICY: &str = "BackendTLSPolicy";
 }
 
 /// `group`/`kind` names the core group's Service (the core group is empty).
@@ -638,6 +644,61 @@ pub struct ConfigMap {
     pub ca_bundle: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// A `BackendTLSPolicy` (v1): how the Gateway's proxies originate TLS to the
+/// Services it targets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BackendTlsPolicy {
+    pub meta: Meta,
+    /// `spec.targetRefs`, in order.
+    pub targets: Vec<PolicyTarget>,
+    /// `spec.validation.caCertificateRefs` (local: group, kind, name), in order.
+    pub ca_refs: Vec<LocalRef>,
+    /// `spec.validation.wellKnownCACertificates` (`System`), when set.
+    pub well_known: Option<String>,
+    /// `spec.validation.hostname`: the SNI, and the name the certificate must match
+    /// unless `subject_alt_names` is set.
+    pub hostname: String,
+    /// `spec.validation.subjectAltNames`, in order.
+    pub subject_alt_names: Vec<SubjectAltName>,
+}
+
+/// `LocalPolicyTargetReferenceWithSectionName`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PolicyTarget {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    /// A Service port's name.
+    pub section: Option<String>,
+}
+
+impl PolicyTarget {
+    pub fn is_service(&self) -> bool {
+        is_core_service(&self.group, &self.kind)
+    }
+}
+
+/// A reference to an object in the referrer's namespace (`LocalObjectReference`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LocalRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl LocalRef {
+    pub fn is_config_map(&self) -> bool {
+        self.group.is_empty() && self.kind == kinds::CONFIG_MAP
+    }
+}
+
+/// One `subjectAltNames` entry.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SubjectAltName {
+    Hostname(String),
+    Uri(String),
 }
 
 /// The label the API server sets on every Namespace to its own name.

@@ -34,6 +34,9 @@ fn status_keys(step: &Step, added: bool) -> Vec<String> {
             StatusOutput::Route(r) => {
                 format!("route {}/{}#{}", r.route.namespace, r.route.name, r.index)
             }
+            StatusOutput::BackendTlsPolicy(p) => {
+                format!("backendtlspolicy {}/{}", p.policy.namespace, p.policy.name)
+            }
         })
         .collect();
     keys.sort();

@@ -148,6 +148,7 @@ mod tests {
             service: ObjectKey::new("ns", "svc"),
             port: 80,
             app_protocol: Some(cluster::H2C_APP_PROTOCOL.into()),
+            tls: None,
         };
         let body = cluster::cluster(&ir).encode_to_vec();
         let json = resource_to_json(ResourceType::Cluster, &body).expect("prints");

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use sluice_pipeline::ir::{
-    Condition, GatewayStatus, KeyedChange, Reason, RouteParentStatus, StatusOutput, keyed,
+    Condition, GatewayStatus, KeyedChange, PolicyStatus, Reason, RouteParentStatus, StatusOutput,
+    keyed,
 };
-use sluice_pipeline::model::{ObjectKey, ParentRef};
+use sluice_pipeline::model::{GATEWAY_GROUP, ObjectKey, ParentRef};
 
 use crate::state::{Rejection, ResourceType, Verdicts};
 
@@ -210,13 +211,35 @@ pub fn route_status_json(parents: &[&RouteParentStatus], controller: &str) -> Va
     json!({ "parents": parents })
 }
 
-/// The current status of every Gateway and HTTPRoute, maintained from deltas.
+/// A BackendTLSPolicy's `status`: one `PolicyAncestorStatus` per Gateway, each
+/// with the policy's conditions.
+pub fn policy_status_json(p: &PolicyStatus, controller: &str) -> Value {
+    let ancestors: Vec<Value> = (p.ancestors.iter())
+        .map(|gw| {
+            json!({
+                "ancestorRef": {
+                    "group": GATEWAY_GROUP,
+                    "kind": "Gateway",
+                    "namespace": gw.namespace,
+                    "name": gw.name,
+                },
+                "controllerName": controller,
+                "conditions": p.conditions.iter().map(|c| condition(c, p.generation)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "ancestors": ancestors })
+}
+
+/// The current status of every Gateway, HTTPRoute and BackendTLSPolicy, maintained
+/// from deltas.
 /// The maps are persistent: a snapshot (`clone`) is O(1), so the runtime can hand
 /// the whole board to a writer thread after every logical time.
 #[derive(Clone, Debug, Default)]
 pub struct StatusBoard {
     gateways: imbl::OrdMap<ObjectKey, GatewayStatus>,
     routes: imbl::OrdMap<(ObjectKey, usize), RouteParentStatus>,
+    policies: imbl::OrdMap<ObjectKey, PolicyStatus>,
     time: u64,
 }
 
@@ -246,6 +269,9 @@ impl StatusBoard {
             StatusOutput::Route(s) => {
                 self.routes.insert((s.route.clone(), s.index), s);
             }
+            StatusOutput::BackendTlsPolicy(s) => {
+                self.policies.insert(s.policy.clone(), s);
+            }
         }
     }
 
@@ -256,6 +282,9 @@ impl StatusBoard {
             }
             StatusOutput::Route(s) => {
                 self.routes.remove(&(s.route.clone(), s.index));
+            }
+            StatusOutput::BackendTlsPolicy(s) => {
+                self.policies.remove(&s.policy);
             }
         }
     }
@@ -275,6 +304,11 @@ impl StatusBoard {
             out.entry(route).or_default().push(s);
         }
         out
+    }
+
+    /// BackendTLSPolicies with a status (those some Gateway's routes use).
+    pub fn policies(&self) -> impl Iterator<Item = &PolicyStatus> {
+        self.policies.values()
     }
 
     /// The whole board as the status file's JSON document.
@@ -305,7 +339,21 @@ impl StatusBoard {
                 })
             })
             .collect();
-        json!({ "time": self.time, "gateways": gateways, "httproutes": routes })
+        let policies: Vec<Value> = (self.policies.values())
+            .map(|p| {
+                json!({
+                    "namespace": p.policy.namespace,
+                    "name": p.policy.name,
+                    "status": policy_status_json(p, controller),
+                })
+            })
+            .collect();
+        json!({
+            "time": self.time,
+            "gateways": gateways,
+            "httproutes": routes,
+            "backendtlspolicies": policies,
+        })
     }
 }
 

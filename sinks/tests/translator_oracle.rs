@@ -20,8 +20,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use sluice_pipeline::fixtures;
 use sluice_pipeline::ir::{
-    Action, ClientValidationIr, ClusterIr, Delta, EndpointsIr, Keyed, ListenerIr, RouteIr,
-    TlsChain, VirtualHostIr, WeightedBackend, XdsKey, XdsOutput,
+    Action, BackendTlsIr, BackendTrust, ClientValidationIr, ClusterIr, Delta, EndpointsIr, Keyed,
+    ListenerIr, RouteIr, TlsChain, VirtualHostIr, WeightedBackend, XdsKey, XdsOutput,
 };
 use sluice_pipeline::model::{
     BackendRef, Change, FromNamespaces, HeaderModifier, Listener, Object, ObjectKey, ParentRef,
@@ -707,6 +707,17 @@ fn random_output(rng: &mut Rng) -> XdsOutput {
             service: ObjectKey::new(APP, cluster),
             port: 80,
             app_protocol: rng.percent(30).then(|| "kubernetes.io/h2c".to_owned()),
+            // Backend TLS of every kind (a refused one is a cluster without endpoints).
+            tls: rng.percent(30).then(|| BackendTlsIr {
+                policy: ObjectKey::new(APP, "policy"),
+                hostname: "backend.example".into(),
+                trust: match rng.below(3) {
+                    0 => BackendTrust::CaBundle("CA\n".into()),
+                    1 => BackendTrust::System,
+                    _ => BackendTrust::Refused,
+                },
+                subject_alt_names: vec![],
+            }),
         }),
         _ => {
             let addrs = ADDRESSES.iter().filter(|_| rng.percent(50));

@@ -30,7 +30,9 @@ use crate::manifest::object_from_json_text;
 /// `apiVersion` Sluice reads `kind` at.
 pub fn api_version(kind: Kind) -> &'static str {
     match kind {
-        Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute => "gateway.networking.k8s.io/v1",
+        Kind::GatewayClass | Kind::Gateway | Kind::HttpRoute | Kind::BackendTlsPolicy => {
+            "gateway.networking.k8s.io/v1"
+        }
         Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
         Kind::Service | Kind::Namespace | Kind::Secret | Kind::ConfigMap => "v1",
         Kind::EndpointSlice => "discovery.k8s.io/v1",

@@ -96,14 +96,16 @@ pub fn delete(server: &Server, kind: &str, namespace: &str, name: &str) -> Resul
         .map_err(|e| format!("deleting {kind} {namespace}/{name}: {e:#}"))
 }
 
-/// Every Gateway's and HTTPRoute's status as the API server has it, in the status
-/// file's shape (`gateways[]`, `httproutes[]` with `namespace`, `name`, `status`).
+/// Every Gateway's, HTTPRoute's and BackendTLSPolicy's status as the API server has
+/// it, in the status file's shape (`gateways[]`, `httproutes[]`, `backendtlspolicies[]`
+/// with `namespace`, `name`, `status`).
 pub fn status_document(server: &Server) -> Result<Value, String> {
     let text = server
         .kubectl(
             &[
                 "get",
-                "gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io",
+                "gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io,\
+                 backendtlspolicies.gateway.networking.k8s.io",
                 "--all-namespaces",
                 "-o",
                 "json",
@@ -112,7 +114,7 @@ pub fn status_document(server: &Server) -> Result<Value, String> {
         )
         .map_err(|e| format!("{e:#}"))?;
     let list: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let (mut gateways, mut routes) = (vec![], vec![]);
+    let (mut gateways, mut routes, mut policies) = (vec![], vec![], vec![]);
     for item in list["items"]
         .as_array()
         .map(Vec::as_slice)
@@ -127,10 +129,11 @@ pub fn status_document(server: &Server) -> Result<Value, String> {
         match kind(item) {
             "Gateway" => gateways.push(entry),
             "HTTPRoute" => routes.push(entry),
+            "BackendTLSPolicy" => policies.push(entry),
             _ => {}
         }
     }
-    Ok(json!({"gateways": gateways, "httproutes": routes}))
+    Ok(json!({"gateways": gateways, "httproutes": routes, "backendtlspolicies": policies}))
 }
 
 /// `metadata.generation` on the API server of the object a status check names.
@@ -138,6 +141,7 @@ pub fn generation_in(doc: &Value, c: &crate::cases::StatusCheck) -> Option<i64> 
     let list = match c.kind.as_deref() {
         Some("Gateway") => &doc["gateways"],
         Some("HTTPRoute") => &doc["httproutes"],
+        Some("BackendTLSPolicy") => &doc["backendtlspolicies"],
         _ => return None,
     };
     list.as_array()?.iter().find(|e| {

@@ -206,7 +206,8 @@ fn counts(objects: &[Object]) -> Counts {
             Object::GatewayClass(_)
             | Object::ReferenceGrant(_)
             | Object::Secret(_)
-            | Object::ConfigMap(_) => {}
+            | Object::ConfigMap(_)
+            | Object::BackendTlsPolicy(_) => {}
         }
     }
     c

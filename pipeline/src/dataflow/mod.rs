@@ -20,6 +20,7 @@ mod col;
 mod endpoints;
 mod gateways;
 mod left_join;
+mod policies;
 mod select;
 mod status;
 mod vhosts;
@@ -29,13 +30,15 @@ pub use col::Col;
 pub use certificates::secret_name;
 
 use crate::ir::{
-    ClientValidationIr, ListenerIr, StatusOutput, TlsChain, XdsOutput, ca_bundle_name,
+    BackendTlsIr, ClientValidationIr, ClusterIr, ClusterKey, ListenerIr, StatusOutput, TlsChain,
+    XdsOutput, ca_bundle_name,
 };
 use crate::model::{EndpointSlice, Object, ObjectKey, Service};
 use crate::spec::listener::{CertificateVerdict, ListenerView};
 use crate::spec::routes::ResolvedRoute;
 
 use col::{ByKey, distinct_named, join_named};
+use left_join::left_join_named;
 
 /// The dataflow's two output streams.
 pub struct Translation<'s> {
@@ -117,6 +120,20 @@ pub fn translate<'s>(
         let (routes, matched) = (routes.enter_region(r), matched.enter_region(r));
         attach::attach_routes(routes, listeners, matched, gateway_keys).leave_region(outer)
     });
+    let policies = outer.region_named("policies", |r| {
+        let p = policies::policies(
+            kind!(objects, BackendTlsPolicy).enter_region(r),
+            kind!(objects, ConfigMap).enter_region(r),
+            services_arranged.clone().enter_region(r),
+            attached.serving.clone().enter_region(r),
+            resolved.clone().enter_region(r),
+        );
+        (
+            p.cluster_tls.leave_region(outer),
+            p.status.leave_region(outer),
+        )
+    });
+    let (cluster_tls, policy_status) = policies;
     let status = outer.region_named("status", |r| {
         let conditions = resolved
             .clone()
@@ -135,6 +152,7 @@ pub fn translate<'s>(
             .map(StatusOutput::Gateway)
             .leave_region(outer)
             .concat(routes)
+            .concat(policy_status.map(StatusOutput::BackendTlsPolicy))
     });
     let xds = outer.region_named("xds", |r| {
         let (serving, resolved) = (attached.serving.enter_region(r), resolved.enter_region(r));
@@ -144,8 +162,8 @@ pub fn translate<'s>(
         xds(
             listeners,
             tls,
-            serving,
-            resolved,
+            (serving, resolved),
+            cluster_tls.enter_region(r),
             slices,
             services_arranged.enter_region(r),
         )
@@ -163,8 +181,11 @@ fn xds<'s>(
         Col<'s, ((ObjectKey, String), CertificateVerdict)>,
         Col<'s, (ObjectKey, crate::ir::SecretIr)>,
     ),
-    serving: Col<'s, (ObjectKey, attach::Attachment)>,
-    resolved: Col<'s, (ObjectKey, ResolvedRoute)>,
+    (serving, resolved): (
+        Col<'s, (ObjectKey, attach::Attachment)>,
+        Col<'s, (ObjectKey, ResolvedRoute)>,
+    ),
+    cluster_tls: Col<'s, (ClusterKey, BackendTlsIr)>,
     slices: Col<'s, EndpointSlice>,
     services_arranged: ByKey<'s, (String, String), Service>,
 ) -> Col<'s, XdsOutput> {
@@ -174,6 +195,19 @@ fn xds<'s>(
     });
     let vhosts = vhosts::virtual_hosts(serving.clone(), resolved.clone(), listener_hosts);
     let (gateway_clusters, clusters) = endpoints::clusters(serving, resolved);
+    // Each cluster with the TLS settings of the policy that applies to its port.
+    let clusters = left_join_named(
+        "clusters with backend tls",
+        clusters.map(|c| (ClusterKey::new(c.service.clone(), c.port), c)),
+        cluster_tls,
+        |_, c, tls| {
+            Some(ClusterIr {
+                tls: tls.first().map(|t| (*t).clone()),
+                ..c.clone()
+            })
+        },
+    )
+    .map(|(_, c)| c);
     let referenced = distinct_named(
         "referenced clusters",
         gateway_clusters.clone().map(|(_, c)| c),

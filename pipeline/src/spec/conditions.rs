@@ -42,6 +42,7 @@ pub enum Reason {
     AddressNotUsable,
     BackendNotFound,
     ConfigurationChanged,
+    Conflicted,
     HostnameConflict,
     Invalid,
     InvalidCACertificateKind,
@@ -72,6 +73,7 @@ impl Reason {
             Reason::Accepted => "Accepted",
             Reason::BackendNotFound => "BackendNotFound",
             Reason::ConfigurationChanged => "ConfigurationChanged",
+            Reason::Conflicted => "Conflicted",
             Reason::HostnameConflict => "HostnameConflict",
             Reason::Invalid => "Invalid",
             Reason::InvalidCACertificateKind => "InvalidCACertificateKind",
@@ -126,11 +128,12 @@ mod tests {
         ConditionType::ResolvedRefs,
     ];
 
-    const REASONS: [Reason; 26] = [
+    const REASONS: [Reason; 27] = [
         Reason::Accepted,
         Reason::AddressNotUsable,
         Reason::BackendNotFound,
         Reason::ConfigurationChanged,
+        Reason::Conflicted,
         Reason::HostnameConflict,
         Reason::Invalid,
         Reason::InvalidCACertificateKind,

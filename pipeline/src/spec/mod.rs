@@ -10,6 +10,7 @@
 //! - [`conditions`]: condition types and reasons, with the spec's spelling.
 
 pub mod attachment;
+pub mod backend_tls;
 pub mod conditions;
 pub mod gateway;
 pub mod hostname;

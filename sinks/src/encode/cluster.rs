@@ -7,10 +7,15 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbPolicy},
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, Http2ProtocolOptions, Locality, SocketAddress, address, socket_address::PortSpecifier,
+    Address, DataSource, Http2ProtocolOptions, Locality, SocketAddress, TransportSocket, address,
+    data_source, socket_address::PortSpecifier, transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext,
+    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions,
@@ -18,11 +23,14 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
         ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
     },
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
 use envoy_types::util::pack_any;
-use sluice_pipeline::ir::ClusterIr;
+use sluice_pipeline::ir::{BackendTlsIr, BackendTrust, ClusterIr};
+use sluice_pipeline::model::SubjectAltName;
 
 use super::ads_config_source;
+use super::listener::TLS_TRANSPORT_SOCKET;
 
 /// The `appProtocol` that selects cleartext HTTP/2 to the backend.
 pub const H2C_APP_PROTOCOL: &str = "kubernetes.io/h2c";
@@ -45,21 +53,100 @@ pub fn cluster(ir: &ClusterIr) -> Cluster {
         };
         protocol_options.insert(HTTP_PROTOCOL_OPTIONS.to_owned(), pack_any(options));
     }
-    Cluster {
-        name: ir.name.clone(),
+    let eds = Cluster {
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
         eds_cluster_config: Some(EdsClusterConfig {
             eds_config: Some(ads_config_source()),
             service_name: ir.name.clone(),
         }),
+        ..Default::default()
+    };
+    let (discovery, transport_socket) = match &ir.tls {
+        None => (eds, None),
+        Some(tls) => match upstream_tls(tls) {
+            Some(context) => (
+                eds,
+                Some(TransportSocket {
+                    name: TLS_TRANSPORT_SOCKET.to_owned(),
+                    config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+                }),
+            ),
+            // No usable CA: a cluster with no endpoints, so every request to it
+            // is answered 503 by Envoy, never sent without the TLS it must have.
+            None => (
+                Cluster {
+                    cluster_discovery_type: Some(ClusterDiscoveryType::Type(
+                        DiscoveryType::Static as i32,
+                    )),
+                    load_assignment: Some(load_assignment(&ir.name, &[])),
+                    ..Default::default()
+                },
+                None,
+            ),
+        },
+    };
+    Cluster {
+        name: ir.name.clone(),
+        transport_socket,
         connect_timeout: Some(Duration {
             seconds: 2,
             nanos: 0,
         }),
         lb_policy: LbPolicy::RoundRobin as i32,
         typed_extension_protocol_options: protocol_options,
-        ..Default::default()
+        ..discovery
     }
+}
+
+/// Where the proxies find the system trust store (`wellKnownCACertificates:
+/// System`): the Debian/Ubuntu bundle path, which the Envoy images also use.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS context of a backend a BackendTLSPolicy applies to: its hostname as SNI,
+/// the trust from its CAs (inline: a CA bundle is not secret, and a cluster is
+/// encoded once for every proxy), and the names the certificate must carry
+/// (`subjectAltNames`, else the hostname; Envoy's exact DNS match honours a
+/// wildcard in the certificate). `None` when there is no trust to validate with.
+fn upstream_tls(tls: &BackendTlsIr) -> Option<UpstreamTlsContext> {
+    let trusted_ca = match &tls.trust {
+        BackendTrust::CaBundle(pem) => data_source::Specifier::InlineString(pem.clone()),
+        BackendTrust::System => data_source::Specifier::Filename(SYSTEM_CA_BUNDLE.to_owned()),
+        BackendTrust::Refused => return None,
+    };
+    let exact = |san_type: SanType, value: &str| SubjectAltNameMatcher {
+        san_type: san_type as i32,
+        matcher: Some(StringMatcher {
+            match_pattern: Some(string_matcher::MatchPattern::Exact(value.to_owned())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sans = if tls.subject_alt_names.is_empty() {
+        vec![exact(SanType::Dns, &tls.hostname)]
+    } else {
+        (tls.subject_alt_names.iter())
+            .map(|san| match san {
+                SubjectAltName::Hostname(h) => exact(SanType::Dns, h),
+                SubjectAltName::Uri(u) => exact(SanType::Uri, u),
+            })
+            .collect()
+    };
+    let validation = CertificateValidationContext {
+        trusted_ca: Some(DataSource {
+            specifier: Some(trusted_ca),
+            ..Default::default()
+        }),
+        match_typed_subject_alt_names: sans,
+        ..Default::default()
+    };
+    Some(UpstreamTlsContext {
+        sni: tls.hostname.clone(),
+        common_tls_context: Some(CommonTlsContext {
+            validation_context_type: Some(ValidationContextType::ValidationContext(validation)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// The endpoints of `cluster`, in one locality; an empty slice gives an empty

@@ -533,6 +533,7 @@ fn h2c_cluster_gets_http2_protocol_options() {
         service: ObjectKey::new("ns", "svc"),
         port: 80,
         app_protocol: Some(cluster::H2C_APP_PROTOCOL.into()),
+        tls: None,
     };
     let c: Cluster = cluster::cluster(&ir);
     assert!(
@@ -567,4 +568,113 @@ fn h2c_cluster_gets_http2_protocol_options() {
         Some(1)
     );
     assert!(cla.endpoints[0].locality.is_some());
+}
+
+/// BackendTLSPolicy on a cluster: `hostname` is the SNI; the certificate must
+/// chain to the CA bundle (inline) or the system store, and carry a listed SAN,
+/// else the hostname; with no usable CA the cluster has no endpoints (503).
+#[test]
+fn backend_tls_sets_sni_trust_and_san_matchers() {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+        ClusterDiscoveryType, DiscoveryType,
+    };
+    use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        UpstreamTlsContext, common_tls_context::ValidationContextType,
+    };
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    use sluice_pipeline::ir::{BackendTlsIr, BackendTrust};
+    use sluice_pipeline::model::SubjectAltName;
+
+    let with = |trust: BackendTrust, sans: Vec<SubjectAltName>| {
+        cluster::cluster(&ClusterIr {
+            name: "ns/svc:443".into(),
+            service: ObjectKey::new("ns", "svc"),
+            port: 443,
+            app_protocol: None,
+            tls: Some(BackendTlsIr {
+                policy: ObjectKey::new("ns", "p"),
+                hostname: "abc.example.com".into(),
+                trust,
+                subject_alt_names: sans,
+            }),
+        })
+    };
+    let context = |c: &Cluster| -> UpstreamTlsContext {
+        let socket = c.transport_socket.clone().expect("transport socket");
+        assert_eq!(socket.name, "envoy.transport_sockets.tls");
+        match socket.config_type {
+            Some(
+                envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+                    any,
+                ),
+            ) => UpstreamTlsContext::decode(any.value.as_slice()).expect("decode"),
+            other => panic!("{other:?}"),
+        }
+    };
+    let validation = |ctx: &UpstreamTlsContext| match ctx
+        .common_tls_context
+        .clone()
+        .and_then(|c| c.validation_context_type)
+    {
+        Some(ValidationContextType::ValidationContext(v)) => v,
+        other => panic!("{other:?}"),
+    };
+    let sans = |ctx: &UpstreamTlsContext| -> Vec<(i32, String)> {
+        (validation(ctx).match_typed_subject_alt_names.iter())
+            .map(|m| {
+                let value = match m.matcher.as_ref().and_then(|s| s.match_pattern.clone()) {
+                    Some(MatchPattern::Exact(v)) => v,
+                    other => panic!("{other:?}"),
+                };
+                (m.san_type, value)
+            })
+            .collect()
+    };
+    let (dns, uri) = (2, 3); // SubjectAltNameMatcher.SanType DNS, URI
+
+    let c = with(BackendTrust::CaBundle("CA-PEM\n".into()), vec![]);
+    let ctx = context(&c);
+    assert_eq!(ctx.sni, "abc.example.com");
+    assert_eq!(
+        validation(&ctx).trusted_ca.and_then(|d| d.specifier),
+        Some(Specifier::InlineString("CA-PEM\n".into()))
+    );
+    assert_eq!(sans(&ctx), vec![(dns, "abc.example.com".to_string())]);
+    assert_eq!(
+        c.eds_cluster_config.map(|e| e.service_name),
+        Some("ns/svc:443".into())
+    );
+
+    let ctx = context(&with(
+        BackendTrust::System,
+        vec![
+            SubjectAltName::Hostname("other.example.com".into()),
+            SubjectAltName::Uri("spiffe://abc.example.com/test-identity".into()),
+        ],
+    ));
+    assert_eq!(
+        validation(&ctx).trusted_ca.and_then(|d| d.specifier),
+        Some(Specifier::Filename(cluster::SYSTEM_CA_BUNDLE.into()))
+    );
+    assert_eq!(
+        sans(&ctx),
+        vec![
+            (dns, "other.example.com".to_string()),
+            (uri, "spiffe://abc.example.com/test-identity".to_string())
+        ],
+        "the listed SANs, not the hostname"
+    );
+
+    let refused = with(BackendTrust::Refused, vec![]);
+    assert!(refused.transport_socket.is_none());
+    assert_eq!(
+        refused.cluster_discovery_type,
+        Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32))
+    );
+    assert!(
+        refused
+            .load_assignment
+            .is_some_and(|l| l.endpoints.is_empty())
+    );
 }

@@ -81,13 +81,15 @@ fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
     }
 }
 
-/// A route's `status.parents` to write: the entries of other controllers as they are
-/// (in their order), then ours (`desired`, transition times kept from our current
-/// entries for the same parentRef). `None` when that is what the server has.
-pub fn route_parents(
+/// A route's `status.parents` (`reference` = `parentRef`) or a policy's
+/// `status.ancestors` (`ancestorRef`) to write: the entries of other controllers as
+/// they are (in their order), then ours (`desired`, transition times kept from our
+/// current entries for the same reference). `None` when that is what the server has.
+pub fn controller_entries(
     desired: &[Value],
     current: &[Value],
     controller: &str,
+    reference: &str,
     now: &str,
 ) -> Option<Vec<Value>> {
     let ours = |p: &&Value| p.get("controllerName").and_then(Value::as_str) == Some(controller);
@@ -97,7 +99,7 @@ pub fn route_parents(
         let old = current
             .iter()
             .filter(ours)
-            .find(|p| p.get("parentRef") == entry.get("parentRef"))
+            .find(|p| p.get(reference) == entry.get(reference))
             .and_then(|p| p.get("conditions"));
         entry["conditions"] = with_transition_times(&entry["conditions"], old, now);
         out.push(entry);
@@ -159,7 +161,8 @@ mod tests {
             parent("sluice.dev/c", "kept", "True", Some("T0")),
         ];
         let desired = vec![parent("sluice.dev/c", "kept", "True", None)];
-        let out = route_parents(&desired, &current, "sluice.dev/c", "T1").unwrap_or_default();
+        let out = controller_entries(&desired, &current, "sluice.dev/c", "parentRef", "T1")
+            .unwrap_or_default();
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(
             out[0], current[0],
@@ -168,10 +171,43 @@ mod tests {
         assert_eq!(out[1]["parentRef"]["name"], "kept");
         assert_eq!(out[1]["conditions"][0]["lastTransitionTime"], "T0");
         // Written again, nothing changes: no write.
-        assert_eq!(route_parents(&desired, &out, "sluice.dev/c", "T2"), None);
+        assert_eq!(
+            controller_entries(&desired, &out, "sluice.dev/c", "parentRef", "T2"),
+            None
+        );
         // Detached from every parent of ours: only the other controller's entry is left.
-        let out = route_parents(&[], &current, "sluice.dev/c", "T1").unwrap_or_default();
+        let out = controller_entries(&[], &current, "sluice.dev/c", "parentRef", "T1")
+            .unwrap_or_default();
         assert_eq!(out, vec![current[0].clone()]);
+    }
+
+    #[test]
+    fn policy_ancestors_are_matched_by_ancestor_ref() {
+        let ancestor = |controller: &str, gateway: &str, status: &str, ltt: Option<&str>| {
+            json!({
+                "ancestorRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "ns", "name": gateway},
+                "controllerName": controller,
+                "conditions": [cond("Accepted", status, ltt)],
+            })
+        };
+        let current = vec![
+            ancestor("example.com/other", "gw", "False", Some("T0")),
+            ancestor("sluice.dev/c", "gw", "True", Some("T0")),
+        ];
+        let desired = vec![
+            ancestor("sluice.dev/c", "gw", "True", None),
+            ancestor("sluice.dev/c", "new", "True", None),
+        ];
+        let out = controller_entries(&desired, &current, "sluice.dev/c", "ancestorRef", "T1")
+            .unwrap_or_default();
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(
+            out[0], current[0],
+            "the other controller's entry, same Gateway, stays"
+        );
+        assert_eq!(out[1]["conditions"][0]["lastTransitionTime"], "T0");
+        assert_eq!(out[2]["ancestorRef"]["name"], "new");
+        assert_eq!(out[2]["conditions"][0]["lastTransitionTime"], "T1");
     }
 
     #[test]

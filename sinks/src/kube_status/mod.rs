@@ -1,5 +1,5 @@
-//! Status write-back to the API server: every Gateway's and route's status from the
-//! status board, written to the status subresource with server-side apply under our
+//! Status write-back to the API server: every Gateway's, route's and
+//! BackendTLSPolicy's status from the status board, written to the status subresource with server-side apply under our
 //! field manager, only when it differs from what the server has.
 //!
 //! ```text
@@ -18,9 +18,10 @@
 //!   no longer ours (found by our field manager owning their conditions or listeners).
 //! - `observedGeneration` is the generation the status was computed from;
 //!   `lastTransitionTime` changes only when a condition's status changes.
-//! - A route's `status.parents` entries of other controllers are never removed or
-//!   rewritten (the list is atomic in the CRD: we read it, keep theirs, replace ours,
-//!   and apply with the read resourceVersion as a precondition).
+//! - A route's `status.parents` and a policy's `status.ancestors` entries of other
+//!   controllers are never removed or rewritten (the lists are atomic in the CRDs: we
+//!   read it, keep theirs, replace ours, and apply with the read resourceVersion as a
+//!   precondition).
 //! - A failed write is logged, counted, and retried with its own backoff (200 ms
 //!   doubling to 10 s); an object the server keeps rejecting never holds up the
 //!   others.
@@ -44,7 +45,8 @@ use tokio::sync::watch;
 use crate::encode::EncodeConfig;
 use crate::state::Verdicts;
 use crate::status::{
-    StatusBoard, gateway_status_json, route_rejection, route_status_json, with_rejections,
+    StatusBoard, gateway_status_json, policy_status_json, route_rejection, route_status_json,
+    with_rejections,
 };
 
 /// The longest time between two passes while nothing changes (GatewayClasses are
@@ -107,6 +109,8 @@ enum Target {
     GatewayClass(ObjectKey),
     Gateway(ObjectKey),
     Route(ObjectKey),
+    /// A BackendTLSPolicy: its list of our ancestor entries.
+    Policy(ObjectKey),
 }
 
 /// What one pass wants on the server: per object, its desired status fragment
@@ -136,6 +140,13 @@ fn desired(
         }
         out.insert(Target::Route(route.clone()), status["parents"].clone());
     }
+    for p in board.policies() {
+        let status = policy_status_json(p, &config.controller);
+        out.insert(
+            Target::Policy(p.policy.clone()),
+            status["ancestors"].clone(),
+        );
+    }
     out
 }
 
@@ -144,6 +155,7 @@ struct Writer {
     classes: ApiResource,
     gateways: ApiResource,
     routes: ApiResource,
+    policies: ApiResource,
     client: kube::Client,
     config: StatusWriterConfig,
     stats: Arc<WriterStats>,
@@ -170,6 +182,7 @@ pub fn spawn(
         classes: ApiResource::from_gvk_with_plural(&gvk("GatewayClass"), "gatewayclasses"),
         gateways: ApiResource::from_gvk_with_plural(&gvk("Gateway"), "gateways"),
         routes: ApiResource::from_gvk_with_plural(&gvk("HTTPRoute"), "httproutes"),
+        policies: ApiResource::from_gvk_with_plural(&gvk("BackendTLSPolicy"), "backendtlspolicies"),
         client,
         config,
         stats: stats.clone(),
@@ -225,7 +238,7 @@ impl Writer {
         // controller) loses the status we wrote; a deleted one is skipped.
         for target in self.written.keys() {
             let cleared = match target {
-                Target::Route(_) => json!([]),
+                Target::Route(_) | Target::Policy(_) => json!([]),
                 Target::Gateway(_) => cleared_gateway(),
                 Target::GatewayClass(_) => continue,
             };
@@ -247,6 +260,17 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::warn!("listing HTTPRoutes for stale status entries: {e}");
+                    self.stats.failures.inc();
+                }
+            }
+            match self.our_policies().await {
+                Ok(policies) => {
+                    for key in policies {
+                        want.entry(Target::Policy(key)).or_insert_with(|| json!([]));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("listing BackendTLSPolicies for stale status entries: {e}");
                     self.stats.failures.inc();
                 }
             }
@@ -338,9 +362,21 @@ impl Writer {
     async fn our_routes(&self) -> kube::Result<Vec<ObjectKey>> {
         let controller = self.config.controller.as_str();
         self.list_watched(&self.routes, |r| {
-            parents(&r.data)
+            entries(&r.data, "parents")
                 .iter()
                 .any(|p| p["controllerName"] == controller)
+        })
+        .await
+    }
+
+    /// BackendTLSPolicies on the server (in the watched namespaces) that carry an
+    /// ancestor entry of ours.
+    async fn our_policies(&self) -> kube::Result<Vec<ObjectKey>> {
+        let controller = self.config.controller.as_str();
+        self.list_watched(&self.policies, |p| {
+            entries(&p.data, "ancestors")
+                .iter()
+                .any(|a| a["controllerName"] == controller)
         })
         .await
     }
@@ -410,6 +446,7 @@ impl Writer {
             Target::GatewayClass(k) => (&self.classes, k),
             Target::Gateway(k) => (&self.gateways, k),
             Target::Route(k) => (&self.routes, k),
+            Target::Policy(k) => (&self.policies, k),
         };
         let api: Api<DynamicObject> = match target {
             Target::GatewayClass(_) => Api::all_with(self.client.clone(), resource),
@@ -437,13 +474,25 @@ impl Writer {
                 }
                 new
             }
-            Target::Route(_) => {
+            Target::Route(_) | Target::Policy(_) => {
+                let (list, reference) = match target {
+                    Target::Policy(_) => ("ancestors", "ancestorRef"),
+                    _ => ("parents", "parentRef"),
+                };
                 let desired = value.as_array().map(Vec::as_slice).unwrap_or_default();
-                let current_parents = parents(&current.data);
-                match merge::route_parents(desired, &current_parents, &self.config.controller, &now)
-                {
+                let current_entries = entries(&current.data, list);
+                let controller = &self.config.controller;
+                match merge::controller_entries(
+                    desired,
+                    &current_entries,
+                    controller,
+                    reference,
+                    &now,
+                ) {
                     None => return Ok(true),
-                    Some(parents) => json!({ "parents": parents }),
+                    Some(entries) => {
+                        Value::Object([(list.to_string(), json!(entries))].into_iter().collect())
+                    }
                 }
             }
         };
@@ -498,9 +547,10 @@ fn digest(value: &Value) -> u64 {
     h.finish()
 }
 
-/// A route's `status.parents` (empty when it has none).
-fn parents(data: &Value) -> Vec<Value> {
-    data.pointer("/status/parents")
+/// An object's `status.<list>` (a route's `parents`, a policy's `ancestors`; empty
+/// when it has none).
+fn entries(data: &Value, list: &str) -> Vec<Value> {
+    (data.get("status").and_then(|s| s.get(list)))
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()

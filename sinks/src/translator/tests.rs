@@ -81,6 +81,7 @@ fn cluster(name: &str) -> XdsOutput {
         service: ObjectKey::new("ns", name),
         port: 80,
         app_protocol: None,
+        tls: None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! whether a field was written or defaulted. A value the schema would reject (a
 //! port out of range, a malformed duration) is a [`ConvertError`] naming the field.
 
+mod backend_tls_policy;
 mod config_map;
 mod duration;
 mod endpoint_slice;

@@ -22,6 +22,7 @@ pub fn manifest_files(objects: &[Object]) -> Result<Vec<(String, String)>, serde
         (Kind::Service, "30-services.yaml"),
         (Kind::EndpointSlice, "40-endpointslices.yaml"),
         (Kind::HttpRoute, "50-httproutes.yaml"),
+        (Kind::BackendTlsPolicy, "60-backendtlspolicies.yaml"),
     ];
     let mut out = vec![];
     for (kind, file) in files {
@@ -83,6 +84,39 @@ pub fn to_yaml(obj: &Object) -> Value {
                 data.insert(crate::convert::CA_BUNDLE_KEY.into(), json!(c.ca_bundle));
             }
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": key(&c.key), "data": data})
+        }
+        Object::BackendTlsPolicy(p) => {
+            let mut validation = json!({
+                "hostname": p.hostname,
+                "caCertificateRefs": (p.ca_refs.iter())
+                    .map(|r| json!({"group": r.group, "kind": r.kind, "name": r.name}))
+                    .collect::<Vec<_>>(),
+                "subjectAltNames": (p.subject_alt_names.iter())
+                    .map(|s| match s {
+                        SubjectAltName::Hostname(h) => json!({"type": "Hostname", "hostname": h}),
+                        SubjectAltName::Uri(u) => json!({"type": "URI", "uri": u}),
+                    })
+                    .collect::<Vec<_>>(),
+            });
+            insert_opt(
+                &mut validation,
+                "wellKnownCACertificates",
+                p.well_known.as_ref().map(|w| json!(w)),
+            );
+            json!({
+                "apiVersion": GATEWAY_V1, "kind": "BackendTLSPolicy",
+                "metadata": meta(&p.meta),
+                "spec": {
+                    "targetRefs": (p.targets.iter())
+                        .map(|t| {
+                            let mut v = json!({"group": t.group, "kind": t.kind, "name": t.name});
+                            insert_opt(&mut v, "sectionName", t.section.as_ref().map(|s| json!(s)));
+                            v
+                        })
+                        .collect::<Vec<_>>(),
+                    "validation": validation,
+                },
+            })
         }
         Object::HttpRoute(r) => json!({
             "apiVersion": GATEWAY_V1, "kind": "HTTPRoute",

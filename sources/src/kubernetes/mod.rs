@@ -61,7 +61,7 @@ const REDISCOVER: Duration = Duration::from_secs(5);
 /// watched with the field selector [`SECRET_SELECTOR`]: only the type a listener
 /// certificate can have is ever held, never the cluster's other Secrets. Of a
 /// ConfigMap only its CA bundle (`ca.crt`) is held.
-pub const KINDS: [WatchedKind; 9] = [
+pub const KINDS: [WatchedKind; 10] = [
     ("gateway.networking.k8s.io", "v1", "GatewayClass", false),
     ("gateway.networking.k8s.io", "v1", "Gateway", true),
     ("gateway.networking.k8s.io", "v1", "HTTPRoute", true),
@@ -71,6 +71,7 @@ pub const KINDS: [WatchedKind; 9] = [
     ("", "v1", "Namespace", false),
     ("", "v1", "Secret", true),
     ("", "v1", "ConfigMap", true),
+    ("gateway.networking.k8s.io", "v1", "BackendTLSPolicy", true),
 ];
 
 /// The field selector of the Secret watch: `kubernetes.io/tls` Secrets only.

@@ -70,6 +70,7 @@ pub(crate) fn model_kind(kind: &str) -> Option<Kind> {
         "Namespace" => Kind::Namespace,
         "Secret" => Kind::Secret,
         "ConfigMap" => Kind::ConfigMap,
+        "BackendTLSPolicy" => Kind::BackendTlsPolicy,
         _ => return None,
     })
 }

@@ -1,8 +1,8 @@
 //! From one YAML document to a record, or to the warning that says why not.
 
 use gateway_api::{
-    gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute,
-    referencegrants::ReferenceGrant,
+    backendtlspolicies::BackendTlsPolicy, gatewayclasses::GatewayClass, gateways::Gateway,
+    httproutes::HttpRoute, referencegrants::ReferenceGrant,
 };
 use k8s_openapi::api::{
     core::v1::{ConfigMap, Namespace, Secret, Service},
@@ -32,6 +32,9 @@ impl At<'_> {
         }
     }
 }
+
+/// BackendTLSPolicy is read at v1 only.
+const V1: &str = "gateway.networking.k8s.io/v1";
 
 const GATEWAY_VERSIONS: [&str; 2] = [
     "gateway.networking.k8s.io/v1",
@@ -134,6 +137,7 @@ fn object(value: &Value, api_version: &str, kind: &str) -> Option<Result<Object,
         ("Gateway", _) if gateway => convert::<Gateway>(value()),
         ("HTTPRoute", _) if gateway => http_route(value()),
         ("ReferenceGrant", _) if gateway => convert::<ReferenceGrant>(value()),
+        ("BackendTLSPolicy", V1) => convert::<BackendTlsPolicy>(value()),
         ("Service", "v1") => convert::<Service>(value()),
         ("Namespace", "v1") => convert::<Namespace>(value()),
         ("Secret", "v1") => convert::<Secret>(value()),
@@ -165,6 +169,7 @@ pub(super) fn object_of_json(api_version: &str, kind: &str, json: &[u8]) -> Opti
         ("Gateway", _) if gateway => typed::<Gateway>(json),
         ("HTTPRoute", _) if gateway => typed::<HttpRoute>(json),
         ("ReferenceGrant", _) if gateway => typed::<ReferenceGrant>(json),
+        ("BackendTLSPolicy", V1) => typed::<BackendTlsPolicy>(json),
         ("Service", "v1") => typed::<Service>(json),
         ("Namespace", "v1") => typed::<Namespace>(json),
         ("Secret", "v1") => typed::<Secret>(json),
