@@ -30,7 +30,10 @@
 //! flow or `custom` type the runner does not implement fails the case. The `custom`
 //! checks run: the weighted-backend and percentage-mirror distributions after their
 //! sanity requests (one verdict over the aggregate of all rounds), object deletions
-//! between requests, a WebSocket echo exchange, and the custom flows of `flows.rs`.
+//! between requests, a WebSocket echo exchange, the custom flows of `flows.rs`, and
+//! the extension set's `sequence` of object changes and status checks
+//! (`sequence.rs`). Backends that echo-basic would run with TLS serve HTTPS and echo
+//! the SNI they saw.
 //! Objects carry `metadata.generation: 7`, which status must echo; every Service port
 //! has its own echo listener, and traffic to a port no route references fails.
 
@@ -55,6 +58,8 @@ mod processes;
 mod requests;
 #[path = "conformance/selftest.rs"]
 mod selftest;
+#[path = "conformance/sequence.rs"]
+mod sequence;
 #[path = "conformance/status.rs"]
 mod status;
 #[path = "conformance/tls.rs"]
@@ -68,7 +73,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cases::{Case, Custom, GatewayKey, Step};
+use crate::cases::{Case, Custom, GatewayKey, StatusCheck, Step};
 use crate::echo::{EchoServer, Identity};
 use crate::processes::{Ads, ChildGuard, Envoy};
 
@@ -420,6 +425,9 @@ async fn run_case(
         env.live(key).await?;
     }
     run_requests(case, steps, &mut env).await?;
+    if let Some(Custom::Sequence { steps }) = &case.custom {
+        sequence::run(steps, &mut env).await?;
+    }
     if let (Some(Custom::Websocket(spec)), Some(gateway)) = (&case.custom, &case.gateway) {
         env.live(gateway).await?;
         let listener = cases::RequestGateway {
@@ -664,10 +672,11 @@ async fn start_backends(
                 deployment.0, deployment.1
             )
         })?;
-        let port = server
-            .listen(service_port.clone())
-            .await
-            .map_err(|e| format!("echo listener for {service_port}: {e:#}"))?;
+        let listening = match manifests::tls_identity(docs, &service_port)? {
+            None => server.listen(service_port.clone()).await,
+            Some((chain, key)) => (server.listen_tls(service_port.clone(), (&chain, &key))).await,
+        };
+        let port = listening.map_err(|e| format!("echo listener for {service_port}: {e:#}"))?;
         listeners.insert(service_port, port);
     }
     let slices = manifests::endpoint_slices(docs, &listeners);
@@ -740,12 +749,33 @@ fn target_for(
     })
 }
 
-/// Polls the status (the status file, or the API server with the kube source) until
-/// every status check of the case holds.
+/// The case's status checks: see [`wait_statuses`].
 async fn check_statuses(case: &Case, env: &CaseEnv) -> Result<(), String> {
+    wait_statuses(&status::expand(&case.statuses, &env.docs), env).await
+}
+
+/// Polls the status (the status file, or the API server with the kube source) until
+/// every check that is not `immediate` holds; then the `immediate` ones must hold at
+/// the first read.
+async fn wait_statuses(checks: &[StatusCheck], env: &CaseEnv) -> Result<(), String> {
+    let (immediate, polled): (Vec<StatusCheck>, Vec<StatusCheck>) =
+        checks.iter().cloned().partition(|c| c.immediate);
+    poll_statuses(&polled, env, STATUS_DEADLINE).await?;
+    poll_statuses(&immediate, env, Duration::ZERO).await
+}
+
+/// Reads the status until every check holds or `deadline` passes (at least once).
+async fn poll_statuses(
+    checks: &[StatusCheck],
+    env: &CaseEnv,
+    deadline: Duration,
+) -> Result<(), String> {
+    if checks.is_empty() {
+        return Ok(());
+    }
     let start = Instant::now();
     let mut last_error = String::from("status file never written");
-    while start.elapsed() < STATUS_DEADLINE {
+    loop {
         let json = match &env.kube {
             None => std::fs::read_to_string(&env.status_file)
                 .ok()
@@ -761,7 +791,7 @@ async fn check_statuses(case: &Case, env: &CaseEnv) -> Result<(), String> {
             }
         };
         if let Some(json) = json {
-            let failure = case.statuses.iter().find_map(|c| {
+            let failure = checks.iter().find_map(|c| {
                 let generation = generation_of(&env.docs, c).and(
                     // The API server numbers generations itself.
                     match &env.kube {
@@ -776,9 +806,11 @@ async fn check_statuses(case: &Case, env: &CaseEnv) -> Result<(), String> {
                 Some(e) => last_error = e,
             }
         }
+        if start.elapsed() >= deadline {
+            return Err(last_error);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(last_error)
 }
 
 /// `metadata.generation` of the object a check names (`None`: not in the manifests).

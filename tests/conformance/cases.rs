@@ -9,9 +9,15 @@ use serde::Deserialize;
 
 /// Cases left out, with the reason printed on their `SKIP` line.
 ///
-/// Everything else named `HTTPRoute*` or `Gateway*` is in scope. The README lists this
+/// Everything else named `HTTPRoute*`, `Gateway*` or of a family Sluice serves (see
+/// [`FAMILIES_NOT_SERVED`]) is in scope. The README lists this
 /// table verbatim; keep it sorted.
 pub const SKIPPED: &[(&str, &str)] = &[
+    ("BackendTLSPolicyGRPCRoute", "needs GRPCRoute"),
+    (
+        "BackendTLSPolicyTLSRouteTerminate",
+        "needs TLSRoute (TLS listeners)",
+    ),
     (
         "GatewayClassObservedGenerationBump",
         "mutates the GatewayClass mid-test",
@@ -22,7 +28,7 @@ pub const SKIPPED: &[(&str, &str)] = &[
     ),
     (
         "GatewayInvalidTLSBackendConfiguration",
-        "needs BackendTLSPolicy",
+        "needs the Gateway's spec.tls.backend client certificate",
     ),
     ("GatewayModifyListeners", "mutates the Gateway mid-test"),
     (
@@ -35,7 +41,7 @@ pub const SKIPPED: &[(&str, &str)] = &[
     ),
     (
         "GatewayTLSBackendClientCertificate",
-        "needs BackendTLSPolicy",
+        "needs the Gateway's spec.tls.backend client certificate",
     ),
     ("HTTPRouteCORS", "needs CORS"),
     (
@@ -50,16 +56,15 @@ pub const SKIPPED: &[(&str, &str)] = &[
 /// Case families (the extension set) Sluice does not serve yet, with the reason
 /// printed on their `SKIP` lines. The README lists this table too.
 pub const FAMILIES_NOT_SERVED: &[(&str, &str)] = &[
-    (
-        "BackendTLSPolicy",
-        "needs BackendTLSPolicy (TLS to backends)",
-    ),
     ("GRPCRoute", "needs GRPCRoute"),
     ("ListenerSet", "needs ListenerSet"),
     ("TCPRoute", "needs TCPRoute (TCP listeners)"),
     ("TLSRoute", "needs TLSRoute (TLS passthrough listeners)"),
     ("UDPRoute", "needs UDPRoute (UDP listeners)"),
 ];
+
+/// Extension-set families the runner drives.
+pub const SERVED_FAMILIES: &[&str] = &["BackendTLSPolicy"];
 
 /// Why `case` is not driven, if it is not.
 pub fn skip_reason(case: &Case) -> Option<String> {
@@ -75,8 +80,9 @@ pub fn skip_reason(case: &Case) -> Option<String> {
     {
         return Some((*reason).to_string());
     }
-    if !(case.name.starts_with("HTTPRoute") || case.name.starts_with("Gateway")) {
-        return Some("not an HTTPRoute or Gateway case".into());
+    let served_family = SERVED_FAMILIES.contains(&case.family.as_deref().unwrap_or_default());
+    if !(case.name.starts_with("HTTPRoute") || case.name.starts_with("Gateway") || served_family) {
+        return Some("not an HTTPRoute, Gateway or BackendTLSPolicy case".into());
     }
     if let Some(reason) = &case.skipped_reason {
         return Some(format!("the case data says: {reason}"));
@@ -97,6 +103,11 @@ const TLS_EVENTUALLY_CONSISTENT: &str = "tls.MakeTLSRequestAndExpectEventuallyCo
 const TLS_EVENTUALLY_FAILING: &str =
     "tls.MakeTLSRequestAndExpectEventuallyConsistentFailureResponse";
 const MAKE_REQUEST: &str = "http.MakeRequest";
+/// Upstream's `MakeRequestAndExpectFailure` (`expect_failure: "non_200"`): any
+/// response but a 200, three times in a row; a 200 fails the case at once.
+const EXPECT_FAILURE: &str = "http.MakeRequestAndExpectFailure";
+/// `expect_failure` of [`EXPECT_FAILURE`].
+pub const NON_200: &str = "non_200";
 /// `expect_failure` of a round trip that must not complete (TLS handshake or
 /// request refused).
 pub const TLS_REQUEST_ERROR: &str = "tls_request_error";
@@ -184,6 +195,15 @@ fn check_custom(case: &Case) -> Result<(), String> {
         Some(Custom::Websocket(_)) if case.gateway.is_none() => {
             Err("a WebSocket check needs the case's gateway".into())
         }
+        Some(Custom::Sequence { steps }) => match steps
+            .iter()
+            .position(|s| matches!(s, SequenceStep::Unsupported))
+        {
+            Some(i) => Err(format!(
+                "sequence step {i} has an op this runner does not implement"
+            )),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }
@@ -194,6 +214,9 @@ fn step(rc: &RequestCase, flow: Option<CustomFlow>) -> Result<Step, String> {
         (TLS_EVENTUALLY_FAILING, false, _)
             if rc.expect_failure.as_deref() == Some(TLS_REQUEST_ERROR) =>
         {
+            Ok(Step::RoundTrip)
+        }
+        (EXPECT_FAILURE, false, _) if rc.expect_failure.as_deref() == Some(NON_200) => {
             Ok(Step::RoundTrip)
         }
         (MAKE_REQUEST, true, Some(flow)) => Ok(Step::Custom(flow)),
@@ -292,6 +315,39 @@ pub enum Custom {
     Actions { actions: Vec<Action> },
     /// A WebSocket exchange through the case's Gateway.
     Websocket(WebSocketCheck),
+    /// Object changes and checks run in order after the statuses and requests.
+    Sequence { steps: Vec<SequenceStep> },
+    #[serde(other)]
+    Unsupported,
+}
+
+/// One step of a `sequence` (the extension set's README, "`custom` types").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SequenceStep {
+    /// Saves an object's `data[key]` or the value at a dotted `field` as `${save_as}`.
+    Read {
+        kind: String,
+        namespace: String,
+        name: String,
+        key: Option<String>,
+        field: Option<String>,
+        save_as: String,
+    },
+    /// A JSON merge patch (RFC 7386) of one object.
+    Patch {
+        patch_type: String,
+        kind: String,
+        namespace: String,
+        name: String,
+        patch: serde_json::Value,
+    },
+    /// Polls one status check (once, when it says `immediate`).
+    Status { status: StatusCheck },
+    /// Creates an object.
+    Create { object: serde_json::Value },
+    /// `<dotted field> != ${name}`: the field of the object `${name}` was read from.
+    Assert { expect: String },
     #[serde(other)]
     Unsupported,
 }
@@ -419,6 +475,10 @@ pub struct Request {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub protocol: Option<String>,
+    /// Never sent: with no `expected_request`, the SNI the backend must have seen
+    /// (the Gateway's when it originates TLS).
+    #[serde(default)]
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -431,6 +491,9 @@ pub struct ExpectedRequest {
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub absent_headers: Vec<String>,
+    /// The SNI the backend must have seen.
+    #[serde(default)]
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -478,6 +541,19 @@ pub struct StatusCheck {
     pub parents: Option<Vec<RouteParentExpectation>>,
     #[serde(default)]
     pub namespace_required: bool,
+    /// A policy's ancestor (`BackendTLSPolicyMustHaveCondition`).
+    pub ancestor: Option<AncestorExpectation>,
+    /// `NamespacesMustBeReady`: the namespaces whose Gateways must be ready.
+    pub namespaces: Option<Vec<String>>,
+    /// Read once, not polled: it must hold as soon as the checks before it do.
+    #[serde(default)]
+    pub immediate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AncestorExpectation {
+    pub name: String,
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 //! mirror checks can read it. A backend listens once per Service port that selects it
 //! (as a pod's distinct target ports would), and counts the requests each listener
 //! gets, so a request sent to the wrong Service port shows (see `crate::wrong_ports`).
+//! A listener for echo-basic's TLS port serves HTTPS and echoes the handshake.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -107,13 +108,44 @@ impl EchoServer {
     /// The 127.0.0.1 port that stands for `service_port`: bound on first use, serving
     /// HTTP/1.1 and prior-knowledge h2c.
     pub async fn listen(&mut self, service_port: ServicePort) -> anyhow::Result<u16> {
+        self.listen_with(service_port, None).await
+    }
+
+    /// As [`listen`](Self::listen), serving HTTPS with `identity` (a PEM certificate
+    /// chain and key) as echo-basic does on its TLS port when `TLS_SERVER_CERT` and
+    /// `TLS_SERVER_PRIVKEY` are set: the echo then says what the handshake was
+    /// (`tls.serverName` is the SNI the client sent).
+    pub async fn listen_tls(
+        &mut self,
+        service_port: ServicePort,
+        (chain, key): (&[u8], &[u8]),
+    ) -> anyhow::Result<u16> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(chain).collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        self.listen_with(service_port, Some(acceptor)).await
+    }
+
+    async fn listen_with(
+        &mut self,
+        service_port: ServicePort,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<u16> {
         if let Some(listener) = self.listeners.get(&service_port) {
             return Ok(listener.port);
         }
         let socket = TcpListener::bind("127.0.0.1:0").await?;
         let port = socket.local_addr()?.port();
         let hits = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(accept_loop(socket, self.shared.clone(), hits.clone()));
+        let task = tokio::spawn(accept_loop(socket, self.shared.clone(), hits.clone(), tls));
         self.listeners
             .insert(service_port, Listener { port, hits, task });
         Ok(port)
@@ -148,32 +180,78 @@ struct Shared {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, hits: Arc<AtomicUsize>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    hits: Arc<AtomicUsize>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
         };
-        let (shared, hits) = (shared.clone(), hits.clone());
+        let (shared, hits, tls) = (shared.clone(), hits.clone(), tls.clone());
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                hits.fetch_add(1, Ordering::Relaxed);
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, remote, req).await) }
+            let Some(acceptor) = tls else {
+                serve(TokioIo::new(stream), shared, hits, remote, None).await;
+                return;
+            };
+            // A failed handshake is the client's business (a Gateway that does not
+            // trust this certificate aborts it).
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let (_, session) = stream.get_ref();
+            let handshake = json!({
+                "version": match session.protocol_version() {
+                    Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                    Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                    _ => "",
+                },
+                "serverName": session.server_name().unwrap_or_default(),
+                "negotiatedProtocol": session
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default(),
+                "cipherSuite": session
+                    .negotiated_cipher_suite()
+                    .map(|c| format!("{:?}", c.suite()))
+                    .unwrap_or_default(),
             });
-            // A connection error is the client's business (Envoy resets idle ones).
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await;
+            serve(TokioIo::new(stream), shared, hits, remote, Some(handshake)).await;
         });
         while connections.try_join_next().is_some() {}
     }
+}
+
+/// Serves one connection (HTTP/1.1 or h2); `handshake` is its TLS, if any.
+async fn serve<IO>(
+    io: TokioIo<IO>,
+    shared: Arc<Shared>,
+    hits: Arc<AtomicUsize>,
+    remote: SocketAddr,
+    handshake: Option<serde_json::Value>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let handshake = Arc::new(handshake);
+    let service = hyper::service::service_fn(move |req| {
+        hits.fetch_add(1, Ordering::Relaxed);
+        let (shared, handshake) = (shared.clone(), handshake.clone());
+        async move { Ok::<_, Infallible>(handle(&shared, remote, req, handshake.as_ref()).await) }
+    });
+    // A connection error is the client's business (Envoy resets idle ones).
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(io, service)
+        .await;
 }
 
 async fn handle(
     shared: &Shared,
     remote: SocketAddr,
     mut req: Request<Incoming>,
+    handshake: &Option<serde_json::Value>,
 ) -> Response<Full<Bytes>> {
     let uri = req
         .uri()
@@ -198,7 +276,10 @@ async fn handle(
     if let Some(delay) = query_param(req.uri().query(), "delay").and_then(|d| parse_duration(&d)) {
         tokio::time::sleep(delay).await;
     }
-    let body = echo_body(&shared.identity, &uri, &req);
+    let mut body = echo_body(&shared.identity, &uri, &req);
+    if let Some(tls) = handshake {
+        body["tls"] = tls.clone();
+    }
     let set_headers = set_header_pairs(&req);
     // Drain the request body so h2 streams end cleanly.
     let _ = req.into_body().collect().await;

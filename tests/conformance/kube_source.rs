@@ -79,14 +79,41 @@ pub fn delete_previous(server: &Server) -> Result<(), String> {
     Ok(())
 }
 
+/// The case's objects applied again after a sequence step changed them (client-side
+/// apply: only what changed is patched; new objects are created).
+pub fn reapply(server: &Server, dir: &Path, docs: &[Value]) -> Result<(), String> {
+    let file = dir.join("kube/objects.yaml");
+    let objects: Vec<&Value> = docs.iter().filter(|d| watched(d)).collect();
+    std::fs::write(&file, yaml(&objects)?).map_err(|e| format!("{}: {e}", file.display()))?;
+    let path = file.to_str().ok_or("a non-UTF-8 path")?;
+    server
+        .kubectl(&["apply", "-f", path], None)
+        .map(drop)
+        .map_err(|e| format!("applying the changed objects: {e:#}"))
+}
+
+/// One object as the API server has it.
+pub fn get(server: &Server, kind: &str, namespace: &str, name: &str) -> Result<Value, String> {
+    let text = server
+        .kubectl(
+            &["get", &resource(kind), name, "-n", namespace, "-o", "json"],
+            None,
+        )
+        .map_err(|e| format!("reading {kind} {namespace}/{name}: {e:#}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{kind} {namespace}/{name}: {e}"))
+}
+
+/// kubectl's name for the resource of `kind`.
+fn resource(kind: &str) -> String {
+    match kind {
+        "Service" | "ConfigMap" | "Secret" | "Namespace" => kind.to_lowercase(),
+        _ => format!("{}.gateway.networking.k8s.io", kind.to_lowercase()),
+    }
+}
+
 /// A case's `delete` action, on the API server.
 pub fn delete(server: &Server, kind: &str, namespace: &str, name: &str) -> Result<(), String> {
-    let what = format!("{}.gateway.networking.k8s.io", kind.to_lowercase());
-    let what = if kind == "Service" {
-        "service".to_string()
-    } else {
-        what
-    };
+    let what = resource(kind);
     server
         .kubectl(
             &["delete", &what, name, "-n", namespace, "--wait=false"],

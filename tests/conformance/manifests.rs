@@ -213,6 +213,55 @@ pub fn service_ports(docs: &[Value]) -> Vec<(ServicePort, (String, String))> {
     out
 }
 
+/// echo-basic's TLS port (the default of its `HTTPS_PORT`).
+const ECHO_TLS_PORT: u64 = 8443;
+
+/// The PEM certificate chain and key the echo listener for `service_port` serves
+/// HTTPS with, as echo-basic would: the Service port targets echo-basic's TLS port on
+/// a Deployment whose container sets `TLS_SERVER_CERT` and `TLS_SERVER_PRIVKEY`, and
+/// the files come from the Secret its volume mounts. `None`: a cleartext port.
+pub fn tls_identity(
+    docs: &[Value],
+    service_port: &ServicePort,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+    use base64::Engine as _;
+    let (namespace, service) = (&service_port.namespace, &service_port.service);
+    let targets_tls = find(docs, "Service", namespace, service).is_some_and(|svc| {
+        tcp_ports(svc).any(|p| {
+            port_number(p) == Some(service_port.port)
+                && p["targetPort"].as_u64() == Some(ECHO_TLS_PORT)
+        })
+    });
+    let backends = service_backends(docs);
+    let Some(backend) = backends.get(&(namespace.clone(), service.clone())) else {
+        return Ok(None);
+    };
+    let Some(deployment) = find(docs, "Deployment", &backend.namespace, &backend.name) else {
+        return Ok(None);
+    };
+    let spec = &deployment["spec"]["template"]["spec"];
+    let env: Vec<&str> = (spec["containers"].as_array().into_iter().flatten())
+        .flat_map(|c| c["env"].as_array().into_iter().flatten())
+        .map(|e| str_at(e, "/name"))
+        .collect();
+    if !targets_tls || !env.contains(&"TLS_SERVER_CERT") || !env.contains(&"TLS_SERVER_PRIVKEY") {
+        return Ok(None);
+    }
+    let what = format!("Deployment {}/{}", backend.namespace, backend.name);
+    let secret_name = (spec["volumes"].as_array().into_iter().flatten())
+        .find_map(|v| v.pointer("/secret/secretName").and_then(Value::as_str))
+        .ok_or_else(|| format!("{what} serves TLS but mounts no Secret"))?;
+    let secret = find(docs, "Secret", &backend.namespace, secret_name)
+        .ok_or_else(|| format!("{what} mounts Secret {secret_name}, which is not generated"))?;
+    let data = |key: &str| {
+        let b64 = secret["data"][key].as_str().unwrap_or_default();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("Secret {secret_name} data.{key}: {e}"))
+    };
+    Ok(Some((data("tls.crt")?, data("tls.key")?)))
+}
+
 fn find<'a>(docs: &'a [Value], kind_: &str, namespace: &str, name: &str) -> Option<&'a Value> {
     docs.iter().find(|d| {
         kind(d) == kind_

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-use crate::cases::{ExpectedRequest, RequestCase, TLS_REQUEST_ERROR};
+use crate::cases::{ExpectedRequest, NON_200, RequestCase, TLS_REQUEST_ERROR};
 use crate::echo::EchoServer;
 
 const CONSECUTIVE_SUCCESSES: usize = 3;
@@ -196,7 +196,7 @@ pub async fn run(
     let scheme_ok = rc.scheme == "http" || rc.scheme == "https";
     let must_fail = rc.expect_failure.as_deref() == Some(TLS_REQUEST_ERROR);
     let expectation_ok = match rc.expect_failure.as_deref() {
-        None | Some("non_200") => true,
+        None | Some(NON_200) => true,
         Some(TLS_REQUEST_ERROR) => rc.scheme == "https",
         Some(_) => false,
     };
@@ -209,6 +209,7 @@ pub async fn run(
     if must_fail {
         return run_failing(rc, target).await;
     }
+    let non_200 = rc.expect_failure.as_deref() == Some(NON_200);
     let start = Instant::now();
     let mut streak = 0;
     let mut last_error = String::from("no attempt made");
@@ -221,6 +222,13 @@ pub async fn run(
                         .await
                         .map_err(|e| format!("request {:?}: {e}", rc.name));
                 }
+            }
+            // Upstream's MakeRequestAndExpectFailure stops at the first 200.
+            Err(Failure::Mismatch(e)) if non_200 && e == GOT_200 => {
+                return Err(format!(
+                    "request {:?}: expected it to fail, it got a 200",
+                    rc.name
+                ));
             }
             Err(e) => {
                 streak = 0;
@@ -382,12 +390,15 @@ pub async fn attempt(
     })
 }
 
+/// The mismatch of a 200 where `non_200` was expected.
+const GOT_200: &str = "expected any status but 200, got 200";
+
 fn compare(rc: &RequestCase, got: &Captured, expected_path: &str) -> Result<(), String> {
-    if rc.expect_failure.as_deref() == Some("non_200") {
-        return if got.status == 200 {
-            Err("expected any status but 200".into())
-        } else {
-            Ok(())
+    if rc.expect_failure.as_deref() == Some(NON_200) {
+        return match got.status {
+            200 => Err(GOT_200.into()),
+            408 | 504 => Err(format!("a timeout ({}) is a failed attempt", got.status)),
+            _ => Ok(()),
         };
     }
     let codes: &[u16] = if rc.response.status_codes.is_empty() {
@@ -423,6 +434,7 @@ fn compare_echo(rc: &RequestCase, got: &Captured, expected_path: &str) -> Result
         path: rc.request.path.clone(),
         headers: (!rc.request.headers.is_empty()).then(|| rc.request.headers.clone()),
         absent_headers: Vec::new(),
+        sni: rc.request.sni.clone(),
     };
     let expected = rc.expected_request.as_ref().unwrap_or(&fallback);
     let echo = &got.echo;
@@ -511,6 +523,16 @@ fn compare_echo(rc: &RequestCase, got: &Captured, expected_path: &str) -> Result
     let pod = echo_str(echo, "pod");
     if !pod.starts_with(&rc.backend) {
         return Err(format!("expected pod of {}, got {pod:?}", rc.backend));
+    }
+    // The SNI the Gateway sent when it originated TLS to the backend (echo-basic's
+    // `tls.serverName`; no `tls` at all when the backend was reached in cleartext).
+    if let Some(sni) = &expected.sni {
+        let seen = echo.pointer("/tls/serverName").and_then(Value::as_str);
+        if seen != Some(sni.as_str()) {
+            return Err(format!(
+                "expected the backend to see SNI {sni:?}, it saw {seen:?} (echo: {echo})"
+            ));
+        }
     }
     Ok(())
 }

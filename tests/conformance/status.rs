@@ -49,6 +49,11 @@ pub fn check(file: &Value, c: &StatusCheck, generation: Option<i64>) -> Result<(
         ("HTTPRouteMustHaveCondition", _) => route_condition_any_parent(file, namespace, name, c),
         ("HTTPRouteMustHaveNoAcceptedParents", _) => no_accepted_parents(file, namespace, name),
         ("HTTPRouteMustHaveParents", _) => route_parents_match(file, namespace, name, c),
+        ("NamespacesMustBeReady", Some("Gateway")) => gateway(file, namespace, name)
+            .and_then(|gw| conditions_match(&gw["conditions"], &ready_conditions())),
+        ("BackendTLSPolicyMustHaveCondition", _) => policy_ancestor_has(file, namespace, name, c),
+        // Vacuously true without ancestors; the generations are checked below.
+        ("BackendTLSPolicyMustHaveLatestConditions", _) => Ok(()),
         (other, _) => Err(format!("unsupported status check {other}")),
     };
     result
@@ -67,6 +72,7 @@ fn observed_generations(
     let list = match c.kind.as_deref() {
         Some("Gateway") => "gateways",
         Some("HTTPRoute") => "httproutes",
+        Some("BackendTLSPolicy") => "backendtlspolicies",
         _ => return Ok(()),
     };
     let namespace = c.namespace.as_deref().unwrap_or_default();
@@ -93,6 +99,10 @@ fn observed_generations(
                 .flatten()
                 .filter_map(|p| p["conditions"].as_array()),
         )
+        .chain(
+            (status["ancestors"].as_array().into_iter().flatten())
+                .filter_map(|a| a["conditions"].as_array()),
+        )
         .flatten();
     match conditions
         .into_iter()
@@ -116,6 +126,93 @@ fn gateway<'a>(file: &'a Value, namespace: &str, name: &str) -> Result<&'a Value
     find(file, "gateways", namespace, name)
         .map(|g| &g["status"])
         .ok_or_else(|| "no status for this Gateway".into())
+}
+
+/// Upstream's `NamespacesMustBeReady` as one check per Gateway in the named
+/// namespaces (all but those annotated `gateway-api/skip-this-for-readiness`): each
+/// must be Accepted and Programmed, for its current generation. (Its other half,
+/// every Pod ready, holds here: the backends are in-process and listening before
+/// Sluice starts.) Other checks pass through.
+pub fn expand(checks: &[StatusCheck], docs: &[Value]) -> Vec<StatusCheck> {
+    let mut out = vec![];
+    for c in checks {
+        let Some(namespaces) = c
+            .namespaces
+            .as_ref()
+            .filter(|_| c.check == "NamespacesMustBeReady")
+        else {
+            out.push(c.clone());
+            continue;
+        };
+        let gateways = docs.iter().filter(|d| {
+            str_at(d, "/kind") == "Gateway"
+                && namespaces
+                    .iter()
+                    .any(|n| n == str_at(d, "/metadata/namespace"))
+                && str_at(
+                    d,
+                    "/metadata/annotations/gateway-api~1skip-this-for-readiness",
+                ) != "true"
+        });
+        out.extend(gateways.map(|g| StatusCheck {
+            kind: Some("Gateway".into()),
+            namespace: Some(str_at(g, "/metadata/namespace").into()),
+            name: Some(str_at(g, "/metadata/name").into()),
+            ..c.clone()
+        }));
+    }
+    out
+}
+
+fn ready_conditions() -> Vec<Condition> {
+    ["Accepted", "Programmed"]
+        .map(|t| Condition {
+            type_: t.into(),
+            status: "True".into(),
+            reason: None,
+        })
+        .into()
+}
+
+/// Some `status.ancestors[]` entry of the policy whose ancestorRef names the
+/// expected Gateway (namespace compared when both say one) has every condition.
+fn policy_ancestor_has(
+    file: &Value,
+    namespace: &str,
+    name: &str,
+    c: &StatusCheck,
+) -> Result<(), String> {
+    let expected = c.ancestor.as_ref().ok_or("case has no ancestor")?;
+    let ancestors = find(file, "backendtlspolicies", namespace, name)
+        .and_then(|p| p.pointer("/status/ancestors"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let wanted = c.conditions.as_deref().unwrap_or_default();
+    let candidates: Vec<&Value> = (ancestors.iter())
+        .filter(|a| {
+            str_at(a, "/ancestorRef/name") == expected.name
+                && match (opt_str(a, "/ancestorRef/namespace"), &expected.namespace) {
+                    (Some(actual), Some(e)) => actual == e,
+                    _ => true,
+                }
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!(
+            "no ancestor {} in {}",
+            expected.name,
+            Value::from(ancestors.to_vec())
+        ));
+    }
+    let mut last = String::new();
+    for a in candidates {
+        match conditions_match(&a["conditions"], wanted) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 fn route_parents<'a>(file: &'a Value, namespace: &str, name: &str) -> &'a [Value] {
