@@ -59,3 +59,78 @@ impl ToModel for BackendTlsPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(validation: serde_json::Value) -> BackendTlsPolicy {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "BackendTLSPolicy",
+            "metadata": {"namespace": "infra", "name": "p", "generation": 3},
+            "spec": {
+                "targetRefs": [{"group": "", "kind": "Service", "name": "tls-backend", "sectionName": "https"}],
+                "validation": validation,
+            },
+        }))
+        .expect("a BackendTLSPolicy")
+    }
+
+    #[test]
+    fn targets_refs_and_subject_alt_names_convert_in_order() {
+        let p = policy(serde_json::json!({
+            "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}],
+            "hostname": "abc.example.com",
+            "subjectAltNames": [
+                {"type": "Hostname", "hostname": "other.example.com"},
+                {"type": "URI", "uri": "spiffe://abc.example.com/test-identity"},
+            ],
+        }))
+        .to_model()
+        .expect("converts");
+        assert_eq!(p.meta.key, model::ObjectKey::new("infra", "p"));
+        assert_eq!(
+            p.targets,
+            vec![PolicyTarget {
+                group: String::new(),
+                kind: "Service".into(),
+                name: "tls-backend".into(),
+                section: Some("https".into()),
+            }]
+        );
+        assert_eq!(
+            p.ca_refs,
+            vec![LocalRef {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                name: "ca".into(),
+            }]
+        );
+        assert_eq!(p.well_known, None);
+        assert_eq!(p.hostname, "abc.example.com");
+        assert_eq!(
+            p.subject_alt_names,
+            vec![
+                SubjectAltName::Hostname("other.example.com".into()),
+                SubjectAltName::Uri("spiffe://abc.example.com/test-identity".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_subject_alt_name_without_its_value_names_the_field() {
+        let err = policy(serde_json::json!({
+            "wellKnownCACertificates": "System",
+            "hostname": "abc.example.com",
+            "subjectAltNames": [{"type": "URI"}],
+        }))
+        .to_model()
+        .expect_err("a URI SAN needs a uri");
+        assert!(
+            err.to_string()
+                .contains("spec.validation.subjectAltNames[0].uri"),
+            "{err}"
+        );
+    }
+}
