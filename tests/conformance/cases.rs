@@ -343,7 +343,7 @@ pub enum SequenceStep {
         patch: serde_json::Value,
     },
     /// Polls one status check (once, when it says `immediate`).
-    Status { status: StatusCheck },
+    Status { status: Box<StatusCheck> },
     /// Creates an object.
     Create { object: serde_json::Value },
     /// `<dotted field> != ${name}`: the field of the object `${name}` was read from.

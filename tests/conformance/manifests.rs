@@ -213,6 +213,9 @@ pub fn service_ports(docs: &[Value]) -> Vec<(ServicePort, (String, String))> {
     out
 }
 
+/// A PEM certificate chain and its private key.
+pub type PemIdentity = (Vec<u8>, Vec<u8>);
+
 /// echo-basic's TLS port (the default of its `HTTPS_PORT`).
 const ECHO_TLS_PORT: u64 = 8443;
 
@@ -223,7 +226,7 @@ const ECHO_TLS_PORT: u64 = 8443;
 pub fn tls_identity(
     docs: &[Value],
     service_port: &ServicePort,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+) -> Result<Option<PemIdentity>, String> {
     use base64::Engine as _;
     let (namespace, service) = (&service_port.namespace, &service_port.service);
     let targets_tls = find(docs, "Service", namespace, service).is_some_and(|svc| {

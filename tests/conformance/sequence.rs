@@ -93,7 +93,9 @@ async fn run_step(
             env.docs.push(object);
             publish(env)
         }
-        SequenceStep::Status { status } => wait_statuses(std::slice::from_ref(status), env).await,
+        SequenceStep::Status { status } => {
+            wait_statuses(std::slice::from_ref(status.as_ref()), env).await
+        }
         SequenceStep::Assert { expect } => assert(expect, env, saved),
         SequenceStep::Unsupported => Err("an op this runner does not implement".into()),
     }
