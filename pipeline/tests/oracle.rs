@@ -6,7 +6,8 @@
 //! dataflow computes from them. (1) catches semantic bugs that the dataflow has both
 //! incrementally and from scratch; (2) catches incremental-only bugs. The run
 //! measures its own coverage and fails when the generator stops reaching the
-//! interesting states (attached routes, selector flips, grants that matter, ...).
+//! interesting states (attached routes, selector flips, grants that matter, backend
+//! TLS of each kind of trust, policy conflicts, ...).
 
 mod reference;
 
@@ -330,6 +331,43 @@ fn random_ca(rng: &mut Rng, ns: &str) -> Object {
     ca_config_map(ns, name, rng.pick(&["CA-1\n", "CA-2\n", "CA-3"]), problem)
 }
 
+fn random_section(rng: &mut Rng) -> Option<&'static str> {
+    rng.pick(&[None, None, Some("p80"), Some("p8080")])
+}
+
+/// A BackendTLSPolicy on a Service or one of its ports (sometimes two targets),
+/// trusting CA ConfigMaps (some missing, some of another kind) or the system bundle.
+fn random_policy(rng: &mut Rng, ns: &str) -> Object {
+    let name = rng.pick(&["p1", "p2", "p3"]);
+    let cas: [&[&str]; 5] = [&["ca"], &["ca2"], &["ca", "ca2"], &["missing"], &[]];
+    let target = (rng.pick(&SERVICES), random_section(rng));
+    let cas = rng.pick(&cas);
+    let created = rng.pick(&["2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", ""]);
+    let mut obj = backend_tls_policy(ns, name, target, cas, "abc.example.com", created);
+    if let Object::BackendTlsPolicy(p) = &mut obj {
+        if rng.chance(30) {
+            p.targets.push(PolicyTarget {
+                group: String::new(),
+                kind: "Service".into(),
+                name: rng.pick(&SERVICES).into(),
+                section: random_section(rng).map(Into::into),
+            });
+        }
+        if rng.chance(10)
+            && let Some(r) = p.ca_refs.first_mut()
+        {
+            r.kind = "Secret".into();
+        }
+        if rng.chance(10) && p.ca_refs.is_empty() {
+            p.well_known = Some("Other".into());
+        }
+        if rng.chance(10) {
+            p.subject_alt_names = vec![SubjectAltName::Hostname("other.example.com".into())];
+        }
+    }
+    obj
+}
+
 /// Step 0: the class, the gateways, the namespaces, services, slices and a route.
 fn seed_objects(rng: &mut Rng) -> Vec<Change> {
     let mut objs = vec![class()];
@@ -361,11 +399,12 @@ fn seed_objects(rng: &mut Rng) -> Vec<Change> {
 }
 
 /// A delete: mostly of an object that exists (not the class: its flips are their
-/// own kind of change), sometimes of one that does not.
+/// own kind of change; not a policy: policies have their own stream), sometimes of
+/// one that does not.
 fn random_delete(rng: &mut Rng, objects: &BTreeMap<ObjectId, Object>) -> Change {
     let ids: Vec<&ObjectId> = objects
         .keys()
-        .filter(|id| id.kind != Kind::GatewayClass)
+        .filter(|id| !matches!(id.kind, Kind::GatewayClass | Kind::BackendTlsPolicy))
         .collect();
     if ids.is_empty() || rng.chance(5) {
         let key = ObjectKey::new("c", "never-created");
@@ -436,6 +475,10 @@ struct Coverage {
     steps_client_validation: usize,
     /// Listener `ResolvedRefs` reasons seen, by steps.
     listener_reasons: BTreeMap<String, usize>,
+    /// Steps where some cluster has TLS to its backend, by the kind of trust.
+    steps_backend_tls: BTreeMap<String, usize>,
+    /// BackendTLSPolicy condition reasons seen, by steps.
+    policy_reasons: BTreeMap<String, usize>,
     /// Steps whose namespace label changes alone change some attachment.
     selector_flips: usize,
     /// Steps whose ReferenceGrant changes alone change some resolution.
@@ -512,6 +555,23 @@ impl Coverage {
         for r in listener_reasons {
             *self.listener_reasons.entry(r.to_string()).or_default() += 1;
         }
+        let trusts: BTreeSet<&str> = (after.clusters.iter())
+            .filter_map(|c| c.tls.as_ref())
+            .map(|t| match t.trust {
+                sluice_pipeline::ir::BackendTrust::CaBundle(_) => "CaBundle",
+                sluice_pipeline::ir::BackendTrust::System => "System",
+                sluice_pipeline::ir::BackendTrust::Refused => "Refused",
+            })
+            .collect();
+        for t in trusts {
+            *self.steps_backend_tls.entry(t.to_string()).or_default() += 1;
+        }
+        let policy_reasons: BTreeSet<&str> = (after.policy_status.iter())
+            .flat_map(|p| p.conditions.iter().map(|c| c.reason.as_str()))
+            .collect();
+        for r in policy_reasons {
+            *self.policy_reasons.entry(r.to_string()).or_default() += 1;
+        }
         if only(objects, batch, Kind::Namespace).is_some_and(|r| r.attachments != prev.attachments)
         {
             self.selector_flips += 1;
@@ -569,6 +629,21 @@ impl Coverage {
         ] {
             let n = self.listener_reasons.get(reason).copied().unwrap_or(0);
             at_least(&format!("steps showing listener reason {reason}"), n, min);
+        }
+        for (trust, min) in [("CaBundle", 200), ("System", 150), ("Refused", 200)] {
+            let n = self.steps_backend_tls.get(trust).copied().unwrap_or(0);
+            at_least(&format!("steps with backend TLS trust {trust}"), n, min);
+        }
+        for (reason, min) in [
+            ("Accepted", 300),
+            ("Conflicted", 60),
+            ("Invalid", 15),
+            ("InvalidKind", 50),
+            ("InvalidCACertificateRef", 250),
+            ("NoValidCACertificate", 250),
+        ] {
+            let n = self.policy_reasons.get(reason).copied().unwrap_or(0);
+            at_least(&format!("steps showing policy reason {reason}"), n, min);
         }
         at_least(
             "selector flips that change an attachment",
@@ -665,6 +740,7 @@ fn check_step(
 
 fn check_sequence(seed: u64, workers: usize, coverage: &mut Coverage) {
     let mut rng = Rng(seed);
+    let mut policy_rng = Rng(seed ^ 0x00b7_1500);
     let config = PipelineConfig {
         workers,
         ..Default::default()
@@ -675,13 +751,26 @@ fn check_sequence(seed: u64, workers: usize, coverage: &mut Coverage) {
     let mut objects: BTreeMap<ObjectId, Object> = BTreeMap::new();
     let mut prev = reference::Reference::default();
     for step in 0..STEPS {
-        let batch: Vec<Change> = if step == 0 {
+        let mut batch: Vec<Change> = if step == 0 {
             seed_objects(&mut rng)
         } else {
             (0..1 + rng.below(3))
                 .map(|_| random_change(&mut rng, &objects))
                 .collect()
         };
+        // BackendTLSPolicies come from their own stream, so the other objects'
+        // sequences (and what they cover) stay as they were without policies.
+        if policy_rng.chance(if step == 0 { 60 } else { 12 }) {
+            let ns = policy_rng.pick(&NAMESPACES);
+            batch.push(Change::Apply(random_policy(&mut policy_rng, ns)));
+        }
+        let policies: Vec<&ObjectId> = (objects.keys())
+            .filter(|id| id.kind == Kind::BackendTlsPolicy)
+            .collect();
+        if !policies.is_empty() && policy_rng.chance(5) {
+            let id = policies[policy_rng.below(policies.len())].clone();
+            batch.push(Change::Delete(id));
+        }
         let before = objects.clone();
         for c in &batch {
             let changed = apply_to(&mut objects, c);

@@ -37,22 +37,33 @@
 //!   None valid: the listener is not accepted (`NoValidCACertificate`) and is no
 //!   chain. Otherwise its chain validates clients against one bundle, the valid
 //!   ConfigMaps concatenated in order, served per gateway.
+//! * a BackendTLSPolicy applies to a cluster (a Service port) when one of its
+//!   targetRefs is a core Service of the policy's namespace with that name and names
+//!   no sectionName or that port's name. Of the policies naming the same Service and
+//!   sectionName, the one created first (then first by namespace/name) applies and
+//!   the others are `Accepted=False` / `Conflicted`; a policy naming the port applies
+//!   ahead of one naming the whole Service. Its verdict (its caCertificateRefs
+//!   against the ConfigMaps of its namespace) is the pure spec function. Its status
+//!   lists the Gateways that use a cluster of a Service it targets, sorted, at most
+//!   16 (the CRD's `maxItems`); with none it has no status.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 // Every pipeline item the reference uses: the pure spec functions and the records.
 use sluice_pipeline::{
     ir::{
-        ClientValidationIr, ClusterIr, ClusterKey, Condition, ConditionType, EndpointsIr,
-        GatewayStatus, ListenerIr, Outputs, Reason, RouteIr, RouteParentStatus, SecretIr,
-        SecretMaterial, StatusOutput, TlsChain, VirtualHostIr, XdsOutput,
+        BackendTlsIr, ClientValidationIr, ClusterIr, ClusterKey, Condition, ConditionType,
+        EndpointsIr, GatewayStatus, ListenerIr, Outputs, PolicyStatus, Reason, RouteIr,
+        RouteParentStatus, SecretIr, SecretMaterial, StatusOutput, TlsChain, VirtualHostIr,
+        XdsOutput,
     },
     model::{
-        BackendRef, ConfigMap, EndpointSlice, FromNamespaces, GATEWAY_GROUP, Gateway, HttpRoute,
-        LabelSelector, Namespace, Object, ObjectKey, ParentRef, ReferenceGrant, Requirement,
-        Secret, SecretRef, SelectorOp, Service,
+        BackendRef, BackendTlsPolicy, ConfigMap, EndpointSlice, FromNamespaces, GATEWAY_GROUP,
+        Gateway, HttpRoute, LabelSelector, Namespace, Object, ObjectKey, ParentRef, ReferenceGrant,
+        Requirement, Secret, SecretRef, SelectorOp, Service,
     },
     spec::{
+        backend_tls::{PolicyVerdict, precedence, verdict as policy_verdict},
         gateway::{ListenerFact, gateway_status},
         hostname::effective,
         listener::{CertificateVerdict, ListenerView, listener_views},
@@ -77,6 +88,7 @@ pub struct Reference {
     pub secrets: BTreeSet<(ObjectKey, SecretIr)>,
     pub gateway_status: BTreeSet<GatewayStatus>,
     pub route_status: BTreeSet<RouteParentStatus>,
+    pub policy_status: BTreeSet<PolicyStatus>,
     /// (route, gateway, listener name) for every listener a route is attached to.
     pub attachments: BTreeSet<(ObjectKey, ObjectKey, String)>,
     /// How every backend and mirror reference of every route resolves.
@@ -121,6 +133,7 @@ impl Reference {
             .map(StatusOutput::Gateway)
             .collect();
         status.extend(self.route_status.iter().cloned().map(StatusOutput::Route));
+        status.extend((self.policy_status.iter().cloned()).map(StatusOutput::BackendTlsPolicy));
         xds.sort();
         status.sort();
         Outputs { xds, status }
@@ -138,6 +151,7 @@ struct World<'a> {
     namespaces: Vec<&'a Namespace>,
     secrets: Vec<&'a Secret>,
     config_maps: Vec<&'a ConfigMap>,
+    policies: Vec<&'a BackendTlsPolicy>,
 }
 
 /// Gateways of a GatewayClass whose `controllerName` is ours, and everything else.
@@ -160,6 +174,7 @@ fn world<'a>(objects: &'a [Object], controller: &str) -> World<'a> {
             Object::Namespace(n) => w.namespaces.push(n),
             Object::Secret(s) => w.secrets.push(s),
             Object::ConfigMap(c) => w.config_maps.push(c),
+            Object::BackendTlsPolicy(p) => w.policies.push(p),
             _ => {}
         }
     }
@@ -345,6 +360,7 @@ pub fn translate(objects: &[Object], controller: &str) -> Reference {
     }
     build_virtual_hosts(&on_vhost, &resolved, &mut out);
     build_clusters(&w, &on_vhost, &resolved, &mut out);
+    build_policy_status(&w, &mut out);
     out
 }
 
@@ -649,7 +665,10 @@ fn build_clusters(
             for c in &r.clusters {
                 out.gateway_clusters
                     .insert((gateway.clone(), c.name.clone()));
-                out.clusters.insert(c.clone());
+                out.clusters.insert(ClusterIr {
+                    tls: cluster_tls(w, c),
+                    ..c.clone()
+                });
             }
         }
     }
@@ -683,4 +702,87 @@ fn endpoints(w: &World, c: &ClusterIr) -> Option<EndpointsIr> {
         cluster: c.name.clone(),
         endpoints: eps.into_iter().collect(),
     })
+}
+
+// ---- BackendTLSPolicy -----------------------------------------------------------
+
+/// The policies of the Service's namespace whose targetRefs name the Service with
+/// exactly `section`, first by precedence.
+fn contenders<'a>(
+    w: &World<'a>,
+    service: &ObjectKey,
+    section: Option<&str>,
+) -> Vec<&'a BackendTlsPolicy> {
+    let mut found: Vec<&BackendTlsPolicy> = (w.policies.iter().copied())
+        .filter(|p| {
+            p.meta.key.namespace == service.namespace
+                && p.targets.iter().any(|t| {
+                    t.group.is_empty()
+                        && t.kind == "Service"
+                        && t.name == service.name
+                        && t.section.as_deref() == section
+                })
+        })
+        .collect();
+    found.sort_by_key(|p| precedence(p));
+    found
+}
+
+/// The policy's verdict over the ConfigMaps of its namespace that it names.
+fn verdict_of(w: &World, p: &BackendTlsPolicy) -> PolicyVerdict {
+    let found: Vec<&ConfigMap> = (w.config_maps.iter().copied())
+        .filter(|c| {
+            c.key.namespace == p.meta.key.namespace
+                && (p.ca_refs.iter()).any(|r| r.is_config_map() && r.name == c.key.name)
+        })
+        .collect();
+    policy_verdict(p, &found)
+}
+
+/// TLS to a cluster: the first policy naming its port, else the first naming its
+/// whole Service.
+fn cluster_tls(w: &World, c: &ClusterIr) -> Option<BackendTlsIr> {
+    let service = w.services.iter().find(|s| s.key == c.service)?;
+    let port = service.ports.iter().find(|p| p.port == c.port)?;
+    let winner = (contenders(w, &c.service, Some(&port.name)).first().copied())
+        .or_else(|| contenders(w, &c.service, None).first().copied())?;
+    Some(verdict_of(w, winner).tls(winner))
+}
+
+/// Every policy's status, over the Gateways using a cluster of a Service it targets.
+fn build_policy_status(w: &World, out: &mut Reference) {
+    for p in &w.policies {
+        let ns = &p.meta.key.namespace;
+        let targets: Vec<(ObjectKey, Option<&str>)> = (p.targets.iter())
+            .filter(|t| t.group.is_empty() && t.kind == "Service")
+            .map(|t| {
+                (
+                    ObjectKey::new(ns.clone(), t.name.clone()),
+                    t.section.as_deref(),
+                )
+            })
+            .collect();
+        let ancestors: BTreeSet<ObjectKey> = (out.gateway_clusters.iter())
+            .filter(|(_, cluster)| {
+                (out.clusters.iter())
+                    .any(|c| c.name == *cluster && targets.iter().any(|(svc, _)| *svc == c.service))
+            })
+            .map(|(gateway, _)| gateway.clone())
+            .collect();
+        if ancestors.is_empty() {
+            continue;
+        }
+        let lost_to = (targets.iter())
+            .filter_map(|(service, section)| {
+                let first = contenders(w, service, *section).first().copied()?;
+                (first.meta.key != p.meta.key).then(|| first.meta.key.clone())
+            })
+            .min();
+        out.policy_status.insert(PolicyStatus {
+            policy: p.meta.key.clone(),
+            generation: p.meta.generation,
+            ancestors: ancestors.into_iter().take(16).collect(),
+            conditions: verdict_of(w, p).conditions(lost_to.as_ref()),
+        });
+    }
 }
