@@ -9,7 +9,7 @@ use sluice_pipeline::model::Change;
 use sluice_runtime::{Controller, ControllerConfig};
 use sluice_sinks::encode::EncodeConfig;
 use sluice_sinks::state::GatewayResources;
-use sluice_sinks::status::{gateway_status_json, route_status_json};
+use sluice_sinks::status::{gateway_status_json, policy_status_json, route_status_json};
 
 use crate::{Format, TranslateArgs};
 
@@ -60,7 +60,7 @@ fn resources_json(res: &GatewayResources) -> anyhow::Result<Value> {
 }
 
 /// The printed document: every Gateway of ours with its xDS and status, then every
-/// HTTPRoute's status.
+/// HTTPRoute's status, then every BackendTLSPolicy's.
 pub fn document(controller: &Controller) -> anyhow::Result<Value> {
     let board = controller.status();
     let empty = GatewayResources::default();
@@ -84,5 +84,14 @@ pub fn document(controller: &Controller) -> anyhow::Result<Value> {
             json!({"namespace": route.namespace, "name": route.name, "status": route_status_json(&parents, controller.controller_name())})
         })
         .collect();
-    Ok(json!({ "gateways": gateways, "httproutes": routes }))
+    let policies: Vec<Value> = (board.policies())
+        .map(|p| {
+            json!({
+                "namespace": p.policy.namespace,
+                "name": p.policy.name,
+                "status": policy_status_json(p, controller.controller_name()),
+            })
+        })
+        .collect();
+    Ok(json!({ "gateways": gateways, "httproutes": routes, "backendtlspolicies": policies }))
 }
