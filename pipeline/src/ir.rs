@@ -56,6 +56,15 @@ pub fn ca_bundle_name(config_maps: &[String]) -> String {
     format!("configmap:{}", config_maps.join(","))
 }
 
+/// Appends one ConfigMap's `ca.crt` to a CA bundle on lines of its own: a member
+/// without a final newline would otherwise run into the next `-----BEGIN` line.
+pub fn push_bundle_member(bundle: &mut String, pem: &str) {
+    bundle.push_str(pem);
+    if !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+}
+
 /// Something Envoy fetches over SDS: a listener certificate and its private key
 /// (named `namespace/name` after the Kubernetes Secret), or a CA bundle that
 /// client certificates must chain to (named by [`ca_bundle_name`]).

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{Reason, SecretIr, SecretMaterial, ca_bundle_name};
+use crate::ir::{Reason, SecretIr, SecretMaterial, ca_bundle_name, push_bundle_member};
 use crate::model::{ConfigMap, ObjectKey, ReferenceGrant, Secret};
 use crate::spec::listener::{CertificateVerdict, ListenerView};
 use crate::spec::references::{config_map_grant_entries, secret_grant_entries};
@@ -293,14 +293,9 @@ pub fn certificates<'s>(
                 .map(|(m, _)| *m)
                 .collect();
             if present.len() == names.len() {
-                // Each member on lines of its own: a `ca.crt` without a final
-                // newline would otherwise run into the next `-----BEGIN` line.
                 let mut pem = String::new();
                 for (_, member) in present {
-                    pem.push_str(member);
-                    if !pem.ends_with('\n') {
-                        pem.push('\n');
-                    }
+                    push_bundle_member(&mut pem, member);
                 }
                 out.push((pem, 1));
             }

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{BackendTlsIr, BackendTrust, Condition};
+use crate::ir::{BackendTlsIr, BackendTrust, Condition, push_bundle_member};
 use crate::model::{BackendTlsPolicy, ConfigMap, ObjectKey};
 use crate::spec::conditions::{ConditionType as Type, Reason};
 
@@ -145,12 +145,7 @@ pub fn verdict(policy: &BackendTlsPolicy, found: &[&ConfigMap]) -> PolicyVerdict
                     Reason::InvalidCACertificateRef,
                     format!("{what}: ConfigMap {ns}/{}: {p}", r.name),
                 )),
-                None => {
-                    bundle.push_str(&c.ca_bundle);
-                    if !bundle.ends_with('\n') {
-                        bundle.push('\n');
-                    }
-                }
+                None => push_bundle_member(&mut bundle, &c.ca_bundle),
             },
         }
     }
